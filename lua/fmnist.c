@@ -1,0 +1,156 @@
+/* fmnist.c: luaopen_fmnist, the entry point of the Lua module, and helpers the binding files share.
+ *
+ * The module table gets the functions of every userdata file (lfm_open_*). The pure-Lua modules
+ * compiled in from the files in lua/fmnist/ are installed in package.preload as "fmnist.NAME" and appear
+ * lazily as fm.NAME on first use, so start-up stays fast. */
+#include <string.h>
+
+#include <cblas.h>
+#include <png.h>
+#include <zlib.h>
+
+#include "lfm.h"
+#include "lfm_modules.h"
+
+int lfm_engine_error(lua_State *L, const char *fname) {
+  return luaL_error(L, "%s: %s", fname, fm_error());
+}
+
+void lfm_newclass(lua_State *L, const char *tname, const luaL_Reg *meta, const luaL_Reg *methods) {
+  luaL_newmetatable(L, tname);
+  luaL_setfuncs(L, meta, 0);
+  if (methods) {
+    if (lua_getfield(L, -1, "__index") == LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      luaL_setfuncs(L, methods, 0);
+      lua_setfield(L, -2, "__index");
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+void lfm_addmethods(lua_State *L, const char *tname, const luaL_Reg *methods) {
+  luaL_getmetatable(L, tname);
+  if (lua_getfield(L, -1, "methods") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "__index");
+  }
+  luaL_setfuncs(L, methods, 0);
+  lua_pop(L, 2);
+}
+
+int lfm_optopts(lua_State *L, int arg) {
+  if (lua_isnoneornil(L, arg)) return 0;
+  luaL_checktype(L, arg, LUA_TTABLE);
+  return lua_absindex(L, arg);
+}
+
+/* Pushes opts[key]; raises naming the option when present with the wrong type. */
+static int optfield(lua_State *L, int opts, const char *key, int type) {
+  if (!opts) return 0;
+  int t = lua_getfield(L, opts, key);
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (t != type && !(type == LUA_TNUMBER && t == LUA_TSTRING && lua_isnumber(L, -1))) {
+    luaL_error(L, "option '%s' must be a %s, got %s", key, lua_typename(L, type),
+               luaL_typename(L, -1));
+  }
+  return 1;
+}
+
+lua_Integer lfm_optfield_int(lua_State *L, int opts, const char *key, lua_Integer def) {
+  if (!optfield(L, opts, key, LUA_TNUMBER)) return def;
+  int isnum;
+  lua_Integer v = lua_tointegerx(L, -1, &isnum);
+  if (!isnum) luaL_error(L, "option '%s' must be an integer, got %s", key, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return v;
+}
+
+lua_Number lfm_optfield_num(lua_State *L, int opts, const char *key, lua_Number def) {
+  if (!optfield(L, opts, key, LUA_TNUMBER)) return def;
+  lua_Number v = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+int lfm_optfield_bool(lua_State *L, int opts, const char *key, int def) {
+  if (!optfield(L, opts, key, LUA_TBOOLEAN)) return def;
+  int v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* fm.versions() -> {fmnist=, lua=, openblas=, libpng=, zlib=} */
+static int fm_versions(lua_State *L) {
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, LFM_VERSION);
+  lua_setfield(L, -2, "fmnist");
+  lua_pushstring(L, LUA_RELEASE);
+  lua_setfield(L, -2, "lua");
+  lua_pushstring(L, openblas_get_config());
+  lua_setfield(L, -2, "openblas");
+  lua_pushstring(L, png_get_libpng_ver(NULL));
+  lua_setfield(L, -2, "libpng");
+  lua_pushstring(L, zlibVersion());
+  lua_setfield(L, -2, "zlib");
+  return 1;
+}
+
+/* package.preload loader for an embedded module; upvalue 1 is its index in lfm_lua_modules. */
+static int load_embedded(lua_State *L) {
+  const lfm_lua_module *m = &lfm_lua_modules[lua_tointeger(L, lua_upvalueindex(1))];
+  if (luaL_loadbufferx(L, m->source, m->size, m->chunkname, "t") != LUA_OK) return lua_error(L);
+  lua_pushstring(L, lua_tostring(L, 1));
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* __index of the module table: fm.plot requires "fmnist.plot" on first use and keeps it. */
+static int module_index(lua_State *L) {
+  const char *key = lua_tostring(L, 2);
+  if (!key) return 0;
+  for (const lfm_lua_module *m = lfm_lua_modules; m->name; m++) {
+    if (strcmp(m->name, key) == 0) {
+      lua_getglobal(L, "require");
+      lua_pushfstring(L, "fmnist.%s", key);
+      lua_call(L, 1, 1);
+      lua_pushvalue(L, 2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, 1);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static void install_embedded(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  for (int i = 0; lfm_lua_modules[i].name; i++) {
+    lua_pushfstring(L, "fmnist.%s", lfm_lua_modules[i].name);
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, load_embedded, 1);
+    lua_settable(L, -3);
+  }
+  lua_pop(L, 1);
+}
+
+int luaopen_fmnist(lua_State *L) {
+  static const luaL_Reg functions[] = {{"versions", fm_versions}, {NULL, NULL}};
+  luaL_newlib(L, functions);
+  lua_pushstring(L, LFM_VERSION);
+  lua_setfield(L, -2, "version");
+  lfm_open_tensor(L);
+  lfm_open_dataset(L);
+  install_embedded(L);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, module_index);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+  return 1;
+}

@@ -1,0 +1,613 @@
+/* host.c: the fmnist-lua program, a Lua 5.4 interpreter with the fmnist module built in.
+ *
+ *   fmnist-lua [options] [script [args]]
+ *
+ * It behaves like the stock `lua` (lua.c): options are collected first, then -e and -l run in
+ * order, then the script with the global `arg`, then the REPL for -i. With no script it is a REPL
+ * when stdin is a terminal and otherwise runs stdin as a script. Everything runs inside one
+ * protected call, so even a failure while starting up prints a clean message.
+ *
+ * "fmnist" is put in package.preload, so `require "fmnist"` works from any directory; the REPL
+ * also makes it the global `fm`. Scripts get no such global: they require the module as they
+ * would under a stock lua5.4, so they run unchanged under both.
+ *
+ * The REPL reads through GNU readline (editing, history in ~/.fmnist_history) when stdin is a
+ * terminal, and plain lines without prompts otherwise, so `printf 'x\n' | fmnist-lua -i` can be
+ * tested. Ctrl-C stops a running chunk with an "interrupted!" error; at the prompt it discards the
+ * line being typed; a second Ctrl-C while C code ignores the first ends the process. */
+#include <errno.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <unistd.h>
+
+#include <readline/history.h>
+#include <readline/readline.h>
+
+#include "lfm.h"
+
+int luaopen_fmnist(lua_State *L);
+
+#define PROGNAME "fmnist-lua"
+#define HISTORY_NAME ".fmnist_history"
+#define HISTORY_MAX 1000
+
+/* Reading a REPL line can also end these two ways besides giving a line. */
+enum { LINE_EOF = -1, LINE_CANCELLED = -2 };
+
+/* Options seen on the command line. */
+enum { HAS_ERROR = 1, HAS_I = 2, HAS_V = 4, HAS_E = 8, HAS_H = 16 };
+
+static lua_State *globalL = NULL;          /* the state the Ctrl-C handler stops */
+static const char *progname = PROGNAME;    /* NULL in the REPL: its messages are not prefixed */
+static int use_readline = 0;               /* the REPL's stdin is a terminal */
+static char *history_path = NULL;          /* NULL when there is no HOME */
+static volatile sig_atomic_t prompt_interrupted = 0;
+static volatile sig_atomic_t terminal_resized = 0;
+
+/* ---- messages ---- */
+
+static void print_usage(FILE *out) {
+  fprintf(out,
+          "usage: %s [options] [script [args]]\n"
+          "Available options are:\n"
+          "  -e stat   execute string 'stat'\n"
+          "  -i        enter interactive mode after executing 'script'\n"
+          "  -l mod    require library 'mod' into global 'mod'\n"
+          "  -l g=mod  require library 'mod' into global 'g' (-l fm=fmnist)\n"
+          "  -v        show the versions of fmnist, Lua, OpenBLAS, libpng and zlib\n"
+          "  -h        show this help\n"
+          "  --        stop handling options\n"
+          "  -         stop handling options and execute stdin\n"
+          "With no script: an interactive session with the module loaded as 'fm' when stdin is a\n"
+          "terminal, otherwise stdin runs as a script. Scripts load the module with require \"fmnist\".\n",
+          PROGNAME);
+  fflush(out);
+}
+
+/* Prints msg on stderr, prefixed by the program name outside the REPL. Flushes stdout first so
+ * that a script's output and its error message come out in the order they were made. */
+static void message(const char *msg) {
+  fflush(stdout);
+  if (progname) fprintf(stderr, "%s: ", progname);
+  fprintf(stderr, "%s\n", msg);
+  fflush(stderr);
+}
+
+/* Reports a failed status with the message on top of the stack, and pops it. */
+static int report(lua_State *L, int status) {
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    message(msg ? msg : "(error object is not a string)");
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+/* Message handler of every protected call: turns the error object into a string and appends a
+ * traceback. Objects with __tostring (a future error class) are shown through it. */
+static int msghandler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    else
+      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* ---- Ctrl-C ---- */
+
+static void set_sigint(void (*handler)(int), int flags) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = handler;
+  sa.sa_flags = flags;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+}
+
+/* Runs at the next Lua instruction after Ctrl-C: a Lua error unwinds to the REPL or the script's
+ * caller like any other. */
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted!");
+}
+
+/* A signal handler may not touch the Lua state; setting a hook is the one thing allowed (as in
+ * lua.c). The handler resets itself, so that a second Ctrl-C ends a process stuck in C code that
+ * never returns to Lua. */
+static void on_sigint_running(int sig) {
+  signal(sig, SIG_DFL);
+  lua_sethook(globalL, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* Calls the function below narg arguments with the message handler and Ctrl-C armed. */
+static int docall(lua_State *L, int narg, int nres) {
+  int base = lua_gettop(L) - narg;
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, base);
+  globalL = L;
+  set_sigint(on_sigint_running, SA_RESTART);
+  int status = lua_pcall(L, narg, nres, base);
+  set_sigint(SIG_DFL, 0);
+  /* A Ctrl-C that came as the call ended must not stop the next one. */
+  if (lua_gethook(L) == interrupt_hook) lua_sethook(L, NULL, 0, 0);
+  lua_remove(L, base);
+  return status;
+}
+
+/* ---- options ---- */
+
+static int dochunk(lua_State *L, int status) {
+  if (status == LUA_OK) status = docall(L, 0, 0);
+  return report(L, status);
+}
+
+static int dofile(lua_State *L, const char *name) {
+  return dochunk(L, luaL_loadfile(L, name));
+}
+
+static int dostring(lua_State *L, const char *s, const char *chunkname) {
+  return dochunk(L, luaL_loadbuffer(L, s, strlen(s), chunkname));
+}
+
+/* -l mod or -l g=mod: global g (or mod) = require(mod). */
+static int dolibrary(lua_State *L, const char *spec) {
+  const char *eq = strchr(spec, '=');
+  const char *modname = eq ? eq + 1 : spec;
+  size_t globlen = eq ? (size_t)(eq - spec) : strlen(spec);
+  lua_getglobal(L, "require");
+  lua_pushstring(L, modname);
+  int status = docall(L, 1, 1);
+  if (status == LUA_OK) {
+    lua_pushglobaltable(L);
+    lua_pushlstring(L, spec, globlen);
+    lua_pushvalue(L, -3);
+    lua_settable(L, -3);
+    lua_pop(L, 2);
+  }
+  return report(L, status);
+}
+
+/* arg[0] is the script, arg[1..] its arguments, arg[-1..] the options and the program before it.
+ * With no script (script == 0) the program is arg[0] and the options follow it, as in lua.c. */
+static void create_arg_table(lua_State *L, char **argv, int argc, int script) {
+  lua_createtable(L, argc - script, script + 1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+/* Pushes arg[1..n] as the script's ... and returns n. */
+static int push_script_args(lua_State *L) {
+  if (lua_getglobal(L, "arg") != LUA_TTABLE) luaL_error(L, "'arg' is not a table");
+  int n = (int)luaL_len(L, -1);
+  luaL_checkstack(L, n + 3, "too many arguments to script");
+  for (int i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+  lua_remove(L, -n - 1);
+  return n;
+}
+
+static int handle_script(lua_State *L, char **argv) {
+  const char *fname = argv[0];
+  if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0) fname = NULL; /* stdin */
+  int status = luaL_loadfile(L, fname);
+  if (status == LUA_OK) {
+    int n = push_script_args(L);
+    status = docall(L, n, 0);
+  }
+  return report(L, status);
+}
+
+/* Scans the options; *first becomes the index of the script (0: none), or of the bad option
+ * when the result is HAS_ERROR. */
+static int collect_args(char **argv, int argc, int *first) {
+  int args = 0;
+  for (int i = 1; i < argc; i++) {
+    *first = i;
+    if (argv[i][0] != '-') return args; /* the script */
+    switch (argv[i][1]) {
+      case '\0': /* "-": stdin is the script */
+        return args;
+      case '-': /* "--": the next argument is the script */
+        if (argv[i][2] != '\0') return HAS_ERROR;
+        *first = i + 1 < argc ? i + 1 : 0;
+        return args;
+      case 'i':
+      case 'v':
+      case 'h':
+        if (argv[i][2] != '\0') return HAS_ERROR;
+        args |= argv[i][1] == 'i' ? HAS_I : argv[i][1] == 'v' ? HAS_V : HAS_H;
+        break;
+      case 'e':
+        args |= HAS_E;
+        /* FALLTHROUGH */
+      case 'l':
+        if (argv[i][2] == '\0') { /* the argument is the next word */
+          i++;
+          if (i >= argc || argv[i][0] == '-') return HAS_ERROR;
+        }
+        break;
+      default:
+        return HAS_ERROR;
+    }
+  }
+  *first = 0;
+  return args;
+}
+
+static void usage_error(const char *badoption) {
+  fprintf(stderr, "%s: ", PROGNAME);
+  if ((badoption[1] == 'e' || badoption[1] == 'l') && badoption[2] == '\0')
+    fprintf(stderr, "'%s' needs an argument\n", badoption);
+  else
+    fprintf(stderr, "unrecognized option '%s'\n", badoption);
+  print_usage(stderr);
+}
+
+/* Runs -e and -l in command-line order, up to the script. Returns 0 when one failed. */
+static int run_args(lua_State *L, char **argv, int optlim) {
+  for (int i = 1; i < optlim; i++) {
+    char option = argv[i][1];
+    if (argv[i][0] != '-' || (option != 'e' && option != 'l')) continue;
+    const char *extra = argv[i] + 2;
+    if (*extra == '\0') extra = argv[++i];
+    int status = option == 'e' ? dostring(L, extra, "=(command line)") : dolibrary(L, extra);
+    if (status != LUA_OK) return 0;
+  }
+  return 1;
+}
+
+/* Pushes require("fmnist"); raises on failure. */
+static void require_fmnist(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "fmnist");
+  lua_call(L, 1, 1);
+}
+
+static void print_versions(lua_State *L) {
+  static const char *const names[] = {"fmnist", "lua", "openblas", "libpng", "zlib"};
+  require_fmnist(L);
+  lua_getfield(L, -1, "versions");
+  lua_call(L, 0, 1);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    lua_getfield(L, -1, names[i]);
+    const char *v = lua_tostring(L, -1);
+    printf("%-9s %s\n", names[i], v ? v : "unknown");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  fflush(stdout);
+}
+
+/* ---- REPL: reading lines ---- */
+
+static void history_open(void) {
+  const char *home = getenv("HOME");
+  if (home == NULL || *home == '\0') return;
+  size_t size = strlen(home) + sizeof("/" HISTORY_NAME);
+  history_path = malloc(size);
+  if (history_path == NULL) return;
+  snprintf(history_path, size, "%s/%s", home, HISTORY_NAME);
+  stifle_history(HISTORY_MAX);
+  read_history(history_path); /* missing or unreadable: start with no history */
+}
+
+/* Adds a line to the history and to the file at once, so a session that is killed keeps it.
+ * Every failure is ignored: history is a convenience. */
+static void history_add(const char *line) {
+  if (*line == '\0') return;
+  HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
+  if (last && strcmp(last->line, line) == 0) return; /* no runs of the same line */
+  add_history(line);
+  if (history_path && append_history(1, history_path) != 0)
+    write_history(history_path); /* append_history does not create the file */
+}
+
+static void history_close(void) {
+  if (history_path) history_truncate_file(history_path, HISTORY_MAX);
+  free(history_path);
+  history_path = NULL;
+  clear_history();
+}
+
+static char *readline_result;
+static int readline_finished;
+
+static void on_readline_line(char *line) {
+  readline_result = line;
+  readline_finished = 1;
+  rl_callback_handler_remove(); /* the terminal goes back to normal before the line runs */
+}
+
+static void on_sigint_prompt(int sig) {
+  (void)sig;
+  prompt_interrupted = 1;
+}
+
+static void on_sigwinch(int sig) {
+  (void)sig;
+  terminal_resized = 1;
+}
+
+/* Reads one line through readline's callback interface, waiting in pselect() so that Ctrl-C
+ * can cancel the line instead of ending the process (the blocking readline() cannot be left
+ * cleanly from a signal). Returns a malloc'd line, NULL at end of input; *cancelled is set by
+ * Ctrl-C. SIGINT is blocked except inside pselect, so a Ctrl-C is never missed. */
+static char *read_terminal_line(const char *prompt, int *cancelled) {
+  sigset_t block, orig;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGWINCH);
+  sigprocmask(SIG_BLOCK, &block, &orig);
+  set_sigint(on_sigint_prompt, 0);
+  struct sigaction winch, old_winch;
+  memset(&winch, 0, sizeof winch);
+  winch.sa_handler = on_sigwinch;
+  sigemptyset(&winch.sa_mask);
+  sigaction(SIGWINCH, &winch, &old_winch);
+  prompt_interrupted = 0;
+  readline_result = NULL;
+  readline_finished = 0;
+  rl_reset_screen_size();
+  rl_callback_handler_install(prompt, on_readline_line);
+  int fd = fileno(rl_instream);
+  while (!readline_finished) {
+    fd_set fds;
+    FD_ZERO(&fds);
+    FD_SET(fd, &fds);
+    int n = pselect(fd + 1, &fds, NULL, NULL, NULL, &orig);
+    if (n < 0 && errno == EINTR) {
+      if (prompt_interrupted) {
+        rl_free_line_state();
+        rl_callback_sigcleanup();
+        rl_echo_signal_char(SIGINT);
+        rl_cleanup_after_signal();
+        rl_callback_handler_remove();
+        fputc('\n', rl_outstream);
+        *cancelled = 1;
+        break;
+      }
+      if (terminal_resized) {
+        terminal_resized = 0;
+        rl_resize_terminal();
+      }
+      continue;
+    }
+    if (n < 0) { /* stdin unusable: treat as end of input */
+      rl_callback_handler_remove();
+      break;
+    }
+    rl_callback_read_char();
+  }
+  sigaction(SIGWINCH, &old_winch, NULL);
+  set_sigint(SIG_DFL, 0);
+  sigprocmask(SIG_SETMASK, &orig, NULL);
+  return readline_result;
+}
+
+/* A line from a stdin that is not a terminal, without its newline; NULL at end of input. */
+static char *read_plain_line(void) {
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n = getline(&line, &cap, stdin);
+  if (n < 0) {
+    free(line);
+    return NULL;
+  }
+  if (n > 0 && line[n - 1] == '\n') line[n - 1] = '\0';
+  return line;
+}
+
+/* The prompt: _PROMPT / _PROMPT2 when the user set them, as in lua.c. Pushes it. */
+static const char *push_prompt(lua_State *L, int firstline) {
+  if (lua_getglobal(L, firstline ? "_PROMPT" : "_PROMPT2") == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_pushstring(L, firstline ? "> " : ">> ");
+    return lua_tostring(L, -1);
+  }
+  const char *p = luaL_tolstring(L, -1, NULL);
+  lua_remove(L, -2);
+  return p;
+}
+
+/* Pushes the next line; returns 1, or LINE_EOF / LINE_CANCELLED with nothing pushed. */
+static int pushline(lua_State *L, int firstline) {
+  char *line;
+  int cancelled = 0;
+  if (use_readline) {
+    line = read_terminal_line(push_prompt(L, firstline), &cancelled);
+    lua_pop(L, 1);
+  } else {
+    line = read_plain_line();
+  }
+  if (cancelled) {
+    free(line);
+    return LINE_CANCELLED;
+  }
+  if (line == NULL) return LINE_EOF;
+  if (use_readline) history_add(line);
+  lua_pushstring(L, line);
+  free(line);
+  return 1;
+}
+
+/* ---- REPL: compiling and running ---- */
+
+/* A syntax error at <eof> means the statement goes on in the next line. */
+static int incomplete(lua_State *L, int status) {
+  if (status != LUA_ERRSYNTAX) return 0;
+  size_t len;
+  const char *msg = lua_tolstring(L, -1, &len);
+  static const char eof[] = "<eof>";
+  size_t eoflen = sizeof eof - 1;
+  return len >= eoflen && strcmp(msg + len - eoflen, eof) == 0;
+}
+
+/* Tries the line as "return <line>;" so that an expression's value is printed. */
+static int addreturn(lua_State *L) {
+  const char *line = lua_tostring(L, -1);
+  const char *retline = lua_pushfstring(L, "return %s;", line);
+  int status = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
+  if (status == LUA_OK)
+    lua_remove(L, -2); /* the modified line */
+  else
+    lua_pop(L, 2); /* the error and the modified line */
+  return status;
+}
+
+/* Reads more lines while the chunk is incomplete. The line is at index 1; returns the load
+ * status with the function or the error on top, or a LINE_* code. */
+static int multiline(lua_State *L) {
+  for (;;) {
+    size_t len;
+    const char *chunk = lua_tolstring(L, 1, &len);
+    int status = luaL_loadbuffer(L, chunk, len, "=stdin");
+    if (!incomplete(L, status)) return status;
+    int r = pushline(L, 0);
+    if (r == LINE_EOF) return status; /* report the incomplete statement */
+    if (r == LINE_CANCELLED) return r;
+    lua_remove(L, -2); /* the error message */
+    lua_pushliteral(L, "\n");
+    lua_insert(L, -2);
+    lua_concat(L, 3);
+  }
+}
+
+/* Leaves the compiled chunk (or an error message) alone on the stack. */
+static int loadline(lua_State *L) {
+  lua_settop(L, 0);
+  int r = pushline(L, 1);
+  if (r != 1) return r;
+  int status = addreturn(L);
+  if (status != LUA_OK) status = multiline(L);
+  if (status == LINE_CANCELLED) return status;
+  lua_remove(L, 1); /* the line */
+  return status;
+}
+
+/* Prints the values left on the stack with the global print (tostring, tabs between). */
+static void print_results(lua_State *L) {
+  int n = lua_gettop(L);
+  if (n == 0) return;
+  luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+  lua_getglobal(L, "print");
+  lua_insert(L, 1);
+  report(L, docall(L, n, 0));
+}
+
+/* Reads the version from the global fm, which may be missing if the module failed to load. */
+static void print_banner(lua_State *L) {
+  int top = lua_gettop(L);
+  const char *version = "?";
+  if (lua_getglobal(L, "fm") == LUA_TTABLE && lua_getfield(L, -1, "version") == LUA_TSTRING)
+    version = lua_tostring(L, -1);
+  printf("%s %s (%s)  the module is loaded as 'fm'; Ctrl-D quits\n", PROGNAME, version,
+         LUA_RELEASE);
+  lua_settop(L, top);
+  fflush(stdout);
+}
+
+static void run_repl(lua_State *L) {
+  const char *saved_progname = progname;
+  progname = NULL;
+  use_readline = isatty(STDIN_FILENO);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "fmnist");
+  int status = docall(L, 1, 1);
+  if (status == LUA_OK)
+    lua_setglobal(L, "fm");
+  else
+    report(L, status);
+  if (use_readline) {
+    print_banner(L);
+    rl_readline_name = PROGNAME; /* for $if fmnist-lua in ~/.inputrc */
+    rl_catch_signals = 0;        /* Ctrl-C is handled in read_terminal_line */
+    history_open();
+  }
+  while ((status = loadline(L)) != LINE_EOF) {
+    if (status == LINE_CANCELLED) continue;
+    if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
+    if (status == LUA_OK)
+      print_results(L);
+    else
+      report(L, status);
+  }
+  lua_settop(L, 0);
+  if (use_readline) {
+    fputc('\n', stdout); /* the shell's prompt starts on a fresh line after Ctrl-D */
+    history_close();
+  }
+  fflush(stdout);
+  progname = saved_progname;
+}
+
+/* ---- main ---- */
+
+static void preload_fmnist(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_fmnist);
+  lua_setfield(L, -2, "fmnist");
+  lua_pop(L, 1);
+}
+
+/* Everything runs here, inside a protected call. Pushes true when all went well. */
+static int pmain(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = (char **)lua_touserdata(L, 2);
+  int script = 0;
+  int args = collect_args(argv, argc, &script);
+  luaL_checkversion(L);
+  if (args == HAS_ERROR) {
+    usage_error(argv[script]);
+    return 0;
+  }
+  if (args & HAS_H) {
+    print_usage(stdout);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  luaL_openlibs(L);
+  preload_fmnist(L);
+  create_arg_table(L, argv, argc, script);
+  if (args & HAS_V) print_versions(L);
+  if (!run_args(L, argv, script > 0 ? script : argc)) return 0;
+  if (script > 0 && handle_script(L, argv + script) != LUA_OK) return 0;
+  if (args & HAS_I) {
+    run_repl(L);
+  } else if (script == 0 && !(args & (HAS_E | HAS_V))) {
+    if (isatty(STDIN_FILENO))
+      run_repl(L);
+    else if (dofile(L, NULL) != LUA_OK)
+      return 0;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  /* Character classes only, so readline handles UTF-8; numbers keep the C locale. */
+  setlocale(LC_CTYPE, "");
+  lua_State *L = luaL_newstate();
+  if (L == NULL) {
+    fprintf(stderr, "%s: cannot create the Lua state: not enough memory\n", PROGNAME);
+    return EXIT_FAILURE;
+  }
+  lua_pushcfunction(L, pmain);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  int status = lua_pcall(L, 2, 1, 0);
+  int result = lua_toboolean(L, -1);
+  report(L, status);
+  lua_close(L);
+  return (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
+}

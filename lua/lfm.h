@@ -1,0 +1,57 @@
+/* lfm.h: what the binding files share. One C file per userdata type (l_tensor.c, l_dataset.c, ...),
+ * each with an lfm_open_* function that adds its functions to the module table; fmnist.c's
+ * luaopen_fmnist calls them all. The binding never does numerics: it checks arguments, allocates,
+ * calls the engine and turns FM_ERR into a Lua error. */
+#ifndef LFM_H
+#define LFM_H
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "fm_dataset.h"
+#include "fm_error.h"
+#include "fm_rng.h"
+#include "fm_tensor.h"
+
+#define LFM_TENSOR "fmnist.Tensor"
+#define LFM_DATASET "fmnist.Dataset"
+#define LFM_VERSION "0.1.0"
+
+/* ---- tensors (l_tensor.c) ---- */
+/* Pushes a new tensor of the given shape; its floats live inside the userdata (64-byte aligned),
+ * so the garbage collector counts them. Contents are zero. Raises on a bad shape. */
+fm_tensor *lfm_newtensor(lua_State *L, int ndim, const int64_t *shape);
+/* A new tensor shaped like t. */
+fm_tensor *lfm_newtensor_like(lua_State *L, const fm_tensor *t);
+fm_tensor *lfm_checktensor(lua_State *L, int arg);
+fm_tensor *lfm_totensor(lua_State *L, int arg); /* NULL if not a tensor */
+void lfm_open_tensor(lua_State *L);             /* module table on top */
+
+/* The generator behind fm.seed, fm.rand, fm.randn and every default seed. */
+fm_rng *lfm_rng(void);
+
+/* ---- datasets (l_dataset.c) ---- */
+/* Checks that arg is a Dataset and returns its engine view (valid while the dataset lives). */
+const fm_dataset *lfm_checkdataset(lua_State *L, int arg);
+fm_dataset *lfm_todataset(lua_State *L, int arg); /* NULL if not a dataset */
+void lfm_open_dataset(lua_State *L);
+
+/* ---- shared helpers (fmnist.c) ---- */
+/* Raises a Lua error with the engine's message, prefixed by the calling function's name. */
+int lfm_engine_error(lua_State *L, const char *fname);
+/* Registers a metatable named tname with the metamethods in meta and the methods in methods as
+ * __index (unless meta already has an __index). Leaves nothing on the stack. */
+void lfm_newclass(lua_State *L, const char *tname, const luaL_Reg *meta, const luaL_Reg *methods);
+/* Adds methods to the class tname (registered earlier): to metatable.methods when the class has
+ * one (its __index is a function), else to its __index table. How one file adds, say, save_png to
+ * fmnist.Tensor. */
+void lfm_addmethods(lua_State *L, const char *tname, const luaL_Reg *methods);
+/* Optional integer/number/boolean field of the options table at index opts (0 or nil: no table). */
+lua_Integer lfm_optfield_int(lua_State *L, int opts, const char *key, lua_Integer def);
+lua_Number lfm_optfield_num(lua_State *L, int opts, const char *key, lua_Number def);
+int lfm_optfield_bool(lua_State *L, int opts, const char *key, int def);
+/* Checks that arg is a table of options or absent; returns its index or 0. */
+int lfm_optopts(lua_State *L, int arg);
+
+#endif
