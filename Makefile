@@ -33,6 +33,8 @@ endif
 # Deferred (=) so that pkg-config runs only when a recipe needs it, after `make deps`.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+# The module leaves the Lua core to whoever loads it (a second copy of the VM must not be linked in).
+MOD_LIBS   = $(shell pkg-config --libs libpng zlib openblas) -lm -fopenmp -pthread $(SANLD) $(LDFLAGS)
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -fPIC -pthread -fopenmp \
              -Iengine -Ilua -I$(BUILD) $(PKG_CFLAGS) $(CFLAGS)
 LIBS_ALL   = $(PKG_LIBS) -lreadline -lm -fopenmp -pthread $(SANLD) $(LDFLAGS)
@@ -70,7 +72,7 @@ $(BUILD)/lua_modules.o: $(BUILD)/lua_modules.c
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(MODULE): $(BIND_OBJ) $(BUILD)/libfmnist.a
-	$(CC) -shared -o $@ $(BIND_OBJ) $(BUILD)/libfmnist.a $(LIBS_ALL)
+	$(CC) -shared -o $@ $(BIND_OBJ) $(BUILD)/libfmnist.a $(MOD_LIBS)
 
 $(HOST): $(BUILD)/lua/host.o $(BIND_OBJ) $(BUILD)/libfmnist.a
 	$(CC) -o $@ $^ $(LIBS_ALL)
@@ -87,7 +89,7 @@ deps:
 	@sh tools/deps.sh $(DEB_PKGS)
 
 test: all $(CTEST_BIN)
-	@sh tests/run.sh $(BUILD) $(HOST) $(MODULE)
+	@FMNIST_SANITIZE=$(SANITIZE) sh tests/run.sh $(BUILD) $(HOST) $(MODULE)
 
 bench: all $(BENCH_BIN)
 	@sh bench/run.sh $(BUILD)

@@ -1,0 +1,27 @@
+-- The module from a stock lua5.4: require "fmnist" through package.cpath, the embedded pure-Lua
+-- modules, and the version table.
+local T = require "testlib"
+
+local module = os.getenv("FMNIST_MODULE") or "fmnist.so"
+if os.getenv("FMNIST_SANITIZE") == "1" then
+  -- a sanitized module cannot be loaded by an uninstrumented lua5.4
+  T.ok(true, "# skip stock lua5.4 in a sanitizer build")
+  T.done()
+end
+local dir = module:match("^(.*)/[^/]*$") or "."
+local cmd = ([[lua5.4 -e 'package.cpath = "%s/?.so;" .. package.cpath
+local fm = require "fmnist"
+print(type(fm.zeros), fm.zeros(2, 3):numel(), fm.version, fm.versions().lua)' 2>&1]]):format(dir)
+local p = io.popen(cmd)
+local out = p:read("a")
+local ok = p:close()
+T.ok(ok, "stock lua5.4 loads the module: " .. out)
+T.ok(out:find("function\t6\t", 1, true), "functions work from stock lua5.4")
+T.ok(out:find("Lua 5.4", 1, true), "fm.versions().lua")
+
+local fm = require "fmnist"
+local v = fm.versions()
+for _, k in ipairs{"fmnist", "lua", "openblas", "libpng", "zlib"} do
+  T.ok(type(v[k]) == "string" and #v[k] > 0, "fm.versions()." .. k .. " = " .. tostring(v[k]))
+end
+T.done()
