@@ -41,10 +41,10 @@ enum { LINE_EOF = -1, LINE_CANCELLED = -2 };
 /* Options seen on the command line. */
 enum { HAS_ERROR = 1, HAS_I = 2, HAS_V = 4, HAS_E = 8, HAS_H = 16 };
 
-static lua_State *globalL = NULL;          /* the state the Ctrl-C handler stops */
-static const char *progname = PROGNAME;    /* NULL in the REPL: its messages are not prefixed */
-static int use_readline = 0;               /* the REPL's stdin is a terminal */
-static char *history_path = NULL;          /* NULL when there is no HOME */
+static lua_State *globalL = NULL;       /* the state the Ctrl-C handler stops */
+static const char *progname = PROGNAME; /* NULL in the REPL: its messages are not prefixed */
+static int use_readline = 0;            /* the REPL's stdin is a terminal */
+static char *history_path = NULL;       /* NULL when there is no HOME */
 static volatile sig_atomic_t prompt_interrupted = 0;
 static volatile sig_atomic_t terminal_resized = 0;
 
@@ -62,8 +62,9 @@ static void print_usage(FILE *out) {
           "  -h        show this help\n"
           "  --        stop handling options\n"
           "  -         stop handling options and execute stdin\n"
-          "With no script: an interactive session with the module loaded as 'fm' when stdin is a\n"
-          "terminal, otherwise stdin runs as a script. Scripts load the module with require \"fmnist\".\n",
+          "With no script: an interactive session with the module loaded as 'fm' when stdin\n"
+          "is a terminal, otherwise stdin runs as a script. Scripts load the module with\n"
+          "require \"fmnist\".\n",
           PROGNAME);
   fflush(out);
 }
@@ -150,9 +151,7 @@ static int dochunk(lua_State *L, int status) {
   return report(L, status);
 }
 
-static int dofile(lua_State *L, const char *name) {
-  return dochunk(L, luaL_loadfile(L, name));
-}
+static int dofile(lua_State *L, const char *name) { return dochunk(L, luaL_loadfile(L, name)); }
 
 static int dostring(lua_State *L, const char *s, const char *chunkname) {
   return dochunk(L, luaL_loadbuffer(L, s, strlen(s), chunkname));
@@ -358,7 +357,7 @@ static char *read_terminal_line(const char *prompt, int *cancelled) {
   prompt_interrupted = 0;
   readline_result = NULL;
   readline_finished = 0;
-  rl_reset_screen_size();
+  rl_reset_screen_size(); /* the terminal may have been resized while code ran */
   rl_callback_handler_install(prompt, on_readline_line);
   int fd = fileno(rl_instream);
   while (!readline_finished) {
@@ -439,6 +438,160 @@ static int pushline(lua_State *L, int firstline) {
   lua_pushstring(L, line);
   free(line);
   return 1;
+}
+
+/* ---- REPL: Tab completion ---- */
+
+/* Tab completes Lua names: globals and keywords, then fields after '.' or ':' (fm.ze -> fm.zeros,
+ * t:sh -> t:shape), following __index tables (or metatable.methods when __index is a function)
+ * so that methods of userdata are found. Inside a string literal it leaves readline's file-name
+ * completion, for fm.load("data/...). */
+
+static lua_State *completion_L;
+static int completion_index; /* stack index of the candidate list while readline reads it */
+
+static const char *const lua_keywords[] = {
+    "and",      "break",  "do",   "else", "elseif", "end",   "false", "for",
+    "function", "goto",   "if",   "in",   "local",  "nil",   "not",   "or",
+    "repeat",   "return", "then", "true", "until",  "while", NULL};
+
+/* Whether position end of line is inside a quoted string (a comment ends the scan). */
+static int inside_string(const char *line, int end) {
+  char quote = 0;
+  for (int i = 0; i < end && line[i]; i++) {
+    char c = line[i];
+    if (quote) {
+      if (c == '\\' && i + 1 < end)
+        i++;
+      else if (c == quote)
+        quote = 0;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '-' && line[i + 1] == '-') {
+      break;
+    }
+  }
+  return quote != 0;
+}
+
+/* Words end at Lua operators, but '.' and ':' stay inside so that fm.ze is one word; in a string
+ * only quotes and blanks end a file name. */
+static char *word_breaks(void) {
+  static char lua_breaks[] = " \t\n\"'><=;+-*/%^~#&|(){}[],";
+  static char string_breaks[] = " \t\n\"'";
+  return inside_string(rl_line_buffer, rl_point) ? string_breaks : lua_breaks;
+}
+
+static int is_identifier(const char *s) {
+  if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))) return 0;
+  for (s++; *s; s++)
+    if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+          (*s >= '0' && *s <= '9')))
+      return 0;
+  return 1;
+}
+
+/* Appends head..name to the list at index 2 unless seen (set at index 3) or not matching. */
+static void add_candidate(lua_State *L, const char *head, size_t headlen, const char *partial,
+                          const char *name) {
+  if (!is_identifier(name) || strncmp(name, partial, strlen(partial)) != 0) return;
+  lua_pushstring(L, name);
+  if (lua_rawget(L, 3) != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_pushstring(L, name);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, 3);
+  lua_pushlstring(L, head, headlen);
+  lua_pushstring(L, name);
+  lua_concat(L, 2);
+  lua_rawseti(L, 2, (lua_Integer)lua_rawlen(L, 2) + 1);
+}
+
+/* collect_completions(text): the list of completions of text. Runs protected: looking up the
+ * path may run __index metamethods. */
+static int collect_completions(lua_State *L) {
+  const char *text = luaL_checkstring(L, 1);
+  const char *sep = strrchr(text, '.');
+  const char *colon = strrchr(text, ':');
+  if (colon && (!sep || colon > sep)) sep = colon;
+  size_t headlen = sep ? (size_t)(sep - text) + 1 : 0;
+  const char *partial = text + headlen;
+  lua_settop(L, 1);
+  lua_newtable(L); /* 2: the candidates */
+  lua_newtable(L); /* 3: names already added */
+  lua_pushglobaltable(L);
+  for (const char *p = text; sep && p < sep;) { /* walk a.b.c to the object */
+    const char *q = p;
+    while (q < sep && *q != '.' && *q != ':') q++;
+    lua_pushlstring(L, p, (size_t)(q - p));
+    if (!is_identifier(lua_tostring(L, -1)) || lua_type(L, -2) == LUA_TNIL) {
+      lua_settop(L, 2);
+      return 1;
+    }
+    lua_gettable(L, -2);
+    lua_remove(L, -2);
+    p = q + 1;
+  }
+  if (!sep)
+    for (int i = 0; lua_keywords[i]; i++) add_candidate(L, text, 0, partial, lua_keywords[i]);
+  /* the object's own keys, then those of each __index table in turn */
+  for (int depth = 0; depth < 8; depth++) {
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushnil(L);
+      while (lua_next(L, -2)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING)
+          add_candidate(L, text, headlen, partial, lua_tostring(L, -1));
+      }
+    }
+    if (!lua_getmetatable(L, -1)) break;
+    lua_pushliteral(L, "__index");
+    if (lua_rawget(L, -2) != LUA_TTABLE) {
+      /* an __index function (tensors index elements by number): this project's classes keep
+       * their methods as metatable.methods too */
+      lua_pop(L, 1);
+      lua_pushliteral(L, "methods");
+      lua_rawget(L, -2);
+    }
+    lua_remove(L, -2);
+    lua_remove(L, -2);
+  }
+  lua_settop(L, 2);
+  return 1;
+}
+
+static char *completion_generator(const char *text, int state) {
+  static lua_Integer next;
+  (void)text; /* the list holds only matches */
+  if (state == 0) next = 1;
+  char *s = NULL;
+  if (lua_rawgeti(completion_L, completion_index, next++) == LUA_TSTRING)
+    s = strdup(lua_tostring(completion_L, -1));
+  lua_pop(completion_L, 1);
+  return s;
+}
+
+static char **complete_lua(const char *text, int start, int end) {
+  (void)end;
+  if (inside_string(rl_line_buffer, start)) return NULL; /* file names */
+  rl_attempted_completion_over = 1;
+  rl_completion_suppress_append = 1;
+  lua_State *L = completion_L;
+  int top = lua_gettop(L);
+  char **matches = NULL;
+  if (lua_checkstack(L, 8)) {
+    lua_pushcfunction(L, collect_completions);
+    lua_pushstring(L, text);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+      completion_index = lua_gettop(L);
+      matches = rl_completion_matches(text, completion_generator);
+    }
+  }
+  lua_settop(L, top);
+  return matches;
 }
 
 /* ---- REPL: compiling and running ---- */
@@ -531,7 +684,12 @@ static void run_repl(lua_State *L) {
   if (use_readline) {
     print_banner(L);
     rl_readline_name = PROGNAME; /* for $if fmnist-lua in ~/.inputrc */
-    rl_catch_signals = 0;        /* Ctrl-C is handled in read_terminal_line */
+    rl_instream = stdin;
+    rl_outstream = stdout;
+    completion_L = L;
+    rl_attempted_completion_function = complete_lua;
+    rl_completion_word_break_hook = word_breaks;
+    rl_catch_signals = 0; /* Ctrl-C is handled in read_terminal_line */
     history_open();
   }
   while ((status = loadline(L)) != LINE_EOF) {
