@@ -54,8 +54,8 @@ int fm_png_write(const char *path, const float *pixels, int64_t height, int64_t 
   png_ctx ctx = {{0}};
   unsigned char *row = malloc((size_t)out_w);
   if (!row) return fm_fail("%s: out of memory for a row of %lld bytes", path, (long long)out_w);
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, on_png_error,
-                                            on_png_warning);
+  png_structp png =
+      png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, on_png_error, on_png_warning);
   png_infop info = png ? png_create_info_struct(png) : NULL;
   if (!info) {
     png_destroy_write_struct(&png, NULL);
@@ -104,8 +104,11 @@ static FILE *open_png(const char *path) {
   unsigned char sig[8];
   size_t got = fread(sig, 1, sizeof sig, f);
   if (got < sizeof sig || png_sig_cmp(sig, 0, sizeof sig) != 0) {
+    int e = ferror(f) ? errno : 0;
     fclose(f);
-    if (got == 0)
+    if (e)
+      fm_fail("%s: cannot read (%s)", path, strerror(e));
+    else if (got == 0)
       fm_fail("%s: not a PNG file (empty)", path);
     else
       fm_fail("%s: not a PNG file (bad signature)", path);
@@ -131,8 +134,8 @@ static int read_png(const char *path, fm_png_info *info, const fm_png_info *expe
   FILE *f = open_png(path);
   if (!f) return FM_ERR;
   png_ctx ctx = {{0}};
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, on_png_error,
-                                           on_png_warning);
+  png_structp png =
+      png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, on_png_error, on_png_warning);
   png_infop pinfo = png ? png_create_info_struct(png) : NULL;
   if (!pinfo) {
     png_destroy_read_struct(&png, NULL, NULL);

@@ -19,8 +19,8 @@
 
 typedef struct fm_png_info {
   int64_t height, width;
-  int bit_depth;  /* as stored: 1, 2, 4, 8 or 16 */
-  int channels;   /* as stored, after palette expansion: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
+  int bit_depth; /* as stored: 1, 2, 4, 8 or 16 */
+  int channels;  /* as stored, after palette expansion: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
 } fm_png_info;
 
 /* Writes height x width floats (row-major) as an 8-bit grayscale PNG, each value clamped to [0,1]
@@ -35,11 +35,11 @@ int fm_png_read(const char *path, const fm_png_info *info, float *out);
 
 /* ---- grids: images of the same size side by side, gap pixels apart ---- */
 typedef struct fm_grid {
-  int64_t count;       /* images */
-  int64_t rows, cols;  /* each image's size */
-  int64_t grid_cols;   /* images per grid row (fewer when count is smaller) */
-  int scale;           /* each image pixel becomes scale x scale pixels */
-  int64_t gap_x, gap_y;/* output pixels between neighbouring images */
+  int64_t count;        /* images */
+  int64_t rows, cols;   /* each image's size */
+  int64_t grid_cols;    /* images per grid row (fewer when count is smaller) */
+  int scale;            /* each image pixel becomes scale x scale pixels */
+  int64_t gap_x, gap_y; /* output pixels between neighbouring images */
 } fm_grid;
 
 /* The size of the grid picture; fails on a count of 0, a bad scale, gap or grid_cols, or a picture

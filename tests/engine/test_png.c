@@ -37,7 +37,7 @@ static int write_raw_png(const char *path, int w, int h, int color_type, int dep
   if (!f) return -1;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
   png_infop info = png_create_info_struct(png);
-  int channels = color_type == PNG_COLOR_TYPE_GRAY        ? 1
+  int channels = color_type == PNG_COLOR_TYPE_GRAY         ? 1
                  : color_type == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
                  : color_type == PNG_COLOR_TYPE_RGB        ? 3
                  : color_type == PNG_COLOR_TYPE_RGB_ALPHA  ? 4
@@ -321,7 +321,8 @@ static void test_atomic_write(void) {
 static void test_grid(void) {
   float a[4] = {1, 1, 1, 1}, b[4] = {0.5f, 0.5f, 0.5f, 0.5f}, c[4] = {0, 0.25f, 0.5f, 0.75f};
   const float *imgs[3] = {a, b, c};
-  fm_grid g = {.count = 3, .rows = 2, .cols = 2, .grid_cols = 2, .scale = 1, .gap_x = 1, .gap_y = 1};
+  fm_grid g = {
+      .count = 3, .rows = 2, .cols = 2, .grid_cols = 2, .scale = 1, .gap_x = 1, .gap_y = 1};
   int64_t h, w;
   CHECK(fm_grid_size(&g, &h, &w) == FM_OK && h == 5 && w == 5, "3 images 2x2 in 2 columns: 5x5");
   float out[25];

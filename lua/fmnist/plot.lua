@@ -1,0 +1,768 @@
+-- fmnist.plot (fm.plot): figures drawn by gnuplot.
+--
+--   fm.plot.bar(values, opts)        bars per category; several series side by side
+--   fm.plot.hist(t, opts)            histogram of a tensor's values (bins, range, logy)
+--   fm.plot.lines(series, opts)      named series over x (loss and accuracy per epoch)
+--   fm.plot.scatter(x, y, opts)      points, coloured by group (groups, labels)
+--   fm.plot.heatmap(m, opts)         a matrix with row/column labels, values in cells, colour scale
+--   fm.plot.image(t, opts)           one grayscale image
+--   fm.plot.images(list, opts)       a grid of images with a caption under each
+--   fm.plot.close()                  ends the gnuplot process now (it also ends with the program)
+--
+-- Series (bar, lines) are given as a tensor or list of numbers (one series), a list of series
+-- {{name = "train", values = t1}, {name = "test", values = t2}}, or a table of named series
+-- {train = t1, test = t2} (drawn in name order).
+--
+-- Options shared by every figure: title, xlabel, ylabel, palette, size = {width, height}, file.
+-- The extension of file picks the terminal: .png (pngcairo), .svg, .pdf (pdfcairo), .txt (dumb
+-- text). Each figure returns the path of its file. Without file the figure is drawn on standard
+-- output: text (dumb) by default, sixel graphics when FMNIST_PLOT=sixel.
+--
+-- Every string a user gives (titles, labels, captions, file names) reaches gnuplot only through
+-- fm.gnuplot.quote, which leaves nothing gnuplot could execute; numbers are formatted here and
+-- palettes picked from a fixed list, so no user text is ever pasted into a command.
+local fm = require "fmnist"
+local gp = fm.gnuplot
+local Q = gp.quote
+
+local M = {}
+
+local TENSOR = "fmnist.Tensor"
+-- Series colours (the familiar ten of matplotlib), so that train/test look as people expect.
+local COLOURS = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                  "#7f7f7f", "#bcbd22", "#17becf" }
+
+-- Palettes: gnuplot stops, and which end is dark (for the colour of text written on cells).
+local PALETTES = {
+  gray = { stops = '(0 "#000000", 1 "#ffffff")', dark = "low" },
+  gray_r = { stops = '(0 "#ffffff", 1 "#000000")', dark = "high" },
+  blues = { stops = '(0 "#f7fbff", 0.25 "#c6dbef", 0.5 "#6baed6", 0.75 "#2171b5", 1 "#08306b")',
+            dark = "high" },
+  viridis = { stops = '(0 "#440154", 0.25 "#3b528b", 0.5 "#21918c", 0.75 "#5ec962", 1 "#fde725")',
+              dark = "low" },
+  magma = { stops = '(0 "#000004", 0.25 "#51127c", 0.5 "#b73779", 0.75 "#fc8961", 1 "#fcfdbf")',
+            dark = "low" },
+  diverging = { stops = '(0 "#2166ac", 0.25 "#92c5de", 0.5 "#f7f7f7", 0.75 "#f4a582", 1 "#b2182b")',
+                dark = "ends", symmetric = true },
+}
+PALETTES.binary = PALETTES.gray_r
+PALETTES.rdbu = PALETTES.diverging
+
+local COMMON = { title = true, xlabel = true, ylabel = true, size = true, file = true }
+
+-- ---- checking arguments ----
+
+local function fail(fname, fmt, ...)
+  error(fname .. ": " .. string.format(fmt, ...), 0)
+end
+
+local function is_tensor(v)
+  local mt = getmetatable(v)
+  return type(v) == "userdata" and type(mt) == "table" and mt.__name == TENSOR
+end
+
+local function check_opts(fname, opts, allowed)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then fail(fname, "options must be a table, got %s", type(opts)) end
+  for k in pairs(opts) do
+    if not (COMMON[k] or allowed[k]) then
+      local names = {}
+      for name in pairs(COMMON) do names[#names + 1] = name end
+      for name in pairs(allowed) do names[#names + 1] = name end
+      table.sort(names)
+      fail(fname, "unknown option '%s' (known: %s)", tostring(k), table.concat(names, ", "))
+    end
+  end
+  return opts
+end
+
+local function opt_string(fname, opts, key)
+  local v = opts[key]
+  if v == nil then return nil end
+  if type(v) ~= "string" and type(v) ~= "number" then
+    fail(fname, "option '%s' must be a string, got %s", key, type(v))
+  end
+  return tostring(v)
+end
+
+local function opt_int(fname, opts, key, default, lo, hi)
+  local v = opts[key]
+  if v == nil then return default end
+  if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) then
+    fail(fname, "option '%s' must be an integer, got %s", key, tostring(v))
+  end
+  v = math.tointeger(v)
+  if v < lo or v > hi then fail(fname, "option '%s' must be %d..%d, got %d", key, lo, hi, v) end
+  return v
+end
+
+local function opt_strings(fname, opts, key, n)
+  local v = opts[key]
+  if v == nil then return nil end
+  if type(v) ~= "table" then fail(fname, "option '%s' must be a list of strings", key) end
+  local out = {}
+  for i = 1, #v do
+    if type(v[i]) ~= "string" and type(v[i]) ~= "number" then
+      fail(fname, "option '%s': item %d is a %s (string expected)", key, i, type(v[i]))
+    end
+    out[i] = tostring(v[i])
+  end
+  if n and #out ~= n then fail(fname, "option '%s' has %d labels for %d items", key, #out, n) end
+  return out
+end
+
+-- A tensor from a tensor or a list of numbers.
+local function as_tensor(fname, v, what)
+  if is_tensor(v) then return v end
+  if type(v) ~= "table" then
+    fail(fname, "%s must be a tensor or a list of numbers, got %s", what, type(v))
+  end
+  for i = 1, #v do
+    if type(v[i]) ~= "number" then
+      fail(fname, "%s: item %d is a %s (number expected)", what, i, type(v[i]))
+    end
+  end
+  if #v == 0 then fail(fname, "%s is empty", what) end
+  return fm.tensor(v)
+end
+
+-- The series of bar and lines as a list of {name =, values = tensor, x = tensor|nil}.
+local function series_list(fname, values)
+  local list = {}
+  if is_tensor(values) then
+    list[1] = { values = values }
+  elseif type(values) ~= "table" then
+    fail(fname, "values must be a tensor, a list of numbers or a table of series, got %s",
+      type(values))
+  elseif type(values[1]) == "number" then
+    list[1] = { values = as_tensor(fname, values, "values") }
+  elseif values[1] ~= nil then
+    for i, s in ipairs(values) do
+      if is_tensor(s) or (type(s) == "table" and s.values == nil and type(s[1]) == "number") then
+        list[i] = { name = "series " .. i, values = as_tensor(fname, s, "series " .. i) }
+      elseif type(s) == "table" and s.values ~= nil then
+        if s.name ~= nil and type(s.name) ~= "string" and type(s.name) ~= "number" then
+          fail(fname, "series %d: name must be a string", i)
+        end
+        list[i] = { name = s.name and tostring(s.name) or ("series " .. i),
+                    values = as_tensor(fname, s.values, "series " .. i),
+                    x = s.x and as_tensor(fname, s.x, "series " .. i .. " x") }
+      else
+        fail(fname, "series %d must be a tensor or {name =, values =}", i)
+      end
+    end
+  else
+    local names = {}
+    for k in pairs(values) do
+      if type(k) ~= "string" then fail(fname, "series names must be strings") end
+      names[#names + 1] = k
+    end
+    if #names == 0 then fail(fname, "no series given") end
+    table.sort(names)
+    for i, k in ipairs(names) do
+      list[i] = { name = k, values = as_tensor(fname, values[k], "series '" .. k .. "'") }
+    end
+  end
+  for i, s in ipairs(list) do
+    if s.values:numel() == 0 then fail(fname, "series %d is empty", i) end
+  end
+  return list
+end
+
+-- A number as gnuplot reads it back exactly.
+local function num(v)
+  if v ~= v or v == math.huge or v == -math.huge then return "NaN" end
+  if math.type(v) == "integer" then return string.format("%d", v) end
+  return string.format("%.17g", v)
+end
+
+-- ---- the terminal and the figure ----
+
+local EXTENSIONS = { png = "png", svg = "svg", pdf = "pdf", txt = "txt" }
+
+-- The `set terminal` argument for opts.file (or standard output) at a size in pixels.
+local function terminal(fname, opts, width, height)
+  local file = opt_string(fname, opts, "file")
+  local size = opts.size
+  if size ~= nil then
+    if type(size) ~= "table" or type(size[1]) ~= "number" or type(size[2]) ~= "number"
+        or size[1] < 1 or size[2] < 1 or size[1] > 20000 or size[2] > 20000 then
+      fail(fname, "option 'size' must be {width, height} in pixels (characters for text)")
+    end
+    width, height = math.floor(size[1]), math.floor(size[2])
+  end
+  local kind
+  if file then
+    local ext = file:match("%.([%w]+)$")
+    kind = ext and EXTENSIONS[ext:lower()]
+    if not kind then
+      fail(fname, "cannot tell the kind of figure from the file name '%s' (use .png, .svg, .pdf "
+        .. "or .txt)", file)
+    end
+  else
+    kind = os.getenv("FMNIST_PLOT") == "sixel" and "sixel" or "txt"
+  end
+  local fontsize = opt_int(fname, opts, "fontsize", 11, 4, 72)
+  local font = Q("Sans," .. fontsize)
+  if kind == "png" then
+    return string.format("pngcairo size %d,%d noenhanced font %s", width, height, font), file, kind
+  elseif kind == "svg" then
+    return string.format("svg size %d,%d dynamic noenhanced font %s background %s", width,
+      height, font, Q("white")), file, kind
+  elseif kind == "pdf" then
+    return string.format("pdfcairo size %.2fin,%.2fin noenhanced font %s", width / 100,
+      height / 100, Q("Sans,10")), file, kind
+  elseif kind == "sixel" then
+    return string.format("sixelgd size %d,%d truecolor noenhanced font %s", width, height,
+      Q("Sans,10")), nil, kind
+  end
+  -- Text: characters, not pixels.
+  local cols, rows = 100, 30
+  if size then cols, rows = width, height end
+  return string.format("dumb size %d,%d noenhanced", cols, rows), file, "txt"
+end
+
+-- Sends the figure and returns what the user gets: the file's path, or nothing after drawing
+-- on standard output.
+-- expected: warnings that are known and harmless for this figure (plain substrings).
+local function draw(fname, opts, width, height, commands, expected)
+  local term, file, kind = terminal(fname, opts, width, height)
+  commands.terminal = term
+  commands.output = file
+  table.insert(commands, 1, "set encoding utf8")
+  for i, c in ipairs(COLOURS) do
+    table.insert(commands, 1 + i, string.format("set linetype %d lc rgb %s lw 2", i, Q(c)))
+  end
+  if kind == "txt" then
+    -- Text has no colour: no colour box, and no grid dots over the plot (the last command is
+    -- the plot itself).
+    table.insert(commands, #commands, "unset colorbox; unset grid")
+  end
+  local ok, result, warnings = pcall(gp.run, commands)
+  if not ok then error(fname .. ": " .. tostring(result), 0) end
+  if warnings then
+    local left = {}
+    for w in (warnings .. "; "):gmatch("(.-); ") do
+      local known = false
+      for _, e in ipairs(expected or {}) do known = known or w:find(e, 1, true) ~= nil end
+      if not known then left[#left + 1] = w end
+    end
+    if #left > 0 then io.stderr:write(fname, ": gnuplot ", table.concat(left, "; "), "\n") end
+  end
+  if file then return result end
+  io.stdout:write(result)
+  io.stdout:flush()
+  return nil
+end
+
+-- Title and axis labels, when given.
+local function labels(fname, opts, cmds, defaults)
+  defaults = defaults or {}
+  local title = opt_string(fname, opts, "title") or defaults.title
+  local xlabel = opt_string(fname, opts, "xlabel") or defaults.xlabel
+  local ylabel = opt_string(fname, opts, "ylabel") or defaults.ylabel
+  if title then cmds[#cmds + 1] = "set title " .. Q(title) .. " font " .. Q(",13") end
+  if xlabel then cmds[#cmds + 1] = "set xlabel " .. Q(xlabel) end
+  if ylabel then cmds[#cmds + 1] = "set ylabel " .. Q(ylabel) end
+end
+
+local function palette(fname, opts, default)
+  local name = opts.palette or default
+  local p = PALETTES[name]
+  if not p then
+    local names = {}
+    for k in pairs(PALETTES) do names[#names + 1] = k end
+    table.sort(names)
+    fail(fname, "unknown palette '%s' (known: %s)", tostring(name), table.concat(names, ", "))
+  end
+  return p, "set palette defined " .. p.stops
+end
+
+-- `set xtics (...)` placing text labels at 0, 1, 2, ... (or at the given positions).
+local function tics(axis, names, positions)
+  local parts = {}
+  for i, name in ipairs(names) do
+    parts[i] = Q(name) .. " " .. num(positions and positions[i] or (i - 1))
+  end
+  return string.format("set %s (%s)", axis, table.concat(parts, ", "))
+end
+
+-- 1-based row or column numbers: all of them for a small matrix, else 1 and every fifth.
+local function index_tics(axis, n)
+  local names, positions = {}, {}
+  for i = 1, n do
+    if n <= 12 or i == 1 or i % 5 == 0 then
+      names[#names + 1] = tostring(i)
+      positions[#positions + 1] = i - 1
+    end
+  end
+  return tics(axis, names, positions)
+end
+
+-- Long category names are turned so that they do not overlap.
+local function xtics_rotation(names, width)
+  local chars = 0
+  for _, n in ipairs(names) do chars = math.max(chars, #n) end
+  if (chars + 1) * 7 * #names > width * 0.8 then return " rotate by -30 left" end
+  return ""
+end
+
+-- ---- bar ----
+
+function M.bar(values, opts)
+  local fname = "plot.bar"
+  opts = check_opts(fname, opts, { labels = true, logy = true, values = true, fontsize = true })
+  local list = series_list(fname, values)
+  local n = list[1].values:numel()
+  for i, s in ipairs(list) do
+    if s.values:numel() ~= n then
+      fail(fname, "series %d has %d values, series 1 has %d", i, s.values:numel(), n)
+    end
+  end
+  local names = opt_strings(fname, opts, "labels", n)
+  if not names then
+    names = {}
+    for i = 1, n do names[i] = tostring(i) end
+  end
+  local width, height = 800, 500
+  local columns = {}
+  for i, s in ipairs(list) do columns[i] = s.values end
+  local cmds = {
+    { name = "$bars", columns = columns, digits = 9 },
+    "set style data histograms",
+    "set style histogram clustered gap 1",
+    "set style fill solid 0.85 border lc rgb " .. Q("#333333"),
+    "set boxwidth 0.9 relative",
+    "set grid ytics lc rgb " .. Q("#dddddd"),
+    "set xtics nomirror scale 0" .. xtics_rotation(names, width),
+    "set ytics nomirror",
+    "set border 3",
+    -- Beside the plot, so that it never covers a bar or its value.
+    "set key outside right top vertical",
+    string.format("set xrange [-0.6:%s]", num(n - 0.4)),
+    tics("xtics", names),
+  }
+  labels(fname, opts, cmds)
+  if opts.logy then
+    cmds[#cmds + 1] = "set logscale y"
+  else
+    cmds[#cmds + 1] = "set yrange [0:*]"
+    -- Room above the bars for the key and the values.
+    cmds[#cmds + 1] = "set offsets 0, 0, graph 0.12, 0"
+  end
+  local plots = {}
+  for i, s in ipairs(list) do
+    plots[i] = string.format("$bars using %d %s lc %d", i,
+      s.name and ("title " .. Q(s.name)) or "notitle", i)
+  end
+  if opts.values then
+    -- Bar j of k in a cluster sits (j - (k-1)/2) / (k + gap) from the cluster's centre.
+    local k = #list
+    for j = 1, k do
+      plots[#plots + 1] = string.format(
+        "$bars using ($0 + %s):%d:(sprintf('%%.6g', $%d)) with labels center offset 0,0.7 "
+          .. "font %s notitle", num((j - 1 - (k - 1) / 2) / (k + 1)), j, j, Q(",9"))
+    end
+  end
+  cmds[#cmds + 1] = "plot " .. table.concat(plots, ", ")
+  return draw(fname, opts, width, height, cmds)
+end
+
+-- ---- hist ----
+
+function M.hist(values, opts)
+  local fname = "plot.hist"
+  opts = check_opts(fname, opts, { bins = true, range = true, logy = true, fontsize = true })
+  local t = as_tensor(fname, values, "values")
+  if t:numel() == 0 then fail(fname, "no values") end
+  local bins = opt_int(fname, opts, "bins", 50, 1, 100000)
+  local lo, hi
+  if opts.range ~= nil then
+    local r = opts.range
+    if type(r) ~= "table" or type(r[1]) ~= "number" or type(r[2]) ~= "number" or not (r[1] < r[2]) then
+      fail(fname, "option 'range' must be {low, high} with low < high")
+    end
+    lo, hi = r[1], r[2]
+  else
+    lo, hi = t:min(), t:max()
+    if lo ~= lo or hi ~= hi then fail(fname, "values contain NaN") end
+    if lo == hi then lo, hi = lo - 0.5, hi + 0.5 end
+  end
+  local counts = t:histc(bins, lo, hi)
+  local step = (hi - lo) / bins
+  local centres = {}
+  for i = 1, bins do centres[i] = lo + (i - 0.5) * step end
+  local cmds = {
+    { name = "$hist", columns = { centres, counts }, digits = 10 },
+    "set style fill solid 0.85 border lc rgb " .. Q("#1f4e79"),
+    string.format("set boxwidth %s absolute", num(step)),
+    "set grid ytics lc rgb " .. Q("#dddddd"),
+    "set border 3",
+    "set xtics nomirror",
+    "set ytics nomirror",
+    string.format("set xrange [%s:%s]", num(lo), num(hi)),
+  }
+  labels(fname, opts, cmds, { xlabel = "value", ylabel = opts.logy and "count (log scale)" or "count" })
+  local using = "1:2"
+  if opts.logy then
+    cmds[#cmds + 1] = "set logscale y"
+    cmds[#cmds + 1] = "set yrange [0.8:*]"
+    cmds[#cmds + 1] = "set format y " .. Q("%.0s%c") -- 1, 10, 100, 1k, ... 10M
+    using = "1:($2 > 0 ? $2 : NaN)" -- empty bins have no logarithm
+  else
+    cmds[#cmds + 1] = "set yrange [0:*]"
+  end
+  cmds[#cmds + 1] = "plot $hist using " .. using .. " with boxes lc 1 notitle"
+  return draw(fname, opts, 800, 500, cmds)
+end
+
+-- ---- lines ----
+
+function M.lines(series, opts)
+  local fname = "plot.lines"
+  opts = check_opts(fname, opts, { x = true, logy = true, y2 = true, y2label = true,
+    points = true, fontsize = true })
+  local list = series_list(fname, series)
+  local shared_x = opts.x and as_tensor(fname, opts.x, "option 'x'")
+  local on_y2 = {}
+  for _, name in ipairs(opt_strings(fname, opts, "y2") or {}) do on_y2[name] = true end
+  local cmds, plots = {}, {}
+  local any_y2 = false
+  for i, s in ipairs(list) do
+    local n = s.values:numel()
+    local x = s.x or shared_x
+    if x and x:numel() ~= n then
+      fail(fname, "series %d has %d values but %d x values", i, n, x:numel())
+    end
+    if not x then
+      local xs = {}
+      for k = 1, n do xs[k] = k end
+      x = xs
+    end
+    local block = "$line" .. i
+    cmds[#cmds + 1] = { name = block, columns = { x, s.values }, digits = 9 }
+    local axes = ""
+    if s.name and on_y2[s.name] then
+      axes = " axes x1y2"
+      any_y2 = true
+    end
+    local style = (opts.points == false or n > 60) and "lines" or "linespoints pt 7 ps 0.6"
+    plots[i] = string.format("%s using 1:2 with %s lc %d%s %s", block, style, i, axes,
+      s.name and ("title " .. Q(s.name)) or "notitle")
+  end
+  cmds[#cmds + 1] = "set grid lc rgb " .. Q("#dddddd")
+  cmds[#cmds + 1] = "set key outside right top"
+  cmds[#cmds + 1] = "set xtics nomirror"
+  labels(fname, opts, cmds)
+  if any_y2 then
+    cmds[#cmds + 1] = "set ytics nomirror"
+    cmds[#cmds + 1] = "set y2tics"
+    local y2label = opt_string(fname, opts, "y2label")
+    if y2label then cmds[#cmds + 1] = "set y2label " .. Q(y2label) end
+  end
+  if opts.logy then cmds[#cmds + 1] = "set logscale y" end
+  cmds[#cmds + 1] = "plot " .. table.concat(plots, ", ")
+  return draw(fname, opts, 800, 500, cmds)
+end
+
+-- ---- scatter ----
+
+function M.scatter(x, y, opts)
+  local fname = "plot.scatter"
+  opts = check_opts(fname, opts, { groups = true, labels = true, logy = true, pointsize = true,
+    fontsize = true })
+  x = as_tensor(fname, x, "x")
+  y = as_tensor(fname, y, "y")
+  if x:numel() ~= y:numel() then
+    fail(fname, "x has %d values but y has %d", x:numel(), y:numel())
+  end
+  local ps = opts.pointsize or 0.5
+  if type(ps) ~= "number" or ps <= 0 or ps > 10 then fail(fname, "option 'pointsize' must be 0..10") end
+  local cmds = { "set grid lc rgb " .. Q("#eeeeee"), "set key outside right top" }
+  labels(fname, opts, cmds)
+  if opts.logy then cmds[#cmds + 1] = "set logscale y" end
+  if opts.groups == nil then
+    cmds[#cmds + 1] = { name = "$points", columns = { x, y }, digits = 7 }
+    cmds[#cmds + 1] = string.format("plot $points using 1:2 with points pt 7 ps %s lc 1 notitle",
+      num(ps))
+    return draw(fname, opts, 800, 600, cmds)
+  end
+  local groups = as_tensor(fname, opts.groups, "option 'groups'")
+  if groups:numel() ~= x:numel() then
+    fail(fname, "groups has %d values for %d points", groups:numel(), x:numel())
+  end
+  local seen, ids = {}, {}
+  local max_groups = 64
+  for _, g in ipairs(groups:totable()) do
+    if not seen[g] then
+      seen[g] = true
+      ids[#ids + 1] = g
+      if #ids > max_groups then fail(fname, "more than %d groups", max_groups) end
+    end
+  end
+  table.sort(ids)
+  local names = opt_strings(fname, opts, "labels") or {}
+  cmds[#cmds + 1] = { name = "$points", columns = { x, y, groups }, digits = 7 }
+  local plots = {}
+  for i, g in ipairs(ids) do
+    -- Group ids are class ids (0-based); labels[g + 1] names group g.
+    local key = math.tointeger(g)
+    local name = key and names[key + 1] or string.format("%g", g)
+    plots[i] = string.format(
+      "$points using 1:($3 == %s ? $2 : NaN) with points pt 7 ps %s lc rgb %s title %s", num(g),
+      num(ps), Q(COLOURS[(i - 1) % #COLOURS + 1]), Q(name))
+  end
+  cmds[#cmds + 1] = "plot " .. table.concat(plots, ", ")
+  return draw(fname, opts, 800, 600, cmds)
+end
+
+-- ---- heatmap ----
+
+-- Is every value an integer (counts in a confusion matrix)?
+local function all_integers(t)
+  for _, row in ipairs(t:totable()) do
+    for _, v in ipairs(type(row) == "table" and row or { row }) do
+      if v ~= math.floor(v) then return false end
+    end
+  end
+  return true
+end
+
+function M.heatmap(matrix, opts)
+  local fname = "plot.heatmap"
+  opts = check_opts(fname, opts, { labels = true, row_labels = true, col_labels = true,
+    palette = true, range = true, values = true, digits = true, cblabel = true, fontsize = true })
+  local m = matrix
+  if not is_tensor(m) then
+    if type(m) ~= "table" or type(m[1]) ~= "table" then
+      fail(fname, "matrix must be a 2-D tensor or a list of rows")
+    end
+    m = fm.tensor(m)
+  end
+  if m:dim() ~= 2 then fail(fname, "matrix must be 2-D, got %d-D", m:dim()) end
+  local shape = m:shape()
+  local nr, nc = shape[1], shape[2]
+  if nr == 0 or nc == 0 then fail(fname, "matrix is empty") end
+  local row_names = opt_strings(fname, opts, "row_labels", nr)
+    or (opts.labels and opt_strings(fname, opts, "labels", nr))
+  local col_names = opt_strings(fname, opts, "col_labels", nc)
+    or (opts.labels and opt_strings(fname, opts, "labels", nc))
+  local p, palette_cmd = palette(fname, opts, "blues")
+  local lo, hi
+  if opts.range ~= nil then
+    local r = opts.range
+    if type(r) ~= "table" or type(r[1]) ~= "number" or type(r[2]) ~= "number" or not (r[1] < r[2]) then
+      fail(fname, "option 'range' must be {low, high} with low < high")
+    end
+    lo, hi = r[1], r[2]
+  else
+    lo, hi = m:min(), m:max()
+    if p.symmetric then
+      local a = math.max(math.abs(lo), math.abs(hi))
+      if a == 0 then a = 1 end
+      lo, hi = -a, a
+    elseif lo == hi then
+      lo, hi = lo - 0.5, hi + 0.5
+    end
+  end
+  local cmds = {
+    { name = "$m", matrix = m, digits = 9 },
+    palette_cmd,
+    string.format("set cbrange [%s:%s]", num(lo), num(hi)),
+    string.format("set xrange [-0.5:%s]", num(nc - 0.5)),
+    string.format("set yrange [%s:-0.5]", num(nr - 0.5)), -- row 1 at the top
+    "set size ratio -1",
+    "set tics scale 0",
+    "set border lw 0.5",
+  }
+  local cblabel = opt_string(fname, opts, "cblabel")
+  if cblabel then cmds[#cmds + 1] = "set cblabel " .. Q(cblabel) end
+  local width = 720
+  if col_names then
+    cmds[#cmds + 1] = tics("xtics", col_names) .. xtics_rotation(col_names, width * 0.7)
+  else
+    cmds[#cmds + 1] = index_tics("xtics", nc)
+  end
+  if row_names then
+    cmds[#cmds + 1] = tics("ytics", row_names)
+  else
+    cmds[#cmds + 1] = index_tics("ytics", nr)
+  end
+  labels(fname, opts, cmds)
+  local plot = "plot $m matrix using 1:2:3 with image notitle"
+  local show_values = opts.values
+  if show_values == nil then show_values = nr <= 20 and nc <= 20 end
+  if show_values then
+    local fmt
+    if opts.digits ~= nil then
+      fmt = "%." .. opt_int(fname, opts, "digits", 2, 0, 10) .. "f"
+    elseif all_integers(m) then
+      fmt = "%.0f"
+    else
+      fmt = "%.2f"
+    end
+    -- White text where the palette is dark, black elsewhere.
+    local z = string.format("(($3 - %s) / %s)", num(lo), num(hi - lo))
+    local dark
+    if p.dark == "high" then
+      dark = z .. " > 0.55"
+    elseif p.dark == "low" then
+      dark = z .. " < 0.45"
+    else
+      dark = "abs(" .. z .. " - 0.5) > 0.3"
+    end
+    local size = nr <= 12 and nc <= 12 and ",10" or ",8"
+    plot = plot .. string.format(
+      ", $m matrix using 1:2:(sprintf(%s, $3)):(%s ? 0xffffff : 0x000000) with labels "
+        .. "tc rgb variable font %s notitle", Q(fmt), dark, Q(size))
+  end
+  cmds[#cmds + 1] = plot
+  -- The colour box takes some of the width; the title and labels some of the height.
+  local height = math.floor(width * 0.9 * math.min(1.3, math.max(0.4, nr / nc)) + 0.5)
+  return draw(fname, opts, width, height, cmds)
+end
+
+-- ---- images ----
+
+-- An image tensor as a 2-D matrix: 2-D as is, 1-D of square length as a square.
+local function as_image(fname, t, what)
+  if not is_tensor(t) then fail(fname, "%s must be a tensor, got %s", what, type(t)) end
+  if t:dim() == 2 then return t end
+  local n = t:numel()
+  local side = math.tointeger(math.floor(math.sqrt(n) + 0.5))
+  if t:dim() == 1 and side and side * side == n and n > 0 then return t:reshape(side, side) end
+  fail(fname, "%s must be a 2-D tensor or a 1-D one of square length", what)
+end
+
+-- The colour range of images: opts.range, else [0, 1] when the values fit, else theirs. t is a
+-- tensor or a list of tensors.
+local function image_range(fname, opts, t)
+  if opts.range ~= nil then
+    local r = opts.range
+    if type(r) ~= "table" or type(r[1]) ~= "number" or type(r[2]) ~= "number" or not (r[1] < r[2]) then
+      fail(fname, "option 'range' must be {low, high} with low < high")
+    end
+    return r[1], r[2]
+  end
+  local lo, hi
+  if is_tensor(t) then
+    lo, hi = t:min(), t:max()
+  else
+    lo, hi = math.huge, -math.huge
+    for _, img in ipairs(t) do lo, hi = math.min(lo, img:min()), math.max(hi, img:max()) end
+  end
+  if lo >= 0 and hi <= 1 then return 0, 1 end
+  if lo == hi then return lo - 0.5, hi + 0.5 end
+  return lo, hi
+end
+
+function M.image(t, opts)
+  local fname = "plot.image"
+  opts = check_opts(fname, opts, { palette = true, range = true, colorbox = true, fontsize = true })
+  local img = as_image(fname, t, "image")
+  local shape = img:shape()
+  local p, palette_cmd = palette(fname, opts, "gray")
+  local lo, hi = image_range(fname, opts, img)
+  if p.symmetric and opts.range == nil then
+    local a = math.max(math.abs(img:min()), math.abs(img:max()))
+    if a == 0 then a = 1 end
+    lo, hi = -a, a
+  end
+  local cmds = {
+    { name = "$img", matrix = img, digits = 6 },
+    palette_cmd,
+    string.format("set cbrange [%s:%s]", num(lo), num(hi)),
+    string.format("set xrange [-0.5:%s]", num(shape[2] - 0.5)),
+    string.format("set yrange [%s:-0.5]", num(shape[1] - 0.5)),
+    "set size ratio -1",
+    "unset xtics",
+    "unset ytics",
+    "set border 0",
+  }
+  if not opts.colorbox then cmds[#cmds + 1] = "unset colorbox" end
+  labels(fname, opts, cmds)
+  cmds[#cmds + 1] = "plot $img matrix using 1:2:3 with image notitle"
+  return draw(fname, opts, opts.colorbox and 560 or 480, 480, cmds)
+end
+
+function M.images(list, opts)
+  local fname = "plot.images"
+  opts = check_opts(fname, opts, { cols = true, labels = true, captions = true, palette = true,
+    range = true, cell = true, fontsize = true })
+  local n, h, w
+  if is_tensor(list) then
+    local shape = list:shape()
+    n = shape[1]
+    if #shape == 3 then
+      h, w = shape[2], shape[3]
+    elseif #shape == 2 then
+      local s = as_image(fname, list[1], "image 1"):shape()
+      h, w = s[1], s[2]
+    else
+      fail(fname, "a tensor of images must be n x h x w or n x (k*k)")
+    end
+  elseif type(list) == "table" then
+    n = #list
+    if n == 0 then fail(fname, "no images") end
+    local s = as_image(fname, list[1], "image 1"):shape()
+    h, w = s[1], s[2]
+  else
+    fail(fname, "images must be a list of tensors or a tensor, got %s", type(list))
+  end
+  if n == 0 then fail(fname, "no images") end
+  local captions = opt_strings(fname, opts, "captions") or opt_strings(fname, opts, "labels")
+  if captions and #captions ~= n then
+    fail(fname, "%d captions for %d images", #captions, n)
+  end
+  local cols = math.min(opt_int(fname, opts, "cols", math.min(n, 10), 1, 1000), n)
+  local rows = (n + cols - 1) // cols
+  -- Gaps in image pixels: a little between columns, room for the caption under each row. The
+  -- gaps are NaN, which gnuplot leaves unpainted (white), unlike any grey level.
+  local gap_x = math.max(2, w // 10)
+  local gap_y = captions and math.max(4, (h * 2) // 5) or gap_x
+  local ok, canvas = pcall(fm.png.grid, list, { cols = cols, gap_x = gap_x, gap_y = gap_y,
+    background = 0 / 0 })
+  if not ok then fail(fname, "%s", (tostring(canvas):gsub("^png%.grid: ", ""))) end
+  local H = rows * h + (rows - 1) * gap_y + (captions and gap_y or 0)
+  local W = cols * w + (cols - 1) * gap_x
+  local lo, hi = image_range(fname, opts, list)
+  local _, palette_cmd = palette(fname, opts, "gray")
+  local cmds = {
+    { name = "$grid", matrix = canvas, digits = 4 },
+    palette_cmd,
+    string.format("set cbrange [%s:%s]", num(lo), num(hi)),
+    string.format("set xrange [-0.5:%s]", num(W - 0.5)),
+    string.format("set yrange [%s:-0.5]", num(H - 0.5)),
+    "set size ratio -1",
+    "unset xtics",
+    "unset ytics",
+    "unset colorbox",
+    "set border 0",
+    "set lmargin 1",
+    "set rmargin 1",
+    "set bmargin 1",
+  }
+  local cell = opt_int(fname, opts, "cell", 84, 8, 1000) -- pixels of figure per image
+  local font = Q("," .. (cell >= 70 and 9 or 7))
+  if captions then
+    for k = 1, n do
+      local x = ((k - 1) % cols) * (w + gap_x) + (w - 1) / 2
+      local y = ((k - 1) // cols) * (h + gap_y) + h - 0.5 + gap_y * 0.45
+      cmds[#cmds + 1] = string.format("set label %d %s at %s,%s center front font %s", k,
+        Q(captions[k]), num(x), num(y), font)
+    end
+  end
+  labels(fname, opts, cmds)
+  cmds[#cmds + 1] = "plot $grid matrix using 1:2:3 with image notitle"
+  local scale = cell / w
+  local width = math.floor(W * scale + 40)
+  local height = math.floor(H * scale + (opts.title and 70 or 30))
+  -- The gaps are NaN on purpose.
+  return draw(fname, opts, width, height, cmds, { "missing or undefined values" })
+end
+
+function M.close()
+  gp.close()
+end
+
+return M
