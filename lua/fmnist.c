@@ -147,6 +147,9 @@ int luaopen_fmnist(lua_State *L) {
   lua_setfield(L, -2, "version");
   lfm_open_tensor(L);
   lfm_open_dataset(L);
+  lfm_open_metrics(L);
+  lfm_open_png(L);
+  lfm_open_gnuplot(L);
   install_embedded(L);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, module_index);

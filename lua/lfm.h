@@ -37,6 +37,18 @@ const fm_dataset *lfm_checkdataset(lua_State *L, int arg);
 fm_dataset *lfm_todataset(lua_State *L, int arg); /* NULL if not a dataset */
 void lfm_open_dataset(lua_State *L);
 
+/* ---- PNG files (l_png.c): t:save_png, fm.load_png, fm.png ---- */
+void lfm_open_png(lua_State *L); /* after lfm_open_tensor: adds a tensor method */
+
+/* ---- the gnuplot process behind fm.plot (l_gnuplot.c): fm.gnuplot ---- */
+void lfm_open_gnuplot(lua_State *L);
+
+/* ---- metrics and results (l_metrics.c) ---- */
+/* Pushes a result table (accuracy, confusion, per-class scores, averages, report()) for a
+ * FM_CLASSES x FM_CLASSES confusion matrix; loss is left out when NaN. */
+void lfm_push_result(lua_State *L, const int64_t *confusion, double loss);
+void lfm_open_metrics(lua_State *L);
+
 /* ---- shared helpers (fmnist.c) ---- */
 /* Raises a Lua error with the engine's message, prefixed by the calling function's name. */
 int lfm_engine_error(lua_State *L, const char *fname);

@@ -1,0 +1,111 @@
+/* l_metrics.c: fm.metrics(y_true, y_pred) and the result table that model:evaluate returns too.
+ *
+ * A result is a plain Lua table (accuracy, confusion, precision, recall, f1, support, macro,
+ * weighted, ...) whose metatable, from the pure-Lua module fmnist.result, adds report() — the
+ * layout of scikit-learn's classification_report. */
+#include <math.h>
+
+#include "fm_metrics.h"
+#include "lfm.h"
+
+/* Labels from a tensor of integers in 0..255 into a uint8 userdata pushed on the stack. */
+static uint8_t *labels_from(lua_State *L, int arg, const char *what) {
+  fm_tensor *t = lfm_checktensor(L, arg);
+  uint8_t *out = lua_newuserdatauv(L, (size_t)(t->numel ? t->numel : 1), 0);
+  for (int64_t i = 0; i < t->numel; i++) {
+    float v = t->data[i];
+    if (!(v >= 0 && v < FM_CLASSES) || v != floorf(v))
+      luaL_error(L, "metrics: %s[%I] = %f is not a class id 0..%d", what, (lua_Integer)i + 1,
+                 (double)v, FM_CLASSES - 1);
+    out[i] = (uint8_t)v;
+  }
+  return out;
+}
+
+static void set_number(lua_State *L, const char *k, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void push_array(lua_State *L, const double *v, int n) {
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushnumber(L, v[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+static void push_avg(lua_State *L, double p, double r, double f1) {
+  lua_createtable(L, 0, 3);
+  set_number(L, "precision", p);
+  set_number(L, "recall", r);
+  set_number(L, "f1", f1);
+}
+
+void lfm_push_result(lua_State *L, const int64_t *confusion, double loss) {
+  fm_metrics m;
+  fm_metrics_compute(confusion, FM_CLASSES, &m);
+  lua_createtable(L, 0, 14);
+  set_number(L, "accuracy", m.accuracy);
+  if (!isnan(loss)) set_number(L, "loss", loss);
+  lua_pushinteger(L, m.total);
+  lua_setfield(L, -2, "n");
+  int64_t shape[2] = {FM_CLASSES, FM_CLASSES};
+  fm_tensor *c = lfm_newtensor(L, 2, shape);
+  for (int i = 0; i < FM_CLASSES * FM_CLASSES; i++) c->data[i] = (float)confusion[i];
+  lua_setfield(L, -2, "confusion");
+  fm_confusion_normalize(confusion, FM_CLASSES, lfm_newtensor(L, 2, shape)->data);
+  lua_setfield(L, -2, "confusion_normalized");
+  push_array(L, m.precision, FM_CLASSES);
+  lua_setfield(L, -2, "precision");
+  push_array(L, m.recall, FM_CLASSES);
+  lua_setfield(L, -2, "recall");
+  push_array(L, m.f1, FM_CLASSES);
+  lua_setfield(L, -2, "f1");
+  lua_createtable(L, FM_CLASSES, 0);
+  for (int i = 0; i < FM_CLASSES; i++) {
+    lua_pushinteger(L, m.support[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "support");
+  lua_createtable(L, FM_CLASSES, 0);
+  for (int i = 0; i < FM_CLASSES; i++) {
+    lua_pushboolean(L, m.present[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "present");
+  push_avg(L, m.macro_precision, m.macro_recall, m.macro_f1);
+  lua_setfield(L, -2, "macro");
+  push_avg(L, m.weighted_precision, m.weighted_recall, m.weighted_f1);
+  lua_setfield(L, -2, "weighted");
+  lua_getfield(L, LUA_REGISTRYINDEX, "fmnist.classes");
+  lua_setfield(L, -2, "classes");
+  /* setmetatable(result, require("fmnist.result").Result) */
+  int result = lua_gettop(L);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "fmnist.result");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "Result");
+  lua_setmetatable(L, result);
+  lua_pop(L, 1);
+}
+
+/* fm.metrics(y_true, y_pred): tensors of class ids 0..9 of the same length. */
+static int metrics_new(lua_State *L) {
+  fm_tensor *t = lfm_checktensor(L, 1), *p = lfm_checktensor(L, 2);
+  if (t->numel != p->numel)
+    return luaL_error(L, "metrics: %I true labels but %I predictions", (lua_Integer)t->numel,
+                      (lua_Integer)p->numel);
+  uint8_t *truth = labels_from(L, 1, "y_true");
+  uint8_t *pred = labels_from(L, 2, "y_pred");
+  int64_t confusion[FM_CLASSES * FM_CLASSES];
+  if (fm_confusion(truth, pred, t->numel, FM_CLASSES, confusion) != FM_OK)
+    return lfm_engine_error(L, "metrics");
+  lfm_push_result(L, confusion, NAN);
+  return 1;
+}
+
+void lfm_open_metrics(lua_State *L) {
+  static const luaL_Reg functions[] = {{"metrics", metrics_new}, {NULL, NULL}};
+  luaL_setfuncs(L, functions, 0);
+}
