@@ -2,22 +2,18 @@
  *
  * One image a row: the label 0-9, then 784 pixels 0-255 in row-major order. A header line is
  * optional, line ends may be LF or CRLF, the last newline may be missing, blank lines are skipped
- * (as pandas does) and spaces or tabs around a number are tolerated. Files are read through zlib, so
- * a gzip-compressed CSV works too.
+ * (as pandas does) and spaces or tabs around a number are tolerated. Files are read through
+ * fm_stream, so a gzip-compressed CSV works too.
  *
  * The parser is a digit loop over a large buffer: the 60k training CSV is about 130 MB, and strtol
  * with its locale and errno handling per field would dominate the load time. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <zlib.h>
 
 #include "fm_dataset.h"
 #include "fm_error.h"
+#include "fm_stream.h"
 
 #define CSV_PIXELS 784
 #define CSV_COLUMNS (CSV_PIXELS + 1)
@@ -26,7 +22,7 @@
 
 typedef struct csv_reader {
   const char *path;
-  gzFile gz;
+  fm_stream stream;
   char *buf;
   size_t len, pos; /* buf[pos, len) is read but not yet handed out */
   int eof;
@@ -36,51 +32,19 @@ typedef struct csv_reader {
 static int csv_open(csv_reader *r, const char *path) {
   memset(r, 0, sizeof *r);
   r->path = path;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fm_fail("cannot open %s: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int e = errno;
-    close(fd);
-    return fm_fail("cannot read %s: %s", path, strerror(e));
-  }
-  if (S_ISDIR(st.st_mode)) {
-    close(fd);
-    return fm_fail("%s: is a directory, not a CSV file", path);
-  }
-  if (S_ISREG(st.st_mode) && st.st_size == 0) {
-    close(fd);
-    return fm_fail("%s: file is empty", path);
-  }
+  if (fm_stream_open(&r->stream, path, "a CSV file") != FM_OK) return FM_ERR;
   r->buf = malloc(CSV_BUFFER);
-  r->gz = r->buf ? gzdopen(fd, "rb") : NULL;
-  if (!r->gz) {
-    close(fd);
-    free(r->buf);
-    r->buf = NULL;
+  if (!r->buf) {
+    fm_stream_close(&r->stream);
     return fm_fail("cannot read %s: out of memory", path);
   }
-  gzbuffer(r->gz, 1 << 18);
   return FM_OK;
 }
 
 static void csv_close(csv_reader *r) {
-  if (r->gz) gzclose(r->gz);
+  fm_stream_close(&r->stream);
   free(r->buf);
-  r->gz = NULL;
   r->buf = NULL;
-}
-
-/* zlib reports a truncated or corrupt gzip stream through gzerror, sometimes with a short count. */
-static int csv_stream_error(const csv_reader *r) {
-  int errnum = Z_OK;
-  const char *msg = gzerror(r->gz, &errnum);
-  if (errnum == Z_OK) return FM_OK;
-  if (errnum == Z_BUF_ERROR)
-    return fm_fail("%s: truncated gzip stream (%s) after line %lld", r->path, msg,
-                   (long long)r->line);
-  if (errnum == Z_ERRNO) return fm_fail("%s: read error: %s", r->path, strerror(errno));
-  return fm_fail("%s: corrupt gzip data after line %lld (%s)", r->path, (long long)r->line, msg);
 }
 
 /* Hands out the next line as [*s, *e) without its line end. Returns 1, 0 at the end of the file,
@@ -110,9 +74,9 @@ static int csv_next_line(csv_reader *r, const char **s, const char **e) {
     if (r->len == CSV_BUFFER)
       return fm_fail("%s: line %lld is longer than %d bytes", r->path, (long long)r->line + 1,
                      CSV_BUFFER);
-    int got = gzread(r->gz, r->buf + r->len, (unsigned)(CSV_BUFFER - r->len));
-    if (csv_stream_error(r) != FM_OK) return FM_ERR;
-    if (got < 0) return fm_fail("%s: read error after line %lld", r->path, (long long)r->line);
+    int64_t got;
+    if (fm_stream_read(&r->stream, r->buf + r->len, CSV_BUFFER - (int64_t)r->len, &got) != FM_OK)
+      return FM_ERR;
     if (got == 0) r->eof = 1;
     r->len += (size_t)got;
   }
@@ -140,9 +104,10 @@ static int64_t count_columns(const char *s, const char *e) {
 static int csv_check_header(const csv_reader *r, const char *s, const char *e) {
   int64_t cols = count_columns(s, e);
   if (cols != CSV_COLUMNS)
-    return fm_fail("%s: line %lld: the header has %lld columns, expected %d (label, pixel1, ..., "
-                   "pixel%d)",
-                   r->path, (long long)r->line, (long long)cols, CSV_COLUMNS, CSV_PIXELS);
+    return fm_fail(
+        "%s: line %lld: the header has %lld columns, expected %d (label, pixel1, ..., "
+        "pixel%d)",
+        r->path, (long long)r->line, (long long)cols, CSV_COLUMNS, CSV_PIXELS);
   return FM_OK;
 }
 
@@ -195,16 +160,20 @@ static int bad_value(const csv_reader *r, int col, const char *tok, const char *
   while (end < e && *end != ',') end++;
   while (end > tok && is_blank_char(end[-1])) end--;
   while (tok < end && is_blank_char(*tok)) tok++;
-  char where[48];
+  char where[48], text[48];
   describe_column(col, where, sizeof where);
+  /* At most 40 bytes of the field, control and non-ASCII bytes shown as '?', so that a binary file
+   * read as CSV cannot put garbage into the message. */
   int len = (int)(end - tok > 40 ? 40 : end - tok);
-  const char *more = end - tok > 40 ? "..." : "";
-  if (len == 0) return fm_fail("%s: line %lld, %s: empty value", r->path, (long long)r->line, where);
+  for (int i = 0; i < len; i++) text[i] = tok[i] >= 0x20 && tok[i] < 0x7f ? tok[i] : '?';
+  snprintf(text + len, sizeof text - (size_t)len, "%s", end - tok > 40 ? "..." : "");
+  if (len == 0)
+    return fm_fail("%s: line %lld, %s: empty value", r->path, (long long)r->line, where);
   if (in_range)
-    return fm_fail("%s: line %lld, %s: value %.*s%s is outside %s", r->path, (long long)r->line,
-                   where, len, tok, more, col == 0 ? "0-9" : "0-255");
-  return fm_fail("%s: line %lld, %s: '%.*s%s' is not an integer", r->path, (long long)r->line,
-                 where, len, tok, more);
+    return fm_fail("%s: line %lld, %s: value %s is outside %s", r->path, (long long)r->line, where,
+                   text, col == 0 ? "0-9" : "0-255");
+  return fm_fail("%s: line %lld, %s: '%s' is not an integer", r->path, (long long)r->line, where,
+                 text);
 }
 
 static int wrong_columns(const csv_reader *r, int64_t cols) {
@@ -244,8 +213,7 @@ static int parse_row(const csv_reader *r, const char *s, const char *e, uint8_t 
   return FM_OK;
 }
 
-static int csv_read_rows(csv_reader *r, const fm_csv_info *info, uint8_t *pixels,
-                         uint8_t *labels) {
+static int csv_read_rows(csv_reader *r, const fm_csv_info *info, uint8_t *pixels, uint8_t *labels) {
   const char *s, *e;
   int64_t rows = 0;
   int seen_first = 0, rc;
@@ -263,17 +231,19 @@ static int csv_read_rows(csv_reader *r, const fm_csv_info *info, uint8_t *pixels
       }
     }
     if (rows == info->count)
-      return fm_fail("%s: line %lld: more data rows than the %lld counted before (file changed "
-                     "while being loaded)",
-                     r->path, (long long)r->line, (long long)info->count);
+      return fm_fail(
+          "%s: line %lld: more data rows than the %lld counted before (file changed "
+          "while being loaded)",
+          r->path, (long long)r->line, (long long)info->count);
     if (parse_row(r, s, e, labels + rows, pixels + rows * CSV_PIXELS) != FM_OK) return FM_ERR;
     rows++;
   }
   if (rc != 0) return FM_ERR;
   if (rows < info->count)
-    return fm_fail("%s: only %lld data rows, fewer than the %lld counted before (file changed or "
-                   "truncated while being loaded)",
-                   r->path, (long long)rows, (long long)info->count);
+    return fm_fail(
+        "%s: only %lld data rows, fewer than the %lld counted before (file changed or "
+        "truncated while being loaded)",
+        r->path, (long long)rows, (long long)info->count);
   return FM_OK;
 }
 

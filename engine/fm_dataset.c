@@ -1,4 +1,4 @@
-/* fm_dataset: what is done with a loaded image set — class names, label checks, where the standard
+/* fm_dataset: what is done with a loaded image set: class names, label checks, where the standard
  * files are, and views over uint8 storage: counts, mean and standard-deviation images, batches
  * scaled to [0,1] floats, and (stratified) splits. */
 #include "fm_dataset.h"
@@ -11,8 +11,8 @@
 
 #include "fm_error.h"
 
-const char *const fm_class_names[FM_CLASSES] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                                "Coat",        "Sandal",  "Shirt",    "Sneaker",
+const char *const fm_class_names[FM_CLASSES] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                                "Coat",        "Sandal",    "Shirt",    "Sneaker",
                                                 "Bag",         "Ankle boot"};
 
 int fm_labels_check(const uint8_t *labels, int64_t n, const char *what) {
@@ -76,9 +76,10 @@ int fm_labels_path_for(const char *images, char *labels, size_t size) {
       return fm_fail("%s: path too long for the labels file name", images);
     return FM_OK;
   }
-  return fm_fail("%s: cannot tell the labels file from this name (expected one like "
-                 "train-images-idx3-ubyte.gz); pass the labels path explicitly",
-                 images);
+  return fm_fail(
+      "%s: cannot tell the labels file from this name (expected one like "
+      "train-images-idx3-ubyte.gz); pass the labels path explicitly",
+      images);
 }
 
 /* ---- views ---- */
@@ -241,7 +242,7 @@ static int split_plain(const fm_dataset *d, double fraction, fm_rng *rng, int32_
 
 /* Each class's view positions are grouped (a counting sort keeps view order within a class), the
  * first round(fraction * count) of each class (after a shuffle, with rng) are marked for the first
- * part, and both parts are collected in view order — then shuffled as wholes, with rng, so that
+ * part, and both parts are collected in view order, then shuffled as wholes, with rng, so that
  * classes are interleaved. */
 static int split_stratified(const fm_dataset *d, double fraction, fm_rng *rng, int32_t *first,
                             int32_t *second, int64_t *n_first) {

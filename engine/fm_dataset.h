@@ -44,21 +44,25 @@ typedef struct fm_csv_info {
   int has_header;
 } fm_csv_info;
 
-/* Counts the data rows and detects a header line (a first line that does not start with a digit). */
+/* Counts the data rows and detects a header line (a first non-blank line whose first field does not
+ * start like a number; it must have 785 columns too). A gzip-compressed CSV is read as well. */
 int fm_csv_probe(const char *path, fm_csv_info *info);
 /* Parses every row into pixels (count * 784 bytes) and labels (count bytes). LF or CRLF line ends,
  * a missing final newline and blank trailing lines are fine. Fails, naming the file and line, on a
  * wrong number of columns, a non-integer value, a pixel outside 0-255 or a label outside 0-9. */
 int fm_csv_read(const char *path, const fm_csv_info *info, uint8_t *pixels, uint8_t *labels);
 
-/* Fails naming `what` and the first position of a label outside 0..9. */
+/* Fails naming `what` and the first position (counting from 1) of a label outside 0..9. */
 int fm_labels_check(const uint8_t *labels, int64_t n, const char *what);
 
 /* Looks for "<prefix>-images-idx3-ubyte[.gz]" and the labels beside it in dir ("train" has prefix
- * train, "test" has t10k). Writes the paths found; returns FM_ERR when either is missing. */
+ * train, "test" has t10k; the spelling "-images.idx3-ubyte" is accepted too; a raw file is taken
+ * before a .gz one). Writes the paths found; returns FM_ERR when either is missing. */
 int fm_find_split(const char *dir, const char *split, char *images, char *labels, size_t size);
 /* The labels file that goes with an images file by the standard naming: "...-images-idx3-ubyte..."
- * -> "...-labels-idx1-ubyte..." (same directory and suffix). FM_ERR if the name does not follow it. */
+ * -> "...-labels-idx1-ubyte..." (same directory and suffix; "-images.idx3-ubyte" likewise). FM_ERR,
+ * saying to pass the labels path explicitly, if the name does not follow it. Does not look at the
+ * disk. */
 int fm_labels_path_for(const char *images, char *labels, size_t size);
 
 /* ---- views ---- */
@@ -82,18 +86,20 @@ void fm_dataset_counts(const fm_dataset *d, int64_t counts[FM_CLASSES]);
 int fm_dataset_mean_image(const fm_dataset *d, int class_id, float *out);
 /* Per-pixel standard deviation in [0,1] units (population). */
 int fm_dataset_std_image(const fm_dataset *d, int class_id, float *out);
-/* Scales images [first, first+count) of the view to floats in [0,1] (x: count*rows*cols) and
- * their labels (y: count, may be NULL). */
+/* Scales images [first, first+count) of the view (the caller checks the range) to floats in [0,1]
+ * (x: count*rows*cols, each value/255.0f) and their labels (y: count, may be NULL). */
 void fm_dataset_fill(const fm_dataset *d, int64_t first, int64_t count, float *x, uint8_t *y);
-/* The same for arbitrary view rows order[0..count). */
+/* The same for arbitrary view rows order[0..count), each in [0, n) (the caller checks). */
 void fm_dataset_gather(const fm_dataset *d, const int32_t *order, int64_t count, float *x,
                        uint8_t *y);
 /* The storage rows of the view, in view order (n int32). */
 void fm_dataset_storage_rows(const fm_dataset *d, int32_t *out);
 /* Splits the view into a first part of round(fraction * n) rows and the rest, as storage rows.
- * Shuffled with rng (not shuffled when rng is NULL). Stratified: each class is split in the same
- * proportion (the first part holds round(fraction * count) of every class), and each part keeps
- * a shuffled order. first must hold n entries, second the rest; *n_first tells the split. */
+ * Shuffled with rng (not shuffled when rng is NULL: view order kept). Stratified: each class is
+ * split in the same proportion (the first part holds round(fraction * count) of every class), and
+ * each part keeps a shuffled order. first and second must each have room for n entries (a
+ * stratified first part can differ from round(fraction * n)); *n_first tells the split. Fails on
+ * a fraction outside [0, 1] and, when stratified, on a label outside 0..9. */
 int fm_dataset_split(const fm_dataset *d, double fraction, fm_rng *rng, int stratify,
                      int32_t *first, int32_t *second, int64_t *n_first);
 
