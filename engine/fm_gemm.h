@@ -32,6 +32,12 @@ const char *fm_gemm_name(fm_gemm_kernel k);
 void fm_gemm(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b,
              int ldb, float beta, float *c, int ldc, const float *bias, int relu, float *scratch);
 
+/* 1 when the CPU has AVX-512 and the engine's own vector code is allowed (the default). After
+ * fm_simd_allow(0) every layer and optimizer uses its plain C loops and the product goes to
+ * OpenBLAS: for tests of those paths on a machine that has AVX-512, and for comparisons. */
+int fm_simd_avx512(void);
+void fm_simd_allow(int on);
+
 /* OpenBLAS's own thread count, to pin it to 1 inside the network's parallel regions and restore
  * it afterwards (results of a multi-threaded sgemm may depend on its thread count). */
 int fm_blas_threads(void);

@@ -49,6 +49,9 @@ void lfm_open_gnuplot(lua_State *L);
 void lfm_push_result(lua_State *L, const int64_t *confusion, double loss);
 void lfm_open_metrics(lua_State *L);
 
+/* ---- models (l_model.c): fm.LogReg, fm.MLP, fm.CNN, fm.load_model ---- */
+void lfm_open_model(lua_State *L);
+
 /* ---- shared helpers (fmnist.c) ---- */
 /* Raises a Lua error with the engine's message, prefixed by the calling function's name. */
 int lfm_engine_error(lua_State *L, const char *fname);

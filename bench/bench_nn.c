@@ -1,0 +1,346 @@
+/* bench_nn: speed and memory of the engine's networks on Fashion-MNIST (or, when the dataset is
+ * not installed, on synthetic images of the same size).
+ *
+ *   bench_nn sgemm                 GFLOP/s of a 4096^3 OpenBLAS sgemm: the machine's practical
+ *                                  ceiling, with OpenBLAS's own threads
+ *   bench_nn cnn|mlp|logreg [opts] seconds per training epoch (median), training GFLOP/s,
+ *                                  inference images/s on the test set, test accuracy, peak RSS
+ *   options: --epochs N  --threads N  --batch N  --kernel auto|blas|avx512  --lr X
+ *            --optim adam|sgd  --target ACC (logreg: seconds until test accuracy >= ACC)
+ *            --data DIR  --synthetic
+ *
+ * Every figure is printed on a line of its own and again in one "RESULT key=value ..." line that
+ * bench/run.sh collects. Run one model per process so that its peak RSS is its own. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <cblas.h>
+
+#include "fm_dataset.h"
+#include "fm_error.h"
+#include "fm_gemm.h"
+#include "fm_net.h"
+#include "fm_train.h"
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double peak_rss_mb(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_maxrss / 1024.0;
+}
+
+static void *xalloc(size_t bytes) {
+  void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!p) {
+    fprintf(stderr, "bench_nn: out of memory (%zu bytes)\n", bytes);
+    exit(1);
+  }
+  return p;
+}
+
+/* ---- the machine's ceiling ---- */
+
+static int bench_sgemm(void) {
+  const int n = 4096, reps = 3;
+  float *a = xalloc(sizeof(float) * n * n), *b = xalloc(sizeof(float) * n * n);
+  float *c = xalloc(sizeof(float) * n * n);
+  for (size_t i = 0; i < (size_t)n * n; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
+  double t[3];
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+  for (int r = 0; r < reps; r++) {
+    double t0 = now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+    t[r] = now() - t0;
+  }
+  double gf = 2.0 * n * n * (double)n / median(t, reps) / 1e9;
+  const char *core = getenv("OPENBLAS_CORETYPE");
+  printf("sgemm 4096^3: %.1f GFLOP/s (OpenBLAS %d threads, core %s, OPENBLAS_CORETYPE=%s)\n", gf,
+         fm_blas_threads(), openblas_get_corename(), core ? core : "(unset)");
+  printf("RESULT model=sgemm gflops=%.1f threads=%d\n", gf, fm_blas_threads());
+  free(a), free(b), free(c);
+  return 0;
+}
+
+/* ---- data ---- */
+
+typedef struct data {
+  uint8_t *pixels[2], *labels[2];
+  fm_dataset set[2]; /* train, test */
+  const char *source;
+} data;
+
+static int load_split(const char *dir, const char *split, uint8_t **pix, uint8_t **lab,
+                      fm_dataset *d) {
+  char ip[1024], lp[1024];
+  if (fm_find_split(dir, split, ip, lp, sizeof ip) != FM_OK) return FM_ERR;
+  fm_idx_info ii, li;
+  if (fm_idx_probe(ip, &ii) != FM_OK || fm_idx_probe(lp, &li) != FM_OK) return FM_ERR;
+  *pix = xalloc((size_t)ii.bytes);
+  *lab = xalloc((size_t)li.bytes);
+  if (fm_idx_read(ip, &ii, *pix) != FM_OK || fm_idx_read(lp, &li, *lab) != FM_OK) return FM_ERR;
+  memset(d, 0, sizeof *d);
+  d->n = ii.count;
+  d->rows = ii.rows;
+  d->cols = ii.cols;
+  d->pixels = *pix;
+  d->labels = *lab;
+  return FM_OK;
+}
+
+/* Ten classes of noisy random prototypes: learnable, and the same size as the real thing. */
+static void synthetic(data *dt) {
+  fm_rng r;
+  fm_rng_seed(&r, 42);
+  uint8_t proto[10][784];
+  for (int k = 0; k < 10; k++)
+    for (int p = 0; p < 784; p++) proto[k][p] = (uint8_t)fm_rng_below(&r, 256);
+  const int64_t counts[2] = {60000, 10000};
+  for (int s = 0; s < 2; s++) {
+    dt->pixels[s] = xalloc((size_t)counts[s] * 784);
+    dt->labels[s] = xalloc((size_t)counts[s]);
+    for (int64_t i = 0; i < counts[s]; i++) {
+      int k = (int)fm_rng_below(&r, 10);
+      dt->labels[s][i] = (uint8_t)k;
+      for (int p = 0; p < 784; p++) {
+        int v = proto[k][p] + (int)(60.0 * fm_rng_normal(&r));
+        dt->pixels[s][i * 784 + p] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+      }
+    }
+    dt->set[s] = (fm_dataset){.n = counts[s], .rows = 28, .cols = 28, .pixels = dt->pixels[s],
+                              .labels = dt->labels[s]};
+  }
+  dt->source = "synthetic";
+}
+
+static void load_data(data *dt, const char *dir, int force_synthetic) {
+  memset(dt, 0, sizeof *dt);
+  if (!force_synthetic && load_split(dir, "train", &dt->pixels[0], &dt->labels[0], &dt->set[0]) == FM_OK &&
+      load_split(dir, "test", &dt->pixels[1], &dt->labels[1], &dt->set[1]) == FM_OK) {
+    dt->source = "fashion-mnist";
+    return;
+  }
+  if (!force_synthetic) printf("# %s: %s; using synthetic images\n", dir, fm_error());
+  for (int s = 0; s < 2; s++) free(dt->pixels[s]), free(dt->labels[s]);
+  synthetic(dt);
+}
+
+/* ---- models ---- */
+
+static int model_specs(const char *name, fm_layer_spec *s) {
+  if (!strcmp(name, "cnn")) {
+    fm_layer_spec cnn[] = {{.kind = FM_LAYER_CONV2D, .units = 32, .kh = 3},
+                           {.kind = FM_LAYER_RELU},
+                           {.kind = FM_LAYER_MAXPOOL, .pool = 2},
+                           {.kind = FM_LAYER_CONV2D, .units = 64, .kh = 3},
+                           {.kind = FM_LAYER_RELU},
+                           {.kind = FM_LAYER_MAXPOOL, .pool = 2},
+                           {.kind = FM_LAYER_FLATTEN},
+                           {.kind = FM_LAYER_DENSE, .units = 128},
+                           {.kind = FM_LAYER_RELU},
+                           {.kind = FM_LAYER_DROPOUT, .rate = 0.5f},
+                           {.kind = FM_LAYER_DENSE, .units = 10}};
+    memcpy(s, cnn, sizeof cnn);
+    return 11;
+  }
+  if (!strcmp(name, "mlp")) {
+    fm_layer_spec mlp[] = {{.kind = FM_LAYER_FLATTEN},
+                           {.kind = FM_LAYER_DENSE, .units = 256},
+                           {.kind = FM_LAYER_RELU},
+                           {.kind = FM_LAYER_DROPOUT, .rate = 0.2f},
+                           {.kind = FM_LAYER_DENSE, .units = 128},
+                           {.kind = FM_LAYER_RELU},
+                           {.kind = FM_LAYER_DROPOUT, .rate = 0.2f},
+                           {.kind = FM_LAYER_DENSE, .units = 10}};
+    memcpy(s, mlp, sizeof mlp);
+    return 8;
+  }
+  if (!strcmp(name, "logreg")) {
+    s[0] = (fm_layer_spec){.kind = FM_LAYER_DENSE, .units = 10};
+    return 1;
+  }
+  return 0;
+}
+
+typedef struct options {
+  const char *model, *kernel, *data_dir, *optim;
+  int epochs, threads, batch, synthetic;
+  double lr, target;
+} options;
+
+/* Test-set accuracy (and images/s), converting the uint8 images a block at a time. */
+static double evaluate(const fm_net *net, fm_work *w, const fm_dataset *d, double *img_per_s) {
+  const int64_t block = 2000;
+  float *x = xalloc(sizeof(float) * block * 784);
+  uint8_t *y = xalloc(block);
+  int64_t correct = 0;
+  double t0 = now();
+  for (int64_t i = 0; i < d->n; i += block) {
+    int64_t cnt = d->n - i < block ? d->n - i : block, right = 0;
+    fm_dataset_fill(d, i, cnt, x, y);
+    fm_net_predict(net, w, x, cnt, NULL, NULL, y, NULL, &right);
+    correct += right;
+  }
+  double t = now() - t0;
+  if (img_per_s) *img_per_s = (double)d->n / t;
+  free(x), free(y);
+  return (double)correct / (double)d->n;
+}
+
+static int bench_model(const options *o) {
+  fm_layer_spec specs[FM_NET_MAX_LAYERS];
+  int nl = model_specs(o->model, specs);
+  if (!nl) {
+    fprintf(stderr, "bench_nn: unknown model '%s' (sgemm, cnn, mlp, logreg)\n", o->model);
+    return 2;
+  }
+  fm_gemm_kernel k = !strcmp(o->kernel, "blas") ? FM_GEMM_BLAS
+                     : !strcmp(o->kernel, "avx512") ? FM_GEMM_AVX512 : FM_GEMM_AUTO;
+  fm_gemm_select(k);
+  data dt;
+  load_data(&dt, o->data_dir, o->synthetic);
+
+  fm_net net;
+  if (fm_net_build(&net, 28, 28, 1, specs, nl) != FM_OK) {
+    fprintf(stderr, "bench_nn: %s\n", fm_error());
+    return 1;
+  }
+  float *params = xalloc(sizeof(float) * net.n_params), *grads = xalloc(sizeof(float) * net.n_params);
+  fm_net_bind(&net, params, grads);
+  fm_net_init(&net, 1);
+  fm_optim opt;
+  if (!strcmp(o->optim, "sgd"))
+    fm_optim_sgd(&opt, o->lr > 0 ? o->lr : 0.05, 0.9, 1);
+  else
+    fm_optim_adam(&opt, o->lr > 0 ? o->lr : 1e-3);
+  int64_t sf = fm_optim_state_floats(&opt, net.n_params);
+  float *state = xalloc(sizeof(float) * (size_t)(sf ? sf : 1));
+  memset(state, 0, sizeof(float) * (size_t)sf);
+
+  size_t wbytes = fm_work_bytes(&net, o->batch, o->threads);
+  void *wmem = xalloc(wbytes);
+  fm_work work;
+  if (fm_work_init(&work, &net, o->batch, o->threads, wmem, wbytes) != FM_OK) {
+    fprintf(stderr, "bench_nn: %s\n", fm_error());
+    return 1;
+  }
+  /* Inference goes through a workspace of larger batches (bigger products, fewer calls). */
+  const int infer_batch = 256;
+  size_t ibytes = fm_work_bytes(&net, infer_batch, o->threads);
+  void *imem = xalloc(ibytes);
+  fm_work iwork;
+  fm_work_init(&iwork, &net, infer_batch, o->threads, imem, ibytes);
+
+  const fm_dataset *train = &dt.set[0], *test = &dt.set[1];
+  int32_t *order = xalloc(sizeof(int32_t) * (size_t)train->n);
+  float *x = xalloc(sizeof(float) * (size_t)o->batch * 784);
+  uint8_t *y = xalloc((size_t)o->batch);
+  fm_rng shuffle;
+  fm_rng_seed(&shuffle, 7);
+  double train_flops = 6.0 * (double)net.macs * (double)train->n;
+
+  printf("model %s: %lld parameters, %.3f GFLOP per training epoch (6 x %lld multiply-adds x %lld "
+         "images)\n", o->model, (long long)net.n_params, train_flops / 1e9, (long long)net.macs,
+         (long long)train->n);
+  printf("kernel %s, %d threads, batch %d, %s lr %g, data %s\n", fm_gemm_name(fm_gemm_current()),
+         o->threads, o->batch, o->optim, opt.lr, dt.source);
+
+  double times[64], elapsed = 0, reached = -1, acc = 0, img_s = 0;
+  int epochs = o->epochs > 64 ? 64 : o->epochs;
+  for (int e = 0; e < epochs; e++) {
+    for (int64_t i = 0; i < train->n; i++) order[i] = (int32_t)i;
+    fm_rng_shuffle(&shuffle, order, train->n);
+    fm_epoch_stats st;
+    double t0 = now();
+    if (fm_train_epoch(&net, &work, &opt, state, train, order, train->n, o->batch, e, 11, x, y,
+                       NULL, NULL, &st) != FM_OK || st.diverged) {
+      fprintf(stderr, "bench_nn: %s\n", fm_error());
+      return 1;
+    }
+    times[e] = now() - t0;
+    double te = now();
+    acc = evaluate(&net, &iwork, test, &img_s);
+    elapsed += times[e] + (now() - te);
+    if (o->target > 0 && reached < 0 && acc >= o->target) reached = elapsed;
+    printf("epoch %d: %.3f s (%.1f GFLOP/s), train loss %.4f, train acc %.4f, test acc %.4f, "
+           "inference %.0f images/s\n", e + 1, times[e], train_flops / times[e] / 1e9, st.loss,
+           st.accuracy, acc, img_s);
+    fflush(stdout);
+  }
+  /* Inference speed: median of five passes over the test set. */
+  double inf[5];
+  for (int r = 0; r < 5; r++) evaluate(&net, &iwork, test, &inf[r]);
+  double infer = median(inf, 5);
+  double ep = median(times, epochs);
+  printf("epoch (median of %d): %.3f s, %.1f GFLOP/s; inference %.0f images/s; peak RSS %.1f MB\n",
+         epochs, ep, train_flops / ep / 1e9, infer, peak_rss_mb());
+  if (o->target > 0) {
+    if (reached >= 0)
+      printf("test accuracy %.1f%% reached after %.2f s of training and evaluation\n",
+             100 * o->target, reached);
+    else
+      printf("test accuracy %.1f%% not reached in %d epochs (%.4f)\n", 100 * o->target, epochs, acc);
+  }
+  printf("RESULT model=%s epoch_s=%.3f gflops=%.1f infer_img_s=%.0f rss_mb=%.1f test_acc=%.4f "
+         "epochs=%d kernel=%s threads=%d batch=%d data=%s target_s=%.2f\n",
+         o->model, ep, train_flops / ep / 1e9, infer, peak_rss_mb(), acc, epochs,
+         fm_gemm_name(fm_gemm_current()), o->threads, o->batch, dt.source, reached);
+  free(params), free(grads), free(state), free(wmem), free(imem), free(order), free(x), free(y);
+  for (int s = 0; s < 2; s++) free(dt.pixels[s]), free(dt.labels[s]);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  options o = {.model = argc > 1 ? argv[1] : "cnn", .kernel = "auto",
+               .data_dir = "/usr/share/datasets/fashion-mnist", .optim = "adam", .epochs = 0,
+               .threads = fm_default_threads(), .batch = 64};
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--synthetic")) {
+      o.synthetic = 1;
+      continue;
+    }
+    if (!v) {
+      fprintf(stderr, "bench_nn: %s needs a value\n", a);
+      return 2;
+    }
+    i++;
+    if (!strcmp(a, "--epochs")) o.epochs = atoi(v);
+    else if (!strcmp(a, "--threads")) o.threads = atoi(v);
+    else if (!strcmp(a, "--batch")) o.batch = atoi(v);
+    else if (!strcmp(a, "--kernel")) o.kernel = v;
+    else if (!strcmp(a, "--data")) o.data_dir = v;
+    else if (!strcmp(a, "--optim")) o.optim = v;
+    else if (!strcmp(a, "--lr")) o.lr = atof(v);
+    else if (!strcmp(a, "--target")) o.target = atof(v);
+    else {
+      fprintf(stderr, "bench_nn: unknown option %s\n", a);
+      return 2;
+    }
+  }
+  if (!strcmp(o.model, "sgemm")) return bench_sgemm();
+  if (o.epochs <= 0) o.epochs = !strcmp(o.model, "cnn") ? 3 : 5;
+  if (o.threads < 1 || o.threads > FM_NET_MAX_SHARDS || o.batch < 1) {
+    fprintf(stderr, "bench_nn: bad --threads or --batch\n");
+    return 2;
+  }
+  return bench_model(&o);
+}

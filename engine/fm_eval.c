@@ -1,0 +1,29 @@
+/* fm_eval: chunked inference over a dataset view. */
+#include "fm_eval.h"
+
+#include "fm_error.h"
+
+int fm_eval_dataset(const fm_net *net, fm_work *w, const fm_dataset *d, float *x, uint8_t *y,
+                    int64_t chunk, float *probs, uint8_t *pred, double *loss_sum,
+                    int64_t *correct) {
+  if (fm_dataset_pixels(d) != net->in_size)
+    return fm_fail("images of %lldx%lld do not fit a network taking %dx%dx%d", (long long)d->rows,
+                   (long long)d->cols, net->in_h, net->in_w, net->in_c);
+  if (chunk < 1) return fm_fail("chunk of %lld images", (long long)chunk);
+  double loss = 0.0;
+  int64_t right = 0;
+  for (int64_t i0 = 0; i0 < d->n; i0 += chunk) {
+    int64_t cnt = d->n - i0 < chunk ? d->n - i0 : chunk;
+    fm_dataset_fill(d, i0, cnt, x, y);
+    double l = 0.0;
+    int64_t c = 0;
+    if (fm_net_predict(net, w, x, cnt, probs ? probs + i0 * net->classes : NULL,
+                       pred ? pred + i0 : NULL, y, &l, &c) != FM_OK)
+      return FM_ERR;
+    loss += l;
+    right += c;
+  }
+  if (loss_sum) *loss_sum = loss;
+  if (correct) *correct = right;
+  return FM_OK;
+}

@@ -1,0 +1,16 @@
+/* fm_eval: a network over every image of a dataset view — predictions, probabilities, and the
+ * loss and accuracy against the view's labels — a chunk of images at a time, so that the floats
+ * of 60,000 images never exist at once. */
+#ifndef FM_EVAL_H
+#define FM_EVAL_H
+
+#include "fm_dataset.h"
+#include "fm_net.h"
+
+/* x: chunk * net->in_size floats; y: chunk labels. probs (d->n x classes) and pred (d->n) may be
+ * NULL; *loss_sum (summed cross-entropy) and *correct (may be NULL) use the view's labels. */
+int fm_eval_dataset(const fm_net *net, fm_work *w, const fm_dataset *d, float *x, uint8_t *y,
+                    int64_t chunk, float *probs, uint8_t *pred, double *loss_sum,
+                    int64_t *correct);
+
+#endif

@@ -1,0 +1,430 @@
+/* fm_layers: dense, conv2d (im2col + fm_gemm), max-pool, ReLU, dropout, softmax cross-entropy
+ * and weight initialisation, over NHWC float32 batches. See fm_layers.h for the layouts. */
+#include "fm_layers.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "fm_conv_direct.h"
+#include "fm_error.h"
+#include "fm_gemm.h"
+
+/* Patch-matrix floats per im2col chunk: 256 KB, so that the chunk and the matrix product reading
+ * it stay in L2. */
+#define CONV_CHUNK_FLOATS ((size_t)1 << 16)
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* db[o] = sum over rows of dy, row by row so the order is fixed. */
+static void column_sums(int64_t rows, int cols, const float *dy, float *db) {
+  memset(db, 0, sizeof(float) * (size_t)cols);
+  for (int64_t r = 0; r < rows; r++) {
+    const float *row = dy + r * cols;
+#pragma omp simd
+    for (int o = 0; o < cols; o++) db[o] += row[o];
+  }
+}
+
+/* ---- dense ---- */
+
+size_t fm_dense_scratch_floats(void) { return FM_GEMM_SCRATCH_FLOATS; }
+
+void fm_dense_forward(int n, int in, int out, const float *x, const float *w, const float *bias,
+                      float *y, int relu, float *scratch) {
+  fm_gemm(0, 0, n, out, in, x, in, w, out, 0.0f, y, out, bias, relu, scratch);
+}
+
+void fm_dense_backward(int n, int in, int out, const float *x, const float *w, const float *dy,
+                       float *dx, float *dw, float *db, float *scratch) {
+  if (dw) {
+    fm_gemm(1, 0, in, out, n, x, in, dy, out, 0.0f, dw, out, NULL, 0, scratch);
+    column_sums(n, out, dy, db);
+  }
+  if (dx) fm_gemm(0, 1, n, in, out, dy, out, w, out, 0.0f, dx, in, NULL, 0, scratch);
+}
+
+/* ---- conv2d ---- */
+
+int fm_conv_geom_init(fm_conv_geom *g, int h, int w, int cin, int kh, int kw, int cout, int same) {
+  if (h <= 0 || w <= 0 || cin <= 0)
+    return fm_fail("conv2d: input %dx%dx%d must have positive sizes", h, w, cin);
+  if (kh <= 0 || kw <= 0 || cout <= 0)
+    return fm_fail("conv2d: kernel %dx%d with %d filters must have positive sizes", kh, kw, cout);
+  if (!same && (kh > h || kw > w))
+    return fm_fail("conv2d: kernel %dx%d is larger than the %dx%d input ('valid' padding)", kh,
+                   kw, h, w);
+  g->h = h;
+  g->w = w;
+  g->cin = cin;
+  g->kh = kh;
+  g->kw = kw;
+  g->cout = cout;
+  g->pad_top = same ? (kh - 1) / 2 : 0;
+  g->pad_left = same ? (kw - 1) / 2 : 0;
+  g->oh = same ? h : h - kh + 1;
+  g->ow = same ? w : w - kw + 1;
+  g->k = kh * kw * cin;
+  size_t per_image = (size_t)g->oh * g->ow * g->k;
+  g->chunk = per_image >= CONV_CHUNK_FLOATS ? 1 : (int)(CONV_CHUNK_FLOATS / per_image);
+  return FM_OK;
+}
+
+/* Two patch matrices (the forward one and its gradient), then the product's scratch; at least
+ * what the direct kernels need. */
+size_t fm_conv_scratch_floats(const fm_conv_geom *g) {
+  size_t col = round16((size_t)g->chunk * g->oh * g->ow * g->k);
+  size_t direct = fm_conv_direct_scratch_floats(g);
+  size_t gemm = 2 * col + FM_GEMM_SCRATCH_FLOATS;
+  return gemm > direct ? gemm : direct;
+}
+
+/* The patch matrix of cn images: row (i, oy, ox) holds the kh x kw x cin input window of that
+ * output pixel, zero where it falls in the padding. Each kernel row is one contiguous run of the
+ * NHWC input, so a row of the patch matrix is at most kh copies. */
+static void im2col(const fm_conv_geom *g, int cn, const float *x, float *col) {
+  const int c = g->cin, run = g->kw * c;
+  float *dst = col;
+  for (int i = 0; i < cn; i++) {
+    const float *img = x + (size_t)i * g->h * g->w * c;
+    for (int oy = 0; oy < g->oh; oy++)
+      for (int ox = 0; ox < g->ow; ox++) {
+        int ix0 = ox - g->pad_left;
+        int kx_lo = ix0 < 0 ? -ix0 : 0;
+        int kx_hi = g->w - ix0 < g->kw ? g->w - ix0 : g->kw;
+        for (int ky = 0; ky < g->kh; ky++, dst += run) {
+          int iy = oy + ky - g->pad_top;
+          if (iy < 0 || iy >= g->h || kx_hi <= kx_lo) {
+            memset(dst, 0, sizeof(float) * (size_t)run);
+            continue;
+          }
+          if (kx_lo > 0) memset(dst, 0, sizeof(float) * (size_t)(kx_lo * c));
+          memcpy(dst + kx_lo * c, img + ((size_t)iy * g->w + ix0 + kx_lo) * c,
+                 sizeof(float) * (size_t)((kx_hi - kx_lo) * c));
+          if (kx_hi < g->kw)
+            memset(dst + kx_hi * c, 0, sizeof(float) * (size_t)((g->kw - kx_hi) * c));
+        }
+      }
+  }
+}
+
+/* The adjoint of im2col: adds every patch-matrix entry back onto the input pixel it came from.
+ * dx (cn images) is overwritten. */
+static void col2im(const fm_conv_geom *g, int cn, const float *dcol, float *dx) {
+  const int c = g->cin, run = g->kw * c;
+  memset(dx, 0, sizeof(float) * (size_t)cn * g->h * g->w * c);
+  const float *src = dcol;
+  for (int i = 0; i < cn; i++) {
+    float *img = dx + (size_t)i * g->h * g->w * c;
+    for (int oy = 0; oy < g->oh; oy++)
+      for (int ox = 0; ox < g->ow; ox++) {
+        int ix0 = ox - g->pad_left;
+        int kx_lo = ix0 < 0 ? -ix0 : 0;
+        int kx_hi = g->w - ix0 < g->kw ? g->w - ix0 : g->kw;
+        for (int ky = 0; ky < g->kh; ky++, src += run) {
+          int iy = oy + ky - g->pad_top;
+          if (iy < 0 || iy >= g->h || kx_hi <= kx_lo) continue;
+          float *d = img + ((size_t)iy * g->w + ix0 + kx_lo) * c;
+          const float *s = src + kx_lo * c;
+          int len = (kx_hi - kx_lo) * c;
+#pragma omp simd
+          for (int j = 0; j < len; j++) d[j] += s[j];
+        }
+      }
+  }
+}
+
+void fm_conv_forward(const fm_conv_geom *g, int n, const float *x, const float *w,
+                     const float *bias, float *y, int relu, float *scratch) {
+  if (fm_conv_direct_forward(g, n, x, w, bias, y, relu, scratch)) return;
+  const size_t in_img = (size_t)g->h * g->w * g->cin, pix = (size_t)g->oh * g->ow;
+  float *col = scratch;
+  float *gscratch = scratch + 2 * round16((size_t)g->chunk * pix * g->k);
+  for (int i0 = 0; i0 < n; i0 += g->chunk) {
+    int cn = n - i0 < g->chunk ? n - i0 : g->chunk;
+    im2col(g, cn, x + i0 * in_img, col);
+    fm_gemm(0, 0, (int)(cn * pix), g->cout, g->k, col, g->k, w, g->cout, 0.0f,
+            y + i0 * pix * g->cout, g->cout, bias, relu, gscratch);
+  }
+}
+
+void fm_conv_backward(const fm_conv_geom *g, int n, const float *x, const float *w,
+                      const float *dy, float *dx, float *dw, float *db, float *scratch) {
+  const size_t in_img = (size_t)g->h * g->w * g->cin, pix = (size_t)g->oh * g->ow;
+  if (dw && fm_conv_direct_weight_grad(g, n, x, dy, dw, db, scratch)) dw = NULL;
+  if (dw) column_sums((int64_t)n * (int64_t)pix, g->cout, dy, db);
+  if (!dw && !dx) return;
+  size_t col_floats = round16((size_t)g->chunk * pix * g->k);
+  float *col = scratch, *dcol = scratch + col_floats, *gscratch = scratch + 2 * col_floats;
+  for (int i0 = 0; i0 < n; i0 += g->chunk) {
+    int cn = n - i0 < g->chunk ? n - i0 : g->chunk;
+    int rows = (int)(cn * pix);
+    const float *dyc = dy + i0 * pix * g->cout;
+    if (dw) {
+      im2col(g, cn, x + i0 * in_img, col);
+      /* dw += col^T dy over this chunk's pixels; chunks are added in order. */
+      fm_gemm(1, 0, g->k, g->cout, rows, col, g->k, dyc, g->cout, i0 > 0 ? 1.0f : 0.0f, dw,
+              g->cout, NULL, 0, gscratch);
+    }
+    if (dx) {
+      fm_gemm(0, 1, rows, g->k, g->cout, dyc, g->cout, w, g->cout, 0.0f, dcol, g->k, NULL, 0,
+              gscratch);
+      col2im(g, cn, dcol, dx + i0 * in_img);
+    }
+  }
+}
+
+/* ---- max-pool ----
+ * NHWC puts a pixel's channels side by side, so a 2x2 window is four vector loads per 16
+ * channels: the AVX-512 path handles that case, the plain loops every other. */
+
+#define AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
+
+/* max of four with NaN winning (vmaxps alone would drop a NaN in its first operand). */
+AVX512 static inline __m512 max4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  __m512 m = _mm512_max_ps(_mm512_max_ps(a, b), _mm512_max_ps(c, d));
+  __mmask16 nan = _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(c, d, _CMP_UNORD_Q);
+  return _mm512_mask_blend_ps(nan, m, _mm512_set1_ps(NAN));
+}
+
+AVX512 static void maxpool2_forward(int n, int h, int w, int c, const float *x, float *y) {
+  const int oh = h / 2, ow = w / 2;
+  const size_t row = (size_t)w * c;
+  for (int i = 0; i < n; i++)
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++) {
+        const float *p = x + (size_t)i * h * row + (size_t)(2 * oy) * row + (size_t)(2 * ox) * c;
+        float *out = y + (((size_t)i * oh + oy) * ow + ox) * c;
+        for (int k = 0; k < c; k += 16) {
+          __mmask16 m = c - k >= 16 ? 0xFFFF : (__mmask16)((1u << (c - k)) - 1);
+          __m512 a = _mm512_maskz_loadu_ps(m, p + k), b = _mm512_maskz_loadu_ps(m, p + c + k);
+          __m512 e = _mm512_maskz_loadu_ps(m, p + row + k);
+          __m512 f = _mm512_maskz_loadu_ps(m, p + row + c + k);
+          _mm512_mask_storeu_ps(out + k, m, max4(a, b, e, f));
+        }
+      }
+}
+
+/* Writes every input position of every window (the gradient, or 0), so only the rows and columns
+ * left over by an odd size need clearing. relu_mask: the input is a ReLU's output, and the ReLU's
+ * backward pass is done here too (a window whose maximum is not positive passes nothing). */
+AVX512 static void maxpool2_backward(int n, int h, int w, int c, const float *x, const float *dy,
+                                     float *dx, int relu_mask) {
+  const int oh = h / 2, ow = w / 2;
+  const size_t row = (size_t)w * c;
+  for (int i = 0; i < n; i++) {
+    float *dimg = dx + (size_t)i * h * row;
+    if (h % 2) memset(dimg + (size_t)(h - 1) * row, 0, sizeof(float) * row);
+    for (int oy = 0; oy < oh; oy++) {
+      if (w % 2) {
+        memset(dimg + (size_t)(2 * oy) * row + (size_t)(w - 1) * c, 0, sizeof(float) * c);
+        memset(dimg + (size_t)(2 * oy + 1) * row + (size_t)(w - 1) * c, 0, sizeof(float) * c);
+      }
+      for (int ox = 0; ox < ow; ox++) {
+        size_t at = (size_t)(2 * oy) * row + (size_t)(2 * ox) * c;
+        const float *p = x + (size_t)i * h * row + at;
+        float *q = dimg + at;
+        const float *g = dy + (((size_t)i * oh + oy) * ow + ox) * c;
+        for (int k = 0; k < c; k += 16) {
+          __mmask16 m = c - k >= 16 ? 0xFFFF : (__mmask16)((1u << (c - k)) - 1);
+          __m512 a = _mm512_maskz_loadu_ps(m, p + k), b = _mm512_maskz_loadu_ps(m, p + c + k);
+          __m512 e = _mm512_maskz_loadu_ps(m, p + row + k);
+          __m512 f = _mm512_maskz_loadu_ps(m, p + row + c + k);
+          __m512 mx = _mm512_max_ps(_mm512_max_ps(a, b), _mm512_max_ps(e, f));
+          __m512 gv = _mm512_maskz_loadu_ps(m, g + k);
+          if (relu_mask) gv = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(mx, _mm512_setzero_ps(), _CMP_GT_OQ), gv);
+          /* The first maximum in row-major order takes the gradient. */
+          __mmask16 ka = _mm512_cmp_ps_mask(a, mx, _CMP_EQ_OQ);
+          __mmask16 kb = _mm512_cmp_ps_mask(b, mx, _CMP_EQ_OQ) & ~ka;
+          __mmask16 ke = _mm512_cmp_ps_mask(e, mx, _CMP_EQ_OQ) & ~(ka | kb);
+          __mmask16 kf = ~(ka | kb | ke);
+          _mm512_mask_storeu_ps(q + k, m, _mm512_maskz_mov_ps(ka, gv));
+          _mm512_mask_storeu_ps(q + c + k, m, _mm512_maskz_mov_ps(kb, gv));
+          _mm512_mask_storeu_ps(q + row + k, m, _mm512_maskz_mov_ps(ke, gv));
+          _mm512_mask_storeu_ps(q + row + c + k, m, _mm512_maskz_mov_ps(kf, gv));
+        }
+      }
+    }
+  }
+}
+
+void fm_maxpool_forward(int n, int h, int w, int c, int size, const float *x, float *y) {
+  if (size == 2 && fm_simd_avx512()) {
+    maxpool2_forward(n, h, w, c, x, y);
+    return;
+  }
+  const int oh = h / size, ow = w / size;
+  for (int i = 0; i < n; i++) {
+    const float *img = x + (size_t)i * h * w * c;
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++) {
+        float *out = y + (((size_t)i * oh + oy) * ow + ox) * c;
+        const float *first = img + ((size_t)oy * size * w + (size_t)ox * size) * c;
+        memcpy(out, first, sizeof(float) * (size_t)c);
+        for (int dy = 0; dy < size; dy++)
+          for (int dx = 0; dx < size; dx++) {
+            const float *p = first + ((size_t)dy * w + dx) * c;
+            /* NaN wins, so that a diverging network shows it in its loss. */
+#pragma omp simd
+            for (int ch = 0; ch < c; ch++)
+              out[ch] = p[ch] > out[ch] || p[ch] != p[ch] ? p[ch] : out[ch];
+          }
+      }
+  }
+}
+
+void fm_maxpool_backward_relu(int n, int h, int w, int c, int size, const float *x,
+                              const float *dy, float *dx, int relu_mask) {
+  if (size == 2 && fm_simd_avx512()) {
+    maxpool2_backward(n, h, w, c, x, dy, dx, relu_mask);
+    return;
+  }
+  const int oh = h / size, ow = w / size;
+  memset(dx, 0, sizeof(float) * (size_t)n * h * w * c);
+  for (int i = 0; i < n; i++) {
+    const float *img = x + (size_t)i * h * w * c;
+    float *dimg = dx + (size_t)i * h * w * c;
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++) {
+        const float *g = dy + (((size_t)i * oh + oy) * ow + ox) * c;
+        size_t base = ((size_t)oy * size * w + (size_t)ox * size) * c;
+        for (int ch = 0; ch < c; ch++) {
+          size_t best = base + ch;
+          for (int wy = 0; wy < size; wy++)
+            for (int wx = 0; wx < size; wx++) {
+              size_t at = base + ((size_t)wy * w + wx) * c + ch;
+              if (img[at] > img[best]) best = at;
+            }
+          if (!relu_mask || img[best] > 0.0f) dimg[best] += g[ch];
+        }
+      }
+  }
+}
+
+void fm_maxpool_backward(int n, int h, int w, int c, int size, const float *x, const float *dy,
+                         float *dx) {
+  fm_maxpool_backward_relu(n, h, w, c, size, x, dy, dx, 0);
+}
+
+/* ---- ReLU ---- */
+
+static inline __mmask16 tail16(int64_t left) {
+  return left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+AVX512 static void relu_forward_avx512(int64_t count, const float *x, float *y) {
+  for (int64_t i = 0; i < count; i += 16) {
+    __mmask16 m = tail16(count - i);
+    /* max(0, x) keeps a NaN x (vmaxps returns its second operand on NaN). */
+    _mm512_mask_storeu_ps(y + i, m, _mm512_max_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+AVX512 static void relu_backward_avx512(int64_t count, const float *y, const float *dy, float *dx) {
+  for (int64_t i = 0; i < count; i += 16) {
+    __mmask16 m = tail16(count - i);
+    __mmask16 pos = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y + i), _mm512_setzero_ps(), _CMP_GT_OQ);
+    _mm512_mask_storeu_ps(dx + i, m, _mm512_maskz_loadu_ps(pos & m, dy + i));
+  }
+}
+
+AVX512 static void multiply_avx512(int64_t count, const float *x, const float *mask, float *y) {
+  for (int64_t i = 0; i < count; i += 16) {
+    __mmask16 m = tail16(count - i);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i),
+                                                  _mm512_maskz_loadu_ps(m, mask + i)));
+  }
+}
+
+void fm_relu_forward(int64_t count, const float *x, float *y) {
+  if (fm_simd_avx512()) {
+    relu_forward_avx512(count, x, y);
+    return;
+  }
+  /* x < 0 rather than x > 0: a NaN passes through. */
+#pragma omp simd
+  for (int64_t i = 0; i < count; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+void fm_relu_backward(int64_t count, const float *y, const float *dy, float *dx) {
+  if (fm_simd_avx512()) {
+    relu_backward_avx512(count, y, dy, dx);
+    return;
+  }
+#pragma omp simd
+  for (int64_t i = 0; i < count; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+/* ---- dropout ---- */
+
+void fm_dropout_mask(fm_rng *r, int64_t count, float rate, float *mask) {
+  const float keep = 1.0f / (1.0f - rate);
+  for (int64_t i = 0; i < count; i++) mask[i] = fm_rng_uniform(r) < rate ? 0.0f : keep;
+}
+
+void fm_dropout_apply(int64_t count, const float *x, const float *mask, float *y) {
+  if (fm_simd_avx512()) {
+    multiply_avx512(count, x, mask, y);
+    return;
+  }
+#pragma omp simd
+  for (int64_t i = 0; i < count; i++) y[i] = x[i] * mask[i];
+}
+
+/* ---- softmax and cross-entropy ---- */
+
+void fm_softmax(int n, int classes, const float *logits, float *probs) {
+  for (int i = 0; i < n; i++) {
+    const float *z = logits + (size_t)i * classes;
+    float *p = probs + (size_t)i * classes;
+    float m = z[0];
+    for (int j = 1; j < classes; j++) m = z[j] > m ? z[j] : m;
+    double sum = 0.0;
+    for (int j = 0; j < classes; j++) {
+      p[j] = expf(z[j] - m);
+      sum += p[j];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int j = 0; j < classes; j++) p[j] *= inv;
+  }
+}
+
+double fm_softmax_xent(int n, int classes, const float *logits, const uint8_t *labels, float scale,
+                       float *dlogits, int *correct) {
+  double total = 0.0;
+  int right = 0;
+  for (int i = 0; i < n; i++) {
+    const float *z = logits + (size_t)i * classes;
+    int best = 0;
+    for (int j = 1; j < classes; j++)
+      if (z[j] > z[best]) best = j;
+    float m = z[best];
+    double sum = 0.0;
+    for (int j = 0; j < classes; j++) sum += exp((double)z[j] - m);
+    /* -log softmax[label] = log(sum exp(z - m)) - (z[label] - m): finite for any finite z. */
+    total += log(sum) - ((double)z[labels[i]] - m);
+    right += best == labels[i];
+    if (dlogits) {
+      float *d = dlogits + (size_t)i * classes;
+      for (int j = 0; j < classes; j++) {
+        double p = exp((double)z[j] - m) / sum;
+        d[j] = (float)((p - (j == labels[i])) * scale);
+      }
+    }
+  }
+  if (correct) *correct = right;
+  return total;
+}
+
+/* ---- initialisation ---- */
+
+void fm_init_he(fm_rng *r, float *w, int64_t count, int fan_in) {
+  double sd = sqrt(2.0 / (fan_in > 0 ? fan_in : 1));
+  for (int64_t i = 0; i < count; i++) w[i] = (float)(sd * fm_rng_normal(r));
+}
+
+void fm_init_glorot(fm_rng *r, float *w, int64_t count, int fan_in, int fan_out) {
+  double limit = sqrt(6.0 / (fan_in + fan_out > 0 ? fan_in + fan_out : 1));
+  for (int64_t i = 0; i < count; i++)
+    w[i] = (float)(limit * (2.0 * fm_rng_uniform(r) - 1.0));
+}

@@ -1,0 +1,87 @@
+/* fm_layers: forward and backward passes of the network layers over a batch of images.
+ *
+ * Layout: float32, NHWC ("channels last", as Keras): image i, row y, column x, channel c is at
+ * ((i * h + y) * w + x) * c_count + c. A batch of n images of one channel is the same memory as an
+ * n x 784 matrix, and flattening keeps Keras's order. Weights are stored [inputs][outputs]:
+ * dense w[i * out + o]; conv2d w[((ky * kw + kx) * cin + ci) * cout + co] (Keras's HWIO).
+ * NHWC lets a whole batch go through a convolution as one matrix product (rows = pixels of every
+ * image, columns = output channels) and makes im2col copy runs of kw * cin contiguous floats.
+ *
+ * Each call works on the n images it is given and writes its outputs and gradients; parameter
+ * gradients are overwritten (the sum over these n images), never accumulated. A scratch argument
+ * is memory of the size the matching *_scratch_floats says, 64-byte aligned; the caller owns it.
+ * The functions run on the calling thread only, and check nothing: fm_net validates shapes. */
+#ifndef FM_LAYERS_H
+#define FM_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fm_rng.h"
+
+/* ---- dense: y[b][o] = sum_i x[b][i] w[i][o] + bias[o], optionally followed by ReLU ---- */
+size_t fm_dense_scratch_floats(void);
+void fm_dense_forward(int n, int in, int out, const float *x, const float *w, const float *bias,
+                      float *y, int relu, float *scratch);
+/* dx (n x in), dw (in x out) and db (out) may each be NULL to skip them (dw and db together). */
+void fm_dense_backward(int n, int in, int out, const float *x, const float *w, const float *dy,
+                       float *dx, float *dw, float *db, float *scratch);
+
+/* ---- conv2d, stride 1 ---- */
+typedef struct fm_conv_geom {
+  int h, w, cin;          /* input image */
+  int kh, kw, cout;       /* kernel and filters */
+  int pad_top, pad_left;  /* "same": (k - 1) / 2 (the extra row/column of an even kernel goes at
+                             the bottom/right, as TensorFlow); "valid": 0 */
+  int oh, ow;             /* output: h + kh - 1 - 2 pad ("same": h; "valid": h - kh + 1) */
+  int k;                  /* kh * kw * cin, the length of one patch */
+  int chunk;              /* images per im2col chunk (keeps the patch matrix in L2) */
+} fm_conv_geom;
+
+/* Fails (naming the shapes) when the kernel does not fit the image or a size is not positive. */
+int fm_conv_geom_init(fm_conv_geom *g, int h, int w, int cin, int kh, int kw, int cout, int same);
+size_t fm_conv_scratch_floats(const fm_conv_geom *g);
+void fm_conv_forward(const fm_conv_geom *g, int n, const float *x, const float *w,
+                     const float *bias, float *y, int relu, float *scratch);
+/* dx, and dw with db, may be NULL to skip them. */
+void fm_conv_backward(const fm_conv_geom *g, int n, const float *x, const float *w,
+                      const float *dy, float *dx, float *dw, float *db, float *scratch);
+
+/* ---- max-pool, window size x size, stride size; the output is h/size x w/size (floor) ---- */
+void fm_maxpool_forward(int n, int h, int w, int c, int size, const float *x, float *y);
+/* Routes each output gradient to the first maximum of its window (ties go to the first in
+ * row-major order); every other input gets 0. */
+void fm_maxpool_backward(int n, int h, int w, int c, int size, const float *x, const float *dy,
+                         float *dx);
+/* The same when x is a ReLU's output, with the ReLU's backward pass folded in (relu_mask = 1): a
+ * window whose maximum is not positive passes no gradient. Saves a pass over the larger tensor. */
+void fm_maxpool_backward_relu(int n, int h, int w, int c, int size, const float *x,
+                              const float *dy, float *dx, int relu_mask);
+
+/* ---- ReLU (in place allowed); like max-pool it lets NaN through, so divergence reaches the loss ---- */
+void fm_relu_forward(int64_t count, const float *x, float *y);
+/* From the layer's output y: dx = dy where y > 0, else 0. dx may alias dy. */
+void fm_relu_backward(int64_t count, const float *y, const float *dy, float *dx);
+
+/* ---- inverted dropout: y = x * mask, mask 0 (probability rate) or 1 / (1 - rate) ---- */
+void fm_dropout_mask(fm_rng *r, int64_t count, float rate, float *mask);
+/* y = x * mask; also the backward pass (dx = dy * mask). y may alias x. */
+void fm_dropout_apply(int64_t count, const float *x, const float *mask, float *y);
+
+/* ---- softmax and cross-entropy ---- */
+/* probs = softmax of each row of logits (n x classes); may alias. */
+void fm_softmax(int n, int classes, const float *logits, float *probs);
+/* Returns the sum over the n rows of -log softmax(logits)[label] (in double, computed stably from
+ * max-shifted logits). dlogits (may be NULL) = (softmax - onehot(label)) * scale, with scale
+ * 1 / (the whole batch) for a mean loss. *correct (may be NULL) counts rows whose first largest
+ * logit is the label. Labels must be < classes. */
+double fm_softmax_xent(int n, int classes, const float *logits, const uint8_t *labels, float scale,
+                       float *dlogits, int *correct);
+
+/* ---- initialisation ---- */
+/* He: normal with standard deviation sqrt(2 / fan_in), for layers followed by ReLU. */
+void fm_init_he(fm_rng *r, float *w, int64_t count, int fan_in);
+/* Glorot (Xavier) uniform in +-sqrt(6 / (fan_in + fan_out)), for the others. */
+void fm_init_glorot(fm_rng *r, float *w, int64_t count, int fan_in, int fan_out);
+
+#endif

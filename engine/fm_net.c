@@ -1,0 +1,696 @@
+/* fm_net: building a sequential network from specs, its workspace, and the forward, backward,
+ * training, prediction and saliency passes, each split over threads by fixed shards of the batch
+ * (see fm_net.h for the memory and determinism rules). */
+#include "fm_net.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fm_error.h"
+#include "fm_gemm.h"
+#include "fm_threads.h"
+
+/* Areas inside the workspace start on 64-byte boundaries. */
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+const char *fm_layer_kind_name(fm_layer_kind kind) {
+  switch (kind) {
+    case FM_LAYER_DENSE: return "dense";
+    case FM_LAYER_CONV2D: return "conv2d";
+    case FM_LAYER_MAXPOOL: return "maxpool";
+    case FM_LAYER_RELU: return "relu";
+    case FM_LAYER_DROPOUT: return "dropout";
+    case FM_LAYER_FLATTEN: return "flatten";
+  }
+  return "unknown";
+}
+
+/* ---- building ---- */
+
+static int layer_fail_shape(int i, const fm_layer_spec *s, const char *what, int h, int w, int c) {
+  return fm_fail("layer %d (%s): %s (input %dx%dx%d)", i + 1, fm_layer_kind_name(s->kind), what, h,
+                 w, c);
+}
+
+/* Fills in one layer from its spec and the current shape; *act is the running size of the
+ * activation area (per image). */
+static int build_layer(fm_net *net, int i, const fm_layer_spec *spec, int64_t *act) {
+  fm_layer *L = &net->layer[i];
+  memset(L, 0, sizeof *L);
+  L->spec = *spec;
+  const fm_layer *prev = i > 0 ? &net->layer[i - 1] : NULL;
+  L->in_h = prev ? prev->out_h : net->in_h;
+  L->in_w = prev ? prev->out_w : net->in_w;
+  L->in_c = prev ? prev->out_c : net->in_c;
+  L->in_size = (int64_t)L->in_h * L->in_w * L->in_c;
+  int64_t in_act = prev ? prev->act_offset : -1; /* -1: the network input */
+  int h = L->in_h, w = L->in_w, c = L->in_c;
+  switch (spec->kind) {
+    case FM_LAYER_DENSE:
+      if (spec->units <= 0)
+        return fm_fail("layer %d (dense): units must be positive (got %d)", i + 1, spec->units);
+      if (L->in_size > INT32_MAX / 2)
+        return layer_fail_shape(i, spec, "input too large", h, w, c);
+      L->out_h = L->out_w = 1;
+      L->out_c = spec->units;
+      L->n_weights = L->in_size * spec->units;
+      L->n_biases = spec->units;
+      L->fan_in = (int)L->in_size;
+      L->fan_out = spec->units;
+      L->macs = L->n_weights;
+      break;
+    case FM_LAYER_CONV2D: {
+      int kh = spec->kh, kw = spec->kw ? spec->kw : spec->kh;
+      if (spec->units <= 0)
+        return fm_fail("layer %d (conv2d): filters must be positive (got %d)", i + 1, spec->units);
+      if (fm_conv_geom_init(&L->conv, h, w, c, kh, kw, spec->units, spec->same) != FM_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", fm_error());
+        return fm_fail("layer %d: %s", i + 1, msg);
+      }
+      L->spec.kw = kw;
+      L->out_h = L->conv.oh;
+      L->out_w = L->conv.ow;
+      L->out_c = spec->units;
+      L->n_weights = (int64_t)L->conv.k * spec->units;
+      L->n_biases = spec->units;
+      L->fan_in = L->conv.k;
+      L->fan_out = kh * kw * spec->units;
+      L->macs = (int64_t)L->out_h * L->out_w * L->n_weights;
+      break;
+    }
+    case FM_LAYER_MAXPOOL: {
+      int p = spec->pool ? spec->pool : 2;
+      if (p < 1) return fm_fail("layer %d (maxpool): size must be positive (got %d)", i + 1, p);
+      if (h < p || w < p) return layer_fail_shape(i, spec, "input smaller than the window", h, w, c);
+      L->spec.pool = p;
+      L->out_h = h / p;
+      L->out_w = w / p;
+      L->out_c = c;
+      break;
+    }
+    case FM_LAYER_RELU:
+    case FM_LAYER_FLATTEN:
+      L->out_h = spec->kind == FM_LAYER_FLATTEN ? 1 : h;
+      L->out_w = spec->kind == FM_LAYER_FLATTEN ? 1 : w;
+      L->out_c = spec->kind == FM_LAYER_FLATTEN ? (int)L->in_size : c;
+      break;
+    case FM_LAYER_DROPOUT:
+      if (!(spec->rate >= 0.0f && spec->rate < 1.0f))
+        return fm_fail("layer %d (dropout): rate must be in [0, 1) (got %g)", i + 1,
+                       (double)spec->rate);
+      L->out_h = h;
+      L->out_w = w;
+      L->out_c = c;
+      break;
+    default: return fm_fail("layer %d: unknown layer kind %d", i + 1, (int)spec->kind);
+  }
+  L->out_size = (int64_t)L->out_h * L->out_w * L->out_c;
+  /* Where the output goes: flatten is a view of its input; ReLU works in place (and in the
+   * product's epilogue right after dense/conv2d) unless its input is the caller's x. */
+  if (spec->kind == FM_LAYER_FLATTEN ||
+      (spec->kind == FM_LAYER_RELU && in_act >= 0)) {
+    L->act_offset = in_act;
+    if (spec->kind == FM_LAYER_RELU && prev &&
+        (prev->spec.kind == FM_LAYER_DENSE || prev->spec.kind == FM_LAYER_CONV2D))
+      net->layer[i - 1].fused_relu = 1;
+  } else {
+    L->act_offset = *act;
+    *act += (int64_t)round16((size_t)L->out_size);
+  }
+  if (spec->kind == FM_LAYER_DROPOUT) {
+    L->mask_offset = *act;
+    *act += (int64_t)round16((size_t)L->out_size);
+  }
+  return FM_OK;
+}
+
+int fm_net_build(fm_net *net, int in_h, int in_w, int in_c, const fm_layer_spec *specs, int n) {
+  memset(net, 0, sizeof *net);
+  if (in_h <= 0 || in_w <= 0 || in_c <= 0)
+    return fm_fail("network: input shape %dx%dx%d must be positive", in_h, in_w, in_c);
+  if (n < 1 || n > FM_NET_MAX_LAYERS)
+    return fm_fail("network: %d layers (expected 1 to %d)", n, FM_NET_MAX_LAYERS);
+  net->in_h = in_h;
+  net->in_w = in_w;
+  net->in_c = in_c;
+  net->in_size = (int64_t)in_h * in_w * in_c;
+  net->max_size = net->in_size;
+  int64_t act = 0;
+  for (int i = 0; i < n; i++) {
+    if (build_layer(net, i, &specs[i], &act) != FM_OK) {
+      net->n_layers = 0;
+      return FM_ERR;
+    }
+    fm_layer *L = &net->layer[i];
+    L->offset = net->n_params;
+    net->n_params += L->n_weights + L->n_biases;
+    net->macs += L->macs;
+    if (L->out_size > net->max_size) net->max_size = L->out_size;
+    size_t scratch = 0;
+    if (L->spec.kind == FM_LAYER_DENSE) scratch = fm_dense_scratch_floats();
+    if (L->spec.kind == FM_LAYER_CONV2D) scratch = fm_conv_scratch_floats(&L->conv);
+    if (scratch > net->scratch_floats) net->scratch_floats = scratch;
+  }
+  net->n_layers = n;
+  net->act_floats = act;
+  const fm_layer *last = &net->layer[n - 1];
+  if (last->out_h != 1 || last->out_w != 1 || last->out_c < 2 || last->out_c > 256) {
+    net->n_layers = 0;
+    return fm_fail("network: the last layer (%s) must give 2 to 256 class scores, not %dx%dx%d",
+                   fm_layer_kind_name(last->spec.kind), last->out_h, last->out_w, last->out_c);
+  }
+  net->classes = last->out_c;
+  return FM_OK;
+}
+
+void fm_net_bind(fm_net *net, float *params, float *grads) {
+  net->params = params;
+  net->grads = grads;
+}
+
+float *fm_net_weights(const fm_net *net, int layer) { return net->params + net->layer[layer].offset; }
+
+float *fm_net_biases(const fm_net *net, int layer) {
+  return net->params + net->layer[layer].offset + net->layer[layer].n_weights;
+}
+
+void fm_net_init(fm_net *net, uint64_t seed) {
+  fm_rng rng;
+  fm_rng_seed(&rng, seed);
+  for (int i = 0; i < net->n_layers; i++) {
+    const fm_layer *L = &net->layer[i];
+    if (L->n_weights == 0) continue;
+    int he = L->spec.init == FM_INIT_HE ||
+             (L->spec.init == FM_INIT_AUTO && i + 1 < net->n_layers &&
+              net->layer[i + 1].spec.kind == FM_LAYER_RELU);
+    float *w = fm_net_weights(net, i);
+    if (he)
+      fm_init_he(&rng, w, L->n_weights, L->fan_in);
+    else
+      fm_init_glorot(&rng, w, L->n_weights, L->fan_in, L->fan_out);
+    memset(fm_net_biases(net, i), 0, sizeof(float) * (size_t)L->n_biases);
+  }
+}
+
+/* ---- workspace ---- */
+
+int fm_default_threads(void) {
+  int t = omp_get_max_threads();
+  return t < 1 ? 1 : t > FM_NET_MAX_SHARDS ? FM_NET_MAX_SHARDS : t;
+}
+
+static size_t shard_floats(const fm_net *net, int shard_batch, size_t *act_at, size_t *d0,
+                           size_t *d1, size_t *scratch_at) {
+  size_t at = 0;
+  *act_at = at;
+  at += round16((size_t)net->act_floats * shard_batch);
+  *d0 = at;
+  at += round16((size_t)net->max_size * shard_batch);
+  *d1 = at;
+  at += round16((size_t)net->max_size * shard_batch);
+  *scratch_at = at;
+  at += round16(net->scratch_floats);
+  return at;
+}
+
+size_t fm_work_bytes(const fm_net *net, int batch, int shards) {
+  if (batch < 1 || shards < 1 || shards > FM_NET_MAX_SHARDS) return 0;
+  int sb = (batch + shards - 1) / shards;
+  size_t a, d0, d1, sc;
+  size_t per = shard_floats(net, sb, &a, &d0, &d1, &sc);
+  return sizeof(float) * (per * shards + round16((size_t)net->n_params) * (shards - 1));
+}
+
+int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem, size_t bytes) {
+  memset(w, 0, sizeof *w);
+  if (net->n_layers < 1) return fm_fail("workspace: the network has no layers");
+  if (batch < 1) return fm_fail("workspace: batch size must be positive (got %d)", batch);
+  if (shards < 1 || shards > FM_NET_MAX_SHARDS)
+    return fm_fail("workspace: threads must be 1 to %d (got %d)", FM_NET_MAX_SHARDS, shards);
+  size_t need = fm_work_bytes(net, batch, shards);
+  if (bytes < need)
+    return fm_fail("workspace: %zu bytes given, %zu needed for batch %d on %d threads", bytes,
+                   need, batch, shards);
+  if (((uintptr_t)mem & 63) != 0) return fm_fail("workspace: memory must be 64-byte aligned");
+  w->batch = batch;
+  w->shards = shards;
+  w->shard_batch = (batch + shards - 1) / shards;
+  w->base = mem;
+  w->bytes = bytes;
+  w->shard_floats = shard_floats(net, w->shard_batch, &w->act_at, &w->delta_at[0],
+                                 &w->delta_at[1], &w->scratch_at);
+  w->grad_at = w->shard_floats * shards;
+  return FM_OK;
+}
+
+/* ---- per-shard passes ---- */
+
+static int shard_first(int n, int shards, int s) { return (int)((int64_t)s * n / shards); }
+
+static float *shard_base(const fm_work *w, int s) { return w->base + w->shard_floats * s; }
+
+/* Layer l's output for the shard's images (NULL-free: the network input when it is a view). */
+static float *layer_out(const fm_net *net, const fm_work *w, int s, int l, const float *x) {
+  int64_t off = net->layer[l].act_offset;
+  if (off < 0) return (float *)x;
+  return shard_base(w, s) + w->act_at + (size_t)off * w->shard_batch;
+}
+
+static float *shard_grads(const fm_net *net, const fm_work *w, int s) {
+  if (s == 0) return net->grads;
+  return w->base + w->grad_at + round16((size_t)net->n_params) * (s - 1);
+}
+
+/* A 64-bit mix of seed, layer and image (the murmur3 finaliser), so that every image of every
+ * dropout layer gets its own stream whatever shard computes it. */
+static uint64_t mask_seed(uint64_t seed, int layer, int64_t image) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(layer + 1);
+  z ^= (uint64_t)image * 0xd1b54a32d192ed03ULL;
+  z ^= z >> 33;
+  z *= 0xff51afd7ed558ccdULL;
+  z ^= z >> 33;
+  z *= 0xc4ceb9fe1a85ec53ULL;
+  z ^= z >> 33;
+  return z;
+}
+
+/* x: this shard's first image; first: its index in the call (for the dropout streams). */
+static void forward_shard(const fm_net *net, const fm_work *w, int s, const float *x, int cnt,
+                          int first, int train, uint64_t seed) {
+  float *scratch = shard_base(w, s) + w->scratch_at;
+  const float *in = x;
+  for (int l = 0; l < net->n_layers; l++) {
+    const fm_layer *L = &net->layer[l];
+    float *out = layer_out(net, w, s, l, x);
+    const float *wt = net->params + L->offset, *b = wt + L->n_weights;
+    switch (L->spec.kind) {
+      case FM_LAYER_DENSE:
+        fm_dense_forward(cnt, (int)L->in_size, L->out_c, in, wt, b, out, L->fused_relu, scratch);
+        break;
+      case FM_LAYER_CONV2D:
+        fm_conv_forward(&L->conv, cnt, in, wt, b, out, L->fused_relu, scratch);
+        break;
+      case FM_LAYER_MAXPOOL:
+        fm_maxpool_forward(cnt, L->in_h, L->in_w, L->in_c, L->spec.pool, in, out);
+        break;
+      case FM_LAYER_RELU:
+        if (!(l > 0 && net->layer[l - 1].fused_relu)) fm_relu_forward(cnt * L->out_size, in, out);
+        break;
+      case FM_LAYER_DROPOUT:
+        if (train && L->spec.rate > 0.0f) {
+          float *mask = shard_base(w, s) + w->act_at + (size_t)L->mask_offset * w->shard_batch;
+          for (int j = 0; j < cnt; j++) {
+            fm_rng r;
+            fm_rng_seed(&r, mask_seed(seed, l, first + j));
+            fm_dropout_mask(&r, L->out_size, L->spec.rate, mask + j * L->out_size);
+          }
+          fm_dropout_apply(cnt * L->out_size, in, mask, out);
+        } else {
+          memcpy(out, in, sizeof(float) * (size_t)(cnt * L->out_size));
+        }
+        break;
+      case FM_LAYER_FLATTEN: break;
+    }
+    in = out;
+  }
+}
+
+/* Backward from the gradient in delta buffer 0 (cnt x classes). grads: where parameter gradients
+ * go (NULL: skip them). Returns the buffer that holds the gradient w.r.t. the input when
+ * input_grad is set. */
+static float *backward_shard(const fm_net *net, const fm_work *w, int s, const float *x, int cnt,
+                             int train, float *grads, int input_grad) {
+  float *base = shard_base(w, s);
+  float *scratch = base + w->scratch_at;
+  float *d = base + w->delta_at[0], *other = base + w->delta_at[1];
+  int relu_done = -1; /* a ReLU whose backward pass the max-pool after it already did */
+  for (int l = net->n_layers - 1; l >= 0; l--) {
+    const fm_layer *L = &net->layer[l];
+    const float *in = l > 0 ? layer_out(net, w, s, l - 1, x) : x;
+    const float *out = layer_out(net, w, s, l, x);
+    int need_dx = l > 0 || input_grad;
+    const float *wt = net->params + L->offset;
+    float *gw = grads ? grads + L->offset : NULL, *gb = gw ? gw + L->n_weights : NULL;
+    float *t;
+    switch (L->spec.kind) {
+      case FM_LAYER_DENSE:
+        if (!need_dx && !gw) break;
+        fm_dense_backward(cnt, (int)L->in_size, L->out_c, in, wt, d, need_dx ? other : NULL, gw,
+                          gb, scratch);
+        t = d, d = other, other = t;
+        break;
+      case FM_LAYER_CONV2D:
+        if (!need_dx && !gw) break;
+        fm_conv_backward(&L->conv, cnt, in, wt, d, need_dx ? other : NULL, gw, gb, scratch);
+        t = d, d = other, other = t;
+        break;
+      case FM_LAYER_MAXPOOL: {
+        if (!need_dx) break;
+        /* After a ReLU (the reference CNN's conv -> ReLU -> pool) its backward pass is folded in:
+         * one pass over the larger tensor instead of two. */
+        int fold = l > 0 && net->layer[l - 1].spec.kind == FM_LAYER_RELU;
+        fm_maxpool_backward_relu(cnt, L->in_h, L->in_w, L->in_c, L->spec.pool, in, d, other, fold);
+        if (fold) relu_done = l - 1;
+        t = d, d = other, other = t;
+        break;
+      }
+      case FM_LAYER_RELU:
+        if (need_dx && l != relu_done) fm_relu_backward(cnt * L->out_size, out, d, d);
+        break;
+      case FM_LAYER_DROPOUT:
+        if (need_dx && train && L->spec.rate > 0.0f)
+          fm_dropout_apply(cnt * L->out_size, d,
+                           base + w->act_at + (size_t)L->mask_offset * w->shard_batch, d);
+        break;
+      case FM_LAYER_FLATTEN: break;
+    }
+  }
+  return d;
+}
+
+/* ---- running shards in parallel ---- */
+
+typedef enum { JOB_FORWARD, JOB_GRADIENT, JOB_PREDICT, JOB_SALIENCY } job_kind;
+
+typedef struct job {
+  job_kind kind;
+  const fm_net *net;
+  fm_work *w;
+  const float *x;
+  const uint8_t *y;   /* labels (gradient, predict) or classes (saliency) */
+  int n;
+  int train;
+  uint64_t seed;
+  float *probs;       /* predict */
+  uint8_t *pred;
+  float *dx;          /* saliency */
+} job;
+
+static void run_shard(const job *jb, int s) {
+  const fm_net *net = jb->net;
+  fm_work *w = jb->w;
+  int first = shard_first(jb->n, w->shards, s), cnt = shard_first(jb->n, w->shards, s + 1) - first;
+  w->loss[s] = 0.0;
+  w->correct[s] = 0;
+  if (cnt == 0) {
+    if (jb->kind == JOB_GRADIENT && s == 0)
+      memset(net->grads, 0, sizeof(float) * (size_t)net->n_params);
+    return;
+  }
+  const float *x = jb->x + (size_t)first * net->in_size;
+  forward_shard(net, w, s, x, cnt, first, jb->train, jb->seed);
+  if (jb->kind == JOB_FORWARD) return;
+  const float *logits = layer_out(net, w, s, net->n_layers - 1, x);
+  float *delta = shard_base(w, s) + w->delta_at[0];
+  const int k = net->classes;
+  switch (jb->kind) {
+    case JOB_GRADIENT:
+      w->loss[s] = fm_softmax_xent(cnt, k, logits, jb->y + first, 1.0f / (float)jb->n, delta,
+                                   &w->correct[s]);
+      backward_shard(net, w, s, x, cnt, 1, shard_grads(net, w, s), 0);
+      break;
+    case JOB_PREDICT:
+      if (jb->y) w->loss[s] = fm_softmax_xent(cnt, k, logits, jb->y + first, 1.0f, NULL, NULL);
+      for (int j = 0; j < cnt; j++) {
+        const float *z = logits + (size_t)j * k;
+        int best = 0;
+        for (int c = 1; c < k; c++)
+          if (z[c] > z[best]) best = c;
+        if (jb->pred) jb->pred[first + j] = (uint8_t)best;
+        if (jb->y) w->correct[s] += best == jb->y[first + j];
+      }
+      if (jb->probs) fm_softmax(cnt, k, logits, jb->probs + (size_t)first * k);
+      break;
+    case JOB_SALIENCY: {
+      memset(delta, 0, sizeof(float) * (size_t)cnt * k);
+      for (int j = 0; j < cnt; j++) delta[(size_t)j * k + jb->y[first + j]] = 1.0f;
+      float *dx = backward_shard(net, w, s, x, cnt, 0, NULL, 1);
+      memcpy(jb->dx + (size_t)first * net->in_size, dx, sizeof(float) * (size_t)cnt * net->in_size);
+      break;
+    }
+    default: break;
+  }
+}
+
+/* Denormal floats take a slow microcode path on x86 (over 100 cycles per operation), and training
+ * makes them: Adam's first moment of a weight whose gradient is always 0 (a pixel that is black in
+ * every image) decays geometrically through the denormal range. The engine's work items therefore
+ * run with denormals flushed to zero (MXCSR FTZ and DAZ), restoring the caller's mode after. */
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+static unsigned fp_enter(void) {
+  unsigned old = _mm_getcsr();
+  _mm_setcsr(old | 0x8040); /* FTZ | DAZ */
+  return old;
+}
+static void fp_leave(unsigned old) { _mm_setcsr(old); }
+#else
+static unsigned fp_enter(void) { return 0; }
+static void fp_leave(unsigned old) { (void)old; }
+#endif
+
+static void shard_item(void *ctx, int s) {
+  unsigned fp = fp_enter();
+  run_shard(ctx, s);
+  fp_leave(fp);
+}
+
+/* OpenBLAS as the product kernel inside parallel shards: its own threads are pinned to 1 meanwhile
+ * so the two levels do not oversubscribe the cores. With one shard OpenBLAS keeps its threads
+ * (the "threads inside the product" mode). Returns the count to restore, or 0. */
+static int pin_blas(int shards) {
+  if (shards < 2 || fm_gemm_current() != FM_GEMM_BLAS) return 0;
+  int saved = fm_blas_threads();
+  fm_blas_set_threads(1);
+  return saved;
+}
+
+static void unpin_blas(int saved) {
+  if (saved) fm_blas_set_threads(saved);
+}
+
+/* Runs every shard of a job, in parallel. */
+static void run_job(const job *jb) {
+  int saved = pin_blas(jb->w->shards);
+  fm_parallel_for(jb->w->shards, jb->w->shards, shard_item, (void *)jb);
+  unpin_blas(saved);
+}
+
+/* ---- public passes ---- */
+
+static int check_call(const fm_net *net, const fm_work *w, const float *x, int64_t n,
+                      int64_t limit, const char *what) {
+  if (net->n_layers < 1) return fm_fail("%s: the network has no layers", what);
+  if (!net->params) return fm_fail("%s: the network has no parameter buffer", what);
+  if (!w->base) return fm_fail("%s: the workspace is not initialised", what);
+  if (n < 0 || n > limit)
+    return fm_fail("%s: %lld images, but the workspace holds batches of at most %d", what,
+                   (long long)n, w->batch);
+  if (n > 0 && !x) return fm_fail("%s: no input images", what);
+  return FM_OK;
+}
+
+static int check_labels(const uint8_t *y, int64_t n, int classes, const char *what) {
+  if (!y) return fm_fail("%s: no labels", what);
+  for (int64_t i = 0; i < n; i++)
+    if (y[i] >= classes)
+      return fm_fail("%s: label %d of image %lld is not a class of this network (0 to %d)", what,
+                     y[i], (long long)i, classes - 1);
+  return FM_OK;
+}
+
+int fm_net_forward(const fm_net *net, fm_work *w, const float *x, int n, int train,
+                   uint64_t seed) {
+  if (check_call(net, w, x, n, w->batch, "forward") != FM_OK) return FM_ERR;
+  job jb = {.kind = JOB_FORWARD, .net = net, .w = w, .x = x, .n = n, .train = train, .seed = seed};
+  run_job(&jb);
+  w->n = n;
+  w->forward_done = 1;
+  return FM_OK;
+}
+
+const float *fm_net_activation(const fm_net *net, const fm_work *w, int layer, int i) {
+  if (!w->forward_done) {
+    fm_fail("activation: no forward pass has been made with this workspace");
+    return NULL;
+  }
+  if (layer < 0 || layer >= net->n_layers) {
+    fm_fail("activation: layer %d out of range (the network has %d)", layer + 1, net->n_layers);
+    return NULL;
+  }
+  if (i < 0 || i >= w->n) {
+    fm_fail("activation: image %d out of range (the last pass had %d)", i + 1, w->n);
+    return NULL;
+  }
+  if (net->layer[layer].act_offset < 0) {
+    fm_fail("activation: layer %d is a view of the network input", layer + 1);
+    return NULL;
+  }
+  int s = 0;
+  while (shard_first(w->n, w->shards, s + 1) <= i) s++;
+  int j = i - shard_first(w->n, w->shards, s);
+  return layer_out(net, w, s, layer, NULL) + (size_t)j * net->layer[layer].out_size;
+}
+
+/* Block b of `blocks` fixed parts of the parameter range: adds the shards' gradients into
+ * net->grads in shard order and returns the sum of squares of the result. The blocks depend only
+ * on the shard count, so the partial sums and the order they are added in do too. */
+static double reduce_block(const fm_net *net, const fm_work *w, const int *has, int b, int blocks) {
+  const int64_t N = net->n_params;
+  int64_t lo = b * N / blocks, hi = (b + 1) * N / blocks;
+  float *g = net->grads;
+  for (int s = 1; s < w->shards; s++) {
+    if (!has[s]) continue;
+    const float *gs = shard_grads(net, w, s);
+#pragma omp simd
+    for (int64_t i = lo; i < hi; i++) g[i] += gs[i];
+  }
+  return fm_sum_squares(g + lo, hi - lo);
+}
+
+/* The optimizer on block b: weights get the decay, biases do not, so walk the layer segments that
+ * meet the block. Returns how many updates were skipped as non-finite. */
+static int64_t update_block(const fm_net *net, const fm_optim *opt, const fm_optim_coef *c,
+                            float *state, int b, int blocks) {
+  const int64_t N = net->n_params;
+  int64_t lo = b * N / blocks, hi = (b + 1) * N / blocks, bad = 0;
+  const float wd = (float)opt->weight_decay;
+  for (int l = 0; l < net->n_layers; l++) {
+    const fm_layer *L = &net->layer[l];
+    int64_t seg[2][2] = {{L->offset, L->offset + L->n_weights},
+                         {L->offset + L->n_weights, L->offset + L->n_weights + L->n_biases}};
+    for (int k = 0; k < 2; k++) {
+      int64_t a = seg[k][0] > lo ? seg[k][0] : lo, z = seg[k][1] < hi ? seg[k][1] : hi;
+      if (a < z)
+        bad += fm_optim_apply(opt, c, net->params, net->grads, state, N, a, z - a,
+                              k == 0 ? wd : 0.0f);
+    }
+  }
+  return bad;
+}
+
+typedef struct step_ctx {
+  fm_net *net;
+  fm_work *w;
+  fm_optim *opt;
+  float *state;
+  fm_optim_coef coef;
+  int has[FM_NET_MAX_SHARDS];
+  double partial[FM_NET_MAX_SHARDS];
+  int64_t bad[FM_NET_MAX_SHARDS];
+} step_ctx;
+
+static void reduce_item(void *ctx, int b) {
+  step_ctx *c = ctx;
+  unsigned fp = fp_enter();
+  c->partial[b] = reduce_block(c->net, c->w, c->has, b, c->w->shards);
+  fp_leave(fp);
+}
+
+static void update_item(void *ctx, int b) {
+  step_ctx *c = ctx;
+  unsigned fp = fp_enter();
+  c->bad[b] = update_block(c->net, c->opt, &c->coef, c->state, b, c->w->shards);
+  fp_leave(fp);
+}
+
+/* Forward + backward on every shard, the reduction of their gradients, and (opt not NULL) the
+ * optimizer update if everything is finite: three parallel phases. */
+static void gradient_step(fm_net *net, fm_work *w, const job *jb, fm_optim *opt, float *state,
+                          fm_batch_stats *st) {
+  const int S = w->shards, n = jb->n;
+  step_ctx c = {.net = net, .w = w, .opt = opt, .state = state};
+  for (int s = 0; s < S; s++) c.has[s] = shard_first(n, S, s + 1) > shard_first(n, S, s);
+  int saved = pin_blas(S);
+  fm_parallel_for(S, S, shard_item, (void *)jb);
+  unpin_blas(saved);
+  fm_parallel_for(S, S, reduce_item, &c);
+  double loss = 0.0, sq = 0.0;
+  int correct = 0;
+  for (int s = 0; s < S; s++) {
+    loss += w->loss[s];
+    correct += w->correct[s];
+    sq += c.partial[s];
+  }
+  st->n = n;
+  st->loss = loss / n;
+  st->correct = correct;
+  st->grad_norm = sqrt(sq);
+  st->diverged = !isfinite(st->loss) || !isfinite(st->grad_norm);
+  if (opt && !st->diverged) {
+    fm_optim_begin(opt, &c.coef);
+    fm_parallel_for(S, S, update_item, &c);
+    for (int b = 0; b < S; b++)
+      if (c.bad[b]) st->diverged = 2;
+  }
+  w->n = n;
+  w->forward_done = 1;
+}
+
+int fm_net_gradient(fm_net *net, fm_work *w, const float *x, const uint8_t *y, int n,
+                    uint64_t seed, fm_batch_stats *st) {
+  memset(st, 0, sizeof *st);
+  if (check_call(net, w, x, n, w->batch, "gradient") != FM_OK) return FM_ERR;
+  if (n < 1) return fm_fail("gradient: needs at least one image");
+  if (!net->grads) return fm_fail("gradient: the network has no gradient buffer");
+  if (check_labels(y, n, net->classes, "gradient") != FM_OK) return FM_ERR;
+  job jb = {.kind = JOB_GRADIENT, .net = net, .w = w, .x = x, .y = y, .n = n, .train = 1,
+            .seed = seed};
+  gradient_step(net, w, &jb, NULL, NULL, st);
+  return FM_OK;
+}
+
+int fm_net_train_step(fm_net *net, fm_work *w, fm_optim *opt, float *opt_state, const float *x,
+                      const uint8_t *y, int n, uint64_t seed, fm_batch_stats *st) {
+  memset(st, 0, sizeof *st);
+  if (fm_optim_check(opt) != FM_OK) return FM_ERR;
+  if (!opt_state && fm_optim_state_floats(opt, net->n_params) > 0)
+    return fm_fail("train step: the optimizer needs a state buffer");
+  if (check_call(net, w, x, n, w->batch, "train step") != FM_OK) return FM_ERR;
+  if (n < 1) return fm_fail("train step: needs at least one image");
+  if (!net->grads) return fm_fail("train step: the network has no gradient buffer");
+  if (check_labels(y, n, net->classes, "train step") != FM_OK) return FM_ERR;
+  job jb = {.kind = JOB_GRADIENT, .net = net, .w = w, .x = x, .y = y, .n = n, .train = 1,
+            .seed = seed};
+  gradient_step(net, w, &jb, opt, opt_state, st);
+  return FM_OK;
+}
+
+int fm_net_predict(const fm_net *net, fm_work *w, const float *x, int64_t n, float *probs,
+                   uint8_t *pred, const uint8_t *labels, double *loss_sum, int64_t *correct) {
+  if (check_call(net, w, x, n, INT64_MAX, "predict") != FM_OK) return FM_ERR;
+  if (labels && check_labels(labels, n, net->classes, "predict") != FM_OK) return FM_ERR;
+  double loss = 0.0;
+  int64_t right = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += w->batch) {
+    int cnt = (int)(n - i0 < w->batch ? n - i0 : w->batch);
+    job jb = {.kind = JOB_PREDICT, .net = net, .w = w, .x = x + i0 * net->in_size,
+              .y = labels ? labels + i0 : NULL, .n = cnt, .probs = probs ? probs + i0 * net->classes : NULL,
+              .pred = pred ? pred + i0 : NULL};
+    run_job(&jb);
+    w->n = cnt;
+    w->forward_done = 1;
+    for (int s = 0; s < w->shards; s++) {
+      loss += w->loss[s];
+      right += w->correct[s];
+    }
+  }
+  if (loss_sum) *loss_sum = loss;
+  if (correct) *correct = right;
+  return FM_OK;
+}
+
+int fm_net_input_gradient(const fm_net *net, fm_work *w, const float *x, int n, const uint8_t *cls,
+                          float *dx) {
+  if (check_call(net, w, x, n, w->batch, "input gradient") != FM_OK) return FM_ERR;
+  if (check_labels(cls, n, net->classes, "input gradient") != FM_OK) return FM_ERR;
+  if (!dx && n > 0) return fm_fail("input gradient: no output buffer");
+  job jb = {.kind = JOB_SALIENCY, .net = net, .w = w, .x = x, .y = cls, .n = n, .dx = dx};
+  run_job(&jb);
+  w->n = n;
+  w->forward_done = 1;
+  return FM_OK;
+}

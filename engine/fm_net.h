@@ -1,0 +1,165 @@
+/* fm_net: sequential networks built from a list of layer specs, trained on both cores.
+ *
+ * Memory: the caller owns everything. fm_net_build fills an fm_net (a fixed-size struct: shapes,
+ * parameter counts and offsets) without allocating; the caller then provides
+ *   - the parameters, one flat float buffer of net->n_params (fm_net_bind), each layer's weights
+ *     followed by its biases, in layer order (layouts in fm_layers.h);
+ *   - the gradients, another flat buffer of the same size (only for training and saliency);
+ *   - the optimizer state (fm_optim_state_floats);
+ *   - a workspace for a given batch size and thread count (fm_work_bytes): every layer's output
+ *     for that batch (kept for the backward pass and for inspection), two gradient buffers the
+ *     size of the largest layer, one scratch area sized for the most demanding layer (shared by
+ *     all layers, as darknet does), and a private gradient buffer for each extra thread.
+ *
+ * Threads and determinism: a call on n images splits them into `shards` fixed contiguous parts
+ * (shard s gets images [s*n/S, (s+1)*n/S)), one per thread. Each shard runs the whole forward and
+ * backward pass on its images with single-threaded matrix products and writes its own gradient
+ * buffer; the buffers are then added in shard order. No float is ever accumulated in an order
+ * that depends on timing, so results are bit-for-bit reproducible for a given seed, shard count
+ * and matrix kernel (fm_gemm_select), whichever thread runs which shard. Dropout masks are drawn
+ * per image from (seed, layer, image index), so they do not depend on the split either.
+ *
+ * Errors: FM_ERR with a message (fm_error()) naming the layer, the argument and the shapes. */
+#ifndef FM_NET_H
+#define FM_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fm_layers.h"
+#include "fm_optim.h"
+
+#define FM_NET_MAX_LAYERS 32
+#define FM_NET_MAX_SHARDS 64
+
+typedef enum {
+  FM_LAYER_DENSE = 1,
+  FM_LAYER_CONV2D = 2,
+  FM_LAYER_MAXPOOL = 3,
+  FM_LAYER_RELU = 4,
+  FM_LAYER_DROPOUT = 5,
+  FM_LAYER_FLATTEN = 6
+} fm_layer_kind;
+
+typedef enum { FM_INIT_AUTO = 0, FM_INIT_HE = 1, FM_INIT_GLOROT = 2 } fm_init_kind;
+
+/* What the caller asks for. Unused fields are 0. */
+typedef struct fm_layer_spec {
+  fm_layer_kind kind;
+  int units;         /* dense: outputs; conv2d: filters */
+  int kh, kw;        /* conv2d kernel; kw 0 means square (kh x kh) */
+  int same;          /* conv2d: 1 "same" padding, 0 "valid" */
+  int pool;          /* maxpool: window and stride (0 means 2) */
+  float rate;        /* dropout: probability of dropping, in [0, 1) */
+  fm_init_kind init; /* dense/conv2d: AUTO = He when a ReLU follows, Glorot otherwise */
+} fm_layer_spec;
+
+/* What fm_net_build works out for each layer (per image). */
+typedef struct fm_layer {
+  fm_layer_spec spec;
+  int in_h, in_w, in_c;     /* input shape; a flat vector of n is 1 x 1 x n */
+  int out_h, out_w, out_c;  /* output shape */
+  int64_t in_size, out_size;
+  int64_t n_weights, n_biases;
+  int64_t offset;           /* first weight in the parameter buffer; the biases follow */
+  int64_t macs;             /* multiply-adds of the forward pass, per image */
+  int fan_in, fan_out;
+  int fused_relu;           /* dense/conv2d followed by ReLU: applied in the product */
+  fm_conv_geom conv;
+  int64_t act_offset;       /* where its output lives in a shard's activations, per image */
+  int64_t mask_offset;      /* dropout: where its mask lives */
+} fm_layer;
+
+typedef struct fm_net {
+  int n_layers;
+  int in_h, in_w, in_c;
+  int64_t in_size;
+  int classes;              /* outputs of the last layer */
+  fm_layer layer[FM_NET_MAX_LAYERS];
+  int64_t n_params;
+  int64_t act_floats;       /* activations kept per image */
+  int64_t max_size;         /* largest input or output of any layer, per image */
+  size_t scratch_floats;    /* per thread */
+  int64_t macs;             /* forward multiply-adds per image, all layers */
+  float *params;            /* bound by fm_net_bind */
+  float *grads;
+} fm_net;
+
+const char *fm_layer_kind_name(fm_layer_kind kind);
+
+/* Checks the specs against each other and the input shape and lays the network out. A dense layer
+ * takes a flat input: after a conv2d or max-pool a flatten layer must come first. The last layer
+ * must be dense (its outputs are the class logits). */
+int fm_net_build(fm_net *net, int in_h, int in_w, int in_c, const fm_layer_spec *specs, int n);
+/* grads may be NULL for a network that only predicts. */
+void fm_net_bind(fm_net *net, float *params, float *grads);
+/* He or Glorot weights from a generator seeded with seed, zero biases. */
+void fm_net_init(fm_net *net, uint64_t seed);
+/* A layer's weights and biases inside net->params. */
+float *fm_net_weights(const fm_net *net, int layer);
+float *fm_net_biases(const fm_net *net, int layer);
+
+/* ---- workspace ---- */
+typedef struct fm_work {
+  int batch;                /* largest n of one call */
+  int shards;               /* parts of a batch, run in parallel */
+  int shard_batch;          /* images per shard at most */
+  float *base;
+  size_t bytes;
+  size_t shard_floats;      /* floats per shard */
+  size_t act_at, delta_at[2], scratch_at, grad_at; /* offsets inside a shard's area */
+  /* the last call */
+  int n;                    /* images */
+  int forward_done;         /* activations hold the outputs for those images */
+  double loss[FM_NET_MAX_SHARDS];
+  int correct[FM_NET_MAX_SHARDS];
+} fm_work;
+
+size_t fm_work_bytes(const fm_net *net, int batch, int shards);
+/* mem: at least fm_work_bytes(net, batch, shards) bytes, 64-byte aligned. */
+int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem, size_t bytes);
+/* A sensible shard count: the OpenMP thread limit, at most FM_NET_MAX_SHARDS. */
+int fm_default_threads(void);
+
+/* ---- passes ---- */
+typedef struct fm_batch_stats {
+  double loss;       /* mean cross-entropy over the batch */
+  int correct;       /* images whose top class is the label */
+  int n;
+  double grad_norm;  /* L2 norm of the mean gradient (training step) */
+  int diverged;      /* 1: loss or gradient not finite, no update was made; 2: some updates would
+                        have overflowed and were skipped (fm_optim_apply) */
+} fm_batch_stats;
+
+/* Forward pass over n <= w->batch images (x: n * net->in_size floats). train: dropout on, with
+ * masks drawn from seed. Every layer's output stays in the workspace (fm_net_activation). */
+int fm_net_forward(const fm_net *net, fm_work *w, const float *x, int n, int train, uint64_t seed);
+/* Layer `layer`'s output for image i (0 <= i < n) of the last forward pass: out_size floats,
+ * HWC. NULL (with a message) when out of range or no forward pass was made. */
+const float *fm_net_activation(const fm_net *net, const fm_work *w, int layer, int i);
+
+/* Forward (training mode) + mean softmax cross-entropy + backward: net->grads becomes the gradient
+ * of the mean loss over the n images. Labels must be < net->classes. */
+int fm_net_gradient(fm_net *net, fm_work *w, const float *x, const uint8_t *y, int n,
+                    uint64_t seed, fm_batch_stats *st);
+
+/* One training step: fm_net_gradient, then, only if the loss and every gradient are finite, one
+ * optimizer update (weight decay on weights, not biases). Divergence is not an error: st->diverged
+ * is set, and the parameters and optimizer state are left as they were (1), or updated except for
+ * the entries whose update would have overflowed (2). Either way every weight stays finite, so the
+ * caller can stop with the last finite weights. FM_ERR only for bad arguments. */
+int fm_net_train_step(fm_net *net, fm_work *w, fm_optim *opt, float *opt_state, const float *x,
+                      const uint8_t *y, int n, uint64_t seed, fm_batch_stats *st);
+
+/* Inference on any number of images, w->batch at a time. Any output may be NULL:
+ * probs (n x classes softmax), pred (n top classes). With labels, *loss_sum gets the summed
+ * cross-entropy and *correct the number of right predictions. */
+int fm_net_predict(const fm_net *net, fm_work *w, const float *x, int64_t n, float *probs,
+                   uint8_t *pred, const uint8_t *labels, double *loss_sum, int64_t *correct);
+
+/* Saliency: dx[i] = d logit[cls[i]] / d x[i] for n <= w->batch images (inference mode; the
+ * parameter gradients are not touched). dx: n * net->in_size floats. */
+int fm_net_input_gradient(const fm_net *net, fm_work *w, const float *x, int n, const uint8_t *cls,
+                          float *dx);
+
+#endif

@@ -1,0 +1,1042 @@
+/* l_model.c: the userdata fmnist.Model — fm.LogReg, fm.MLP, fm.CNN and fm.load_model — with
+ * Keras's habits: fit, evaluate, predict, predict_proba, summary, save.
+ *
+ * A model holds its network description, parameters and gradients inside the userdata (the
+ * garbage collector sees them). Workspaces and optimizer state are made per call as userdata on
+ * the stack, so an error anywhere frees them. Training runs in the engine; this file shows the
+ * progress bar, calls the Lua callback, validates, stops early and keeps the history. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fm_eval.h"
+#include "fm_modelfile.h"
+#include "fm_net.h"
+#include "fm_optim.h"
+#include "fm_train.h"
+#include "lfm.h"
+
+#define LFM_MODEL "fmnist.Model"
+#define ALIGN 64
+#define PREDICT_BATCH 256
+
+typedef struct defaults {
+  int epochs, batch;
+  double lr;
+  fm_optim_kind optimizer;
+  double weight_decay;
+} defaults;
+
+typedef struct model {
+  fm_model_desc desc;
+  fm_net net;
+  defaults def;
+  int epochs_trained;
+  float *params, *grads;
+} model;
+
+static model *check_model(lua_State *L, int arg) { return luaL_checkudata(L, arg, LFM_MODEL); }
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* A block of `bytes`, 64-byte aligned, owned by a userdata pushed on the stack. */
+static void *push_block(lua_State *L, size_t bytes) {
+  uintptr_t p = (uintptr_t)lua_newuserdatauv(L, bytes + ALIGN, 0);
+  return (void *)((p + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
+}
+
+/* Pushes a new model for the description: parameters and gradients inside the userdata. */
+static model *new_model(lua_State *L, const fm_model_desc *desc) {
+  fm_net net;
+  if (fm_net_build(&net, desc->in_h, desc->in_w, desc->in_c, desc->specs, desc->n_layers) != FM_OK)
+    lfm_engine_error(L, desc->kind);
+  size_t floats = (size_t)net.n_params * 2;
+  model *m = lua_newuserdatauv(L, sizeof(model) + ALIGN + floats * sizeof(float), 1);
+  memset(m, 0, sizeof *m);
+  m->desc = *desc;
+  m->desc.n_params = net.n_params;
+  m->net = net;
+  uintptr_t p = (uintptr_t)(m + 1);
+  m->params = (float *)((p + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
+  m->grads = m->params + net.n_params;
+  memset(m->params, 0, floats * sizeof(float));
+  fm_net_bind(&m->net, m->params, m->grads);
+  m->def = (defaults){10, 64, 1e-3, FM_OPTIM_ADAM, 0.0};
+  luaL_setmetatable(L, LFM_MODEL);
+  lua_newtable(L); /* user value 1: info (strings kept in saved files) */
+  lua_setiuservalue(L, -2, 1);
+  return m;
+}
+
+/* ---- building: layer specs from Lua ---- */
+
+static const struct {
+  const char *name;
+  fm_layer_kind kind;
+} layer_names[] = {{"dense", FM_LAYER_DENSE}, {"conv2d", FM_LAYER_CONV2D}, {"conv", FM_LAYER_CONV2D},
+                   {"maxpool", FM_LAYER_MAXPOOL}, {"relu", FM_LAYER_RELU},
+                   {"dropout", FM_LAYER_DROPOUT}, {"flatten", FM_LAYER_FLATTEN}, {NULL, 0}};
+
+/* One layer: "relu", "flatten", {"dense", 128}, {"conv2d", 32, 3, padding = "same"},
+ * {"maxpool", 2}, {"dropout", 0.5}. */
+static fm_layer_spec parse_layer(lua_State *L, int idx, int i) {
+  fm_layer_spec s;
+  memset(&s, 0, sizeof s);
+  const char *name = NULL;
+  int is_table = lua_istable(L, idx);
+  if (is_table) {
+    lua_geti(L, idx, 1);
+    name = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  } else {
+    name = lua_tostring(L, idx);
+  }
+  if (!name) luaL_error(L, "layers[%d]: a name or a table like {\"dense\", 128} expected", i);
+  int k = 0;
+  while (layer_names[k].name && strcmp(layer_names[k].name, name) != 0) k++;
+  if (!layer_names[k].name)
+    luaL_error(L, "layers[%d]: unknown layer '%s' (dense, conv2d, maxpool, relu, dropout, flatten)",
+               i, name);
+  s.kind = layer_names[k].kind;
+  lua_Number a2 = 0, a3 = 0;
+  if (is_table) {
+    lua_geti(L, idx, 2);
+    a2 = lua_tonumber(L, -1);
+    lua_geti(L, idx, 3);
+    a3 = lua_tonumber(L, -1);
+    lua_pop(L, 2);
+  }
+  switch (s.kind) {
+    case FM_LAYER_DENSE:
+      s.units = (int)a2;
+      if (s.units < 1) luaL_error(L, "layers[%d]: dense needs a number of units, e.g. {\"dense\", 128}", i);
+      break;
+    case FM_LAYER_CONV2D: {
+      s.units = (int)a2;
+      s.kh = (int)(a3 ? a3 : 3);
+      if (s.units < 1 || s.kh < 1)
+        luaL_error(L, "layers[%d]: conv2d needs filters and a kernel size, e.g. {\"conv2d\", 32, 3}", i);
+      lua_getfield(L, idx, "padding");
+      const char *pad = lua_tostring(L, -1);
+      if (pad && strcmp(pad, "same") == 0)
+        s.same = 1;
+      else if (pad && strcmp(pad, "valid") != 0)
+        luaL_error(L, "layers[%d]: padding must be \"valid\" or \"same\", not \"%s\"", i, pad);
+      lua_pop(L, 1);
+      break;
+    }
+    case FM_LAYER_MAXPOOL: s.pool = (int)(a2 ? a2 : 2); break;
+    case FM_LAYER_DROPOUT:
+      s.rate = (float)a2;
+      if (!(a2 >= 0 && a2 < 1)) luaL_error(L, "layers[%d]: dropout rate must be in [0, 1)", i);
+      break;
+    default: break;
+  }
+  return s;
+}
+
+static void set_kind(fm_model_desc *d, const char *kind) {
+  memset(d->kind, 0, sizeof d->kind);
+  snprintf(d->kind, sizeof d->kind, "%s", kind);
+  d->in_h = 28;
+  d->in_w = 28;
+  d->in_c = 1;
+}
+
+static void add_layer(fm_model_desc *d, fm_layer_kind kind, int units, int k, float rate) {
+  fm_layer_spec *s = &d->specs[d->n_layers++];
+  memset(s, 0, sizeof *s);
+  s->kind = kind;
+  s->units = units;
+  s->kh = k;
+  s->rate = rate;
+}
+
+/* Seeds the weights from opts.seed, or from the generator fm.seed controls. */
+static void init_weights(lua_State *L, model *m, int opts) {
+  uint64_t seed = opts && lua_getfield(L, opts, "seed") != LUA_TNIL
+                      ? (uint64_t)lua_tointeger(L, -1)
+                      : fm_rng_next(lfm_rng());
+  if (opts) lua_pop(L, 1);
+  fm_net_init(&m->net, seed);
+}
+
+static void check_known(lua_State *L, int opts, const char *fname, const char *const *known) {
+  if (!opts) return;
+  lua_pushnil(L);
+  while (lua_next(L, opts)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    int ok = 0;
+    for (int i = 0; k && known[i]; i++) ok |= strcmp(known[i], k) == 0;
+    if (!ok)
+      luaL_error(L, "%s: unknown option '%s'", fname, k ? k : luaL_typename(L, -1));
+  }
+}
+
+/* fm.LogReg{l2 =, seed =}: one dense layer from the 784 pixels to the 10 classes. */
+static int model_logreg(lua_State *L) {
+  int opts = lfm_optopts(L, 1);
+  static const char *const known[] = {"l2", "seed", NULL};
+  check_known(L, opts, "LogReg", known);
+  fm_model_desc d;
+  memset(&d, 0, sizeof d);
+  set_kind(&d, "LogReg");
+  add_layer(&d, FM_LAYER_DENSE, FM_CLASSES, 0, 0);
+  model *m = new_model(L, &d);
+  m->def = (defaults){5, 128, 2e-3, FM_OPTIM_ADAM, lfm_optfield_num(L, opts, "l2", 0.0)};
+  init_weights(L, m, opts);
+  return 1;
+}
+
+/* fm.MLP{hidden = {256, 128}, dropout = 0.2, l2 =, seed =} */
+static int model_mlp(lua_State *L) {
+  int opts = lfm_optopts(L, 1);
+  static const char *const known[] = {"hidden", "dropout", "l2", "seed", NULL};
+  check_known(L, opts, "MLP", known);
+  fm_model_desc d;
+  memset(&d, 0, sizeof d);
+  set_kind(&d, "MLP");
+  double dropout = lfm_optfield_num(L, opts, "dropout", 0.2);
+  if (!(dropout >= 0 && dropout < 1)) return luaL_error(L, "MLP: dropout must be in [0, 1)");
+  int hidden[8] = {256, 128}, nh = 2;
+  if (opts && lua_getfield(L, opts, "hidden") != LUA_TNIL) {
+    if (!lua_istable(L, -1)) return luaL_error(L, "MLP: hidden must be a list of layer sizes");
+    nh = (int)luaL_len(L, -1);
+    if (nh > 8) return luaL_error(L, "MLP: at most 8 hidden layers");
+    for (int i = 0; i < nh; i++) {
+      lua_geti(L, -1, i + 1);
+      hidden[i] = (int)lua_tointeger(L, -1);
+      if (hidden[i] < 1) return luaL_error(L, "MLP: hidden[%d] must be a positive integer", i + 1);
+      lua_pop(L, 1);
+    }
+  }
+  if (opts) lua_pop(L, 1);
+  for (int i = 0; i < nh; i++) {
+    add_layer(&d, FM_LAYER_DENSE, hidden[i], 0, 0);
+    add_layer(&d, FM_LAYER_RELU, 0, 0, 0);
+    if (dropout > 0) add_layer(&d, FM_LAYER_DROPOUT, 0, 0, (float)dropout);
+  }
+  add_layer(&d, FM_LAYER_DENSE, FM_CLASSES, 0, 0);
+  model *m = new_model(L, &d);
+  m->def = (defaults){20, 128, 1e-3, FM_OPTIM_ADAM, lfm_optfield_num(L, opts, "l2", 0.0)};
+  init_weights(L, m, opts);
+  return 1;
+}
+
+/* fm.CNN{layers = {...}, l2 =, seed =}: by default the reference net, conv 3x3x32, ReLU, max-pool
+ * -> conv 3x3x64, ReLU, max-pool -> dense 128, ReLU, dropout 0.5 -> dense 10. */
+static int model_cnn(lua_State *L) {
+  int opts = lfm_optopts(L, 1);
+  static const char *const known[] = {"layers", "l2", "seed", NULL};
+  check_known(L, opts, "CNN", known);
+  fm_model_desc d;
+  memset(&d, 0, sizeof d);
+  set_kind(&d, "CNN");
+  if (opts && lua_getfield(L, opts, "layers") != LUA_TNIL) {
+    if (!lua_istable(L, -1)) return luaL_error(L, "CNN: layers must be a list of layers");
+    int n = (int)luaL_len(L, -1);
+    if (n < 1 || n > FM_NET_MAX_LAYERS)
+      return luaL_error(L, "CNN: 1 to %d layers, not %d", FM_NET_MAX_LAYERS, n);
+    for (int i = 1; i <= n; i++) {
+      lua_geti(L, -1, i);
+      d.specs[d.n_layers++] = parse_layer(L, lua_gettop(L), i);
+      lua_pop(L, 1);
+    }
+  } else {
+    add_layer(&d, FM_LAYER_CONV2D, 32, 3, 0);
+    add_layer(&d, FM_LAYER_RELU, 0, 0, 0);
+    add_layer(&d, FM_LAYER_MAXPOOL, 0, 0, 0);
+    d.specs[d.n_layers - 1].pool = 2;
+    add_layer(&d, FM_LAYER_CONV2D, 64, 3, 0);
+    add_layer(&d, FM_LAYER_RELU, 0, 0, 0);
+    add_layer(&d, FM_LAYER_MAXPOOL, 0, 0, 0);
+    d.specs[d.n_layers - 1].pool = 2;
+    add_layer(&d, FM_LAYER_FLATTEN, 0, 0, 0);
+    add_layer(&d, FM_LAYER_DENSE, 128, 0, 0);
+    add_layer(&d, FM_LAYER_RELU, 0, 0, 0);
+    add_layer(&d, FM_LAYER_DROPOUT, 0, 0, 0.5f);
+    add_layer(&d, FM_LAYER_DENSE, FM_CLASSES, 0, 0);
+  }
+  if (opts) lua_pop(L, 1);
+  model *m = new_model(L, &d);
+  m->def = (defaults){12, 64, 1e-3, FM_OPTIM_ADAM, lfm_optfield_num(L, opts, "l2", 0.0)};
+  init_weights(L, m, opts);
+  return 1;
+}
+
+/* ---- workspace and inputs ---- */
+
+static int thread_option(lua_State *L, int opts) {
+  lua_Integer t = lfm_optfield_int(L, opts, "threads", fm_default_threads());
+  if (t < 1 || t > FM_NET_MAX_SHARDS) luaL_error(L, "option 'threads' must be 1 to %d", FM_NET_MAX_SHARDS);
+  return (int)t;
+}
+
+/* Pushes a workspace userdata and fills w. */
+static void push_work(lua_State *L, const model *m, fm_work *w, int batch, int threads) {
+  size_t bytes = fm_work_bytes(&m->net, batch, threads);
+  void *mem = push_block(L, bytes);
+  if (fm_work_init(w, &m->net, batch, threads, mem, bytes) != FM_OK) lfm_engine_error(L, "model");
+}
+
+/* A tensor of images for the model: its element count a multiple of the input size (784):
+ * 784, 28x28, N x 784, N x 28 x 28, N x 28 x 28 x 1. Returns the number of images. */
+static int64_t tensor_images(lua_State *L, const model *m, fm_tensor *t, const char *fname) {
+  int64_t in = m->net.in_size;
+  if (t->numel == 0 || t->numel % in != 0) {
+    char s[64];
+    luaL_error(L, "%s: a %s tensor is not images of %d x %d (%I values each)", fname,
+               fm_shape_str(t, s, sizeof s), m->net.in_h, m->net.in_w, (lua_Integer)in);
+  }
+  return t->numel / in;
+}
+
+/* Runs the model over a dataset or a tensor; pushes probabilities (n x classes) or predictions. */
+static int predict_common(lua_State *L, int want_probs, const char *fname) {
+  model *m = check_model(L, 1);
+  fm_dataset *d = lfm_todataset(L, 2);
+  fm_tensor *t = d ? NULL : lfm_totensor(L, 2);
+  if (!d && !t) return luaL_typeerror(L, 2, "fmnist.Dataset or fmnist.Tensor");
+  int opts = lfm_optopts(L, 3);
+  int threads = thread_option(L, opts);
+  int64_t n = d ? d->n : tensor_images(L, m, t, fname);
+  fm_work w;
+  push_work(L, m, &w, PREDICT_BATCH, threads);
+  uint8_t *pred = push_block(L, (size_t)n + 1);
+  float *probs = NULL;
+  if (want_probs) {
+    int64_t shape[2] = {n, m->net.classes};
+    probs = lfm_newtensor(L, 2, shape)->data;
+  }
+  int rc;
+  if (d) {
+    float *x = push_block(L, sizeof(float) * PREDICT_BATCH * (size_t)m->net.in_size);
+    uint8_t *y = push_block(L, PREDICT_BATCH);
+    rc = fm_eval_dataset(&m->net, &w, d, x, y, PREDICT_BATCH, probs, pred, NULL, NULL);
+    lua_pop(L, 2);
+  } else {
+    rc = fm_net_predict(&m->net, &w, t->data, n, probs, pred, NULL, NULL, NULL);
+  }
+  if (rc != FM_OK) return lfm_engine_error(L, fname);
+  if (want_probs) return 1;
+  int64_t shape[1] = {n};
+  fm_tensor *out = lfm_newtensor(L, 1, shape);
+  for (int64_t i = 0; i < n; i++) out->data[i] = pred[i];
+  return 1;
+}
+
+static int model_predict(lua_State *L) { return predict_common(L, 0, "predict"); }
+static int model_predict_proba(lua_State *L) { return predict_common(L, 1, "predict_proba"); }
+
+/* Loss and confusion matrix of the model on a dataset. */
+static void evaluate_dataset(lua_State *L, model *m, const fm_dataset *d, int threads,
+                             double *loss, int64_t *confusion) {
+  fm_work w;
+  push_work(L, m, &w, PREDICT_BATCH, threads);
+  float *x = push_block(L, sizeof(float) * PREDICT_BATCH * (size_t)m->net.in_size);
+  uint8_t *y = push_block(L, PREDICT_BATCH);
+  uint8_t *pred = push_block(L, (size_t)d->n + 1);
+  double loss_sum = 0;
+  int64_t correct = 0;
+  if (fm_eval_dataset(&m->net, &w, d, x, y, PREDICT_BATCH, NULL, pred, &loss_sum, &correct) != FM_OK)
+    lfm_engine_error(L, "evaluate");
+  *loss = d->n ? loss_sum / (double)d->n : NAN;
+  if (confusion) {
+    memset(confusion, 0, sizeof(int64_t) * FM_CLASSES * FM_CLASSES);
+    for (int64_t i = 0; i < d->n; i++)
+      confusion[d->labels[fm_dataset_row(d, i)] * FM_CLASSES + pred[i]]++;
+  }
+  lua_pop(L, 4);
+}
+
+/* model:evaluate(ds) -> result (accuracy, loss, confusion, per-class scores, report()) */
+static int model_evaluate(lua_State *L) {
+  model *m = check_model(L, 1);
+  const fm_dataset *d = lfm_checkdataset(L, 2);
+  int opts = lfm_optopts(L, 3);
+  if (m->net.classes != FM_CLASSES)
+    return luaL_error(L, "evaluate: the model gives %d classes, not %d", m->net.classes, FM_CLASSES);
+  double loss;
+  int64_t confusion[FM_CLASSES * FM_CLASSES];
+  evaluate_dataset(L, m, d, thread_option(L, opts), &loss, confusion);
+  lfm_push_result(L, confusion, loss);
+  return 1;
+}
+
+/* ---- training ---- */
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+  (void)sig;
+  interrupted = 1;
+}
+
+typedef struct fit_ctx {
+  lua_State *L;
+  int epoch, epochs;
+  int64_t images_done, total;
+  double t_start, t_last_draw;
+  double loss_sum;
+  int64_t correct, seen;
+  int bar; /* draw a progress bar (stderr is a terminal and verbose) */
+} fit_ctx;
+
+static void format_eta(char *buf, size_t size, double s) {
+  if (s >= 3600)
+    snprintf(buf, size, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+  else if (s >= 60)
+    snprintf(buf, size, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+  else
+    snprintf(buf, size, "%.0fs", s);
+}
+
+static void draw_bar(fit_ctx *c, int64_t b, int64_t nb) {
+  double t = now(), el = t - c->t_start;
+  double rate = el > 0 ? (double)c->seen / el : 0;
+  char eta[32];
+  format_eta(eta, sizeof eta, rate > 0 ? (double)(c->total - c->seen) / rate : 0);
+  int width = 24, filled = (int)(width * (b + 1) / nb);
+  char bar[32];
+  for (int i = 0; i < width; i++) bar[i] = i < filled ? '=' : (i == filled ? '>' : '.');
+  bar[width] = '\0';
+  fprintf(stderr, "\rEpoch %d/%d [%s] %lld/%lld  loss %.4f  acc %.4f  %.0f img/s  ETA %s \033[K",
+          c->epoch, c->epochs, bar, (long long)b + 1, (long long)nb,
+          c->seen ? c->loss_sum / c->seen : 0.0, c->seen ? (double)c->correct / c->seen : 0.0, rate,
+          eta);
+  fflush(stderr);
+  c->t_last_draw = t;
+}
+
+static int on_batch(void *ctx, int64_t b, int64_t nb, const fm_batch_stats *st) {
+  fit_ctx *c = ctx;
+  c->loss_sum += st->loss * st->n;
+  c->correct += st->correct;
+  c->seen += st->n;
+  if (c->bar && (now() - c->t_last_draw > 0.1 || b + 1 == nb)) draw_bar(c, b, nb);
+  return interrupted;
+}
+
+/* Appends v to the array field `key` of the table at idx. */
+static void append(lua_State *L, int idx, const char *key, double v) {
+  if (lua_getfield(L, idx, key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, idx, key);
+  }
+  lua_pushnumber(L, v);
+  lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+  lua_pop(L, 1);
+}
+
+static fm_optim_kind optimizer_option(lua_State *L, int opts, fm_optim_kind def) {
+  if (!opts || lua_getfield(L, opts, "optimizer") == LUA_TNIL) {
+    if (opts) lua_pop(L, 1);
+    return def;
+  }
+  const char *s = lua_tostring(L, -1);
+  fm_optim_kind k = s && strcmp(s, "adam") == 0 ? FM_OPTIM_ADAM
+                    : s && strcmp(s, "sgd") == 0 ? FM_OPTIM_SGD
+                                                 : (fm_optim_kind)0;
+  if (!k) luaL_error(L, "fit: optimizer must be \"adam\" or \"sgd\", not %s", s ? s : luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return k;
+}
+
+static void schedule_option(lua_State *L, int opts, fm_optim *o, int epochs) {
+  if (!opts || lua_getfield(L, opts, "schedule") == LUA_TNIL) {
+    if (opts) lua_pop(L, 1);
+    return;
+  }
+  const char *s = lua_tostring(L, -1);
+  if (s && strcmp(s, "cosine") == 0) {
+    o->schedule.kind = FM_SCHED_COSINE;
+    o->schedule.total_epochs = epochs;
+    o->schedule.min_lr = lfm_optfield_num(L, opts, "min_lr", 0.0);
+  } else if (s && strcmp(s, "step") == 0) {
+    o->schedule.kind = FM_SCHED_STEP;
+    o->schedule.step_epochs = lfm_optfield_num(L, opts, "step_epochs", 5);
+    o->schedule.gamma = lfm_optfield_num(L, opts, "gamma", 0.1);
+  } else if (!s || strcmp(s, "constant") != 0) {
+    luaL_error(L, "fit: schedule must be \"constant\", \"step\" or \"cosine\", not %s",
+               s ? s : luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+}
+
+/* Restores the SIGINT handler and raises the message on top of the stack. */
+static int fit_fail(lua_State *L, const struct sigaction *old) {
+  sigaction(SIGINT, old, NULL);
+  return lua_error(L);
+}
+
+/* model:fit(ds, {epochs =, batch =, lr =, optimizer =, momentum =, weight_decay =, schedule =,
+ *   seed =, validation = ds_or_fraction, patience =, restore_best =, on_epoch =, verbose =,
+ *   threads =}) -> history */
+static int model_fit(lua_State *L) {
+  model *m = check_model(L, 1);
+  lfm_checkdataset(L, 2);
+  int opts = lfm_optopts(L, 3);
+  static const char *const known[] = {"epochs", "batch", "lr", "optimizer", "momentum", "nesterov",
+                                      "weight_decay", "schedule", "min_lr", "step_epochs", "gamma",
+                                      "seed", "validation", "patience", "restore_best", "on_epoch",
+                                      "verbose", "threads", "shuffle", NULL};
+  check_known(L, opts, "fit", known);
+  int epochs = (int)lfm_optfield_int(L, opts, "epochs", m->def.epochs);
+  int batch = (int)lfm_optfield_int(L, opts, "batch", m->def.batch);
+  if (epochs < 0 || epochs > 100000) return luaL_error(L, "fit: epochs must be 0 to 100000");
+  if (batch < 1 || batch > 65536) return luaL_error(L, "fit: batch must be 1 to 65536");
+  int threads = thread_option(L, opts);
+  int patience = (int)lfm_optfield_int(L, opts, "patience", 0);
+  int restore_best = lfm_optfield_bool(L, opts, "restore_best", 1);
+  int shuffle = lfm_optfield_bool(L, opts, "shuffle", 1);
+  int verbose = 1;
+  if (opts && lua_getfield(L, opts, "verbose") != LUA_TNIL)
+    verbose = lua_isboolean(L, -1) ? lua_toboolean(L, -1) : (int)lua_tointeger(L, -1);
+  if (opts) lua_pop(L, 1);
+  uint64_t seed = opts && lua_getfield(L, opts, "seed") != LUA_TNIL ? (uint64_t)lua_tointeger(L, -1)
+                                                                    : fm_rng_next(lfm_rng());
+  if (opts) lua_pop(L, 1);
+
+  /* The optimizer. */
+  fm_optim opt;
+  fm_optim_kind kind = optimizer_option(L, opts, m->def.optimizer);
+  double lr = lfm_optfield_num(L, opts, "lr", kind == m->def.optimizer ? m->def.lr : 0.01);
+  if (kind == FM_OPTIM_ADAM)
+    fm_optim_adam(&opt, lr);
+  else
+    fm_optim_sgd(&opt, lr, lfm_optfield_num(L, opts, "momentum", 0.9),
+                 lfm_optfield_bool(L, opts, "nesterov", 0));
+  opt.weight_decay = lfm_optfield_num(L, opts, "weight_decay", m->def.weight_decay);
+  schedule_option(L, opts, &opt, epochs);
+  if (fm_optim_check(&opt) != FM_OK) return lfm_engine_error(L, "fit");
+
+  /* Training and validation sets: validation = a dataset, or a fraction held out (stratified). */
+  int train_idx = 2, val_idx = 0;
+  if (opts && lua_getfield(L, opts, "validation") != LUA_TNIL) {
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      double frac = lua_tonumber(L, -1);
+      if (!(frac > 0 && frac < 1)) return luaL_error(L, "fit: validation fraction must be in (0, 1)");
+      lua_pop(L, 1);
+      /* ds:split(1 - frac, {seed = seed, stratify = true}) */
+      lua_getfield(L, 2, "split");
+      lua_pushvalue(L, 2);
+      lua_pushnumber(L, 1 - frac);
+      lua_createtable(L, 0, 2);
+      lua_pushinteger(L, (lua_Integer)seed);
+      lua_setfield(L, -2, "seed");
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "stratify");
+      lua_call(L, 3, 2);
+      val_idx = lua_gettop(L);
+      train_idx = val_idx - 1;
+    } else {
+      lfm_checkdataset(L, -1);
+      val_idx = lua_gettop(L);
+    }
+  } else if (opts) {
+    lua_pop(L, 1);
+  }
+  const fm_dataset *train = lfm_checkdataset(L, train_idx);
+  const fm_dataset *val = val_idx ? lfm_checkdataset(L, val_idx) : NULL;
+  if (fm_dataset_pixels(train) != m->net.in_size)
+    return luaL_error(L, "fit: images of %Ix%I do not fit the model's %dx%d input",
+                      (lua_Integer)train->rows, (lua_Integer)train->cols, m->net.in_h, m->net.in_w);
+  if (train->n == 0) return luaL_error(L, "fit: the training set is empty");
+  int on_epoch = 0;
+  if (opts && lua_getfield(L, opts, "on_epoch") != LUA_TNIL) {
+    luaL_checktype(L, -1, LUA_TFUNCTION);
+    on_epoch = lua_gettop(L);
+  } else if (opts) {
+    lua_pop(L, 1);
+  }
+
+  /* Memory: workspace, batch buffers, optimizer state, order, best weights. */
+  if (batch > train->n) batch = (int)train->n;
+  fm_work w;
+  push_work(L, m, &w, batch, threads);
+  float *x = push_block(L, sizeof(float) * (size_t)batch * (size_t)m->net.in_size);
+  uint8_t *y = push_block(L, (size_t)batch);
+  int64_t state_n = fm_optim_state_floats(&opt, m->net.n_params);
+  float *state = push_block(L, sizeof(float) * (size_t)(state_n ? state_n : 1));
+  memset(state, 0, sizeof(float) * (size_t)state_n);
+  int32_t *order = push_block(L, sizeof(int32_t) * (size_t)train->n);
+  float *best = patience > 0 && restore_best && val ? push_block(L, sizeof(float) * (size_t)m->net.n_params) : NULL;
+  fm_rng rng;
+  fm_rng_seed(&rng, seed);
+
+  lua_newtable(L); /* history */
+  int hist = lua_gettop(L);
+  fit_ctx c = {.L = L, .epochs = epochs, .bar = verbose > 0 && isatty(2)};
+  double best_loss = INFINITY;
+  int best_epoch = 0, since_best = 0;
+  const char *stop_reason = NULL;
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  interrupted = 0;
+  sigaction(SIGINT, &sa, &old);
+
+  for (int e = 0; e < epochs; e++) {
+    for (int64_t i = 0; i < train->n; i++) order[i] = (int32_t)i;
+    if (shuffle) fm_rng_shuffle(&rng, order, train->n);
+    c.epoch = e + 1;
+    c.total = train->n;
+    c.seen = 0;
+    c.correct = 0;
+    c.loss_sum = 0;
+    c.t_start = now();
+    c.t_last_draw = 0;
+    fm_epoch_stats st;
+    int rc = fm_train_epoch(&m->net, &w, &opt, state, train, order, train->n, batch, e, seed, x, y,
+                            on_batch, &c, &st);
+    double seconds = now() - c.t_start;
+    if (c.bar) fputc('\n', stderr);
+    if (rc != FM_OK) {
+      lua_pushfstring(L, "fit: %s", fm_error());
+      return fit_fail(L, &old);
+    }
+    if (st.diverged) {
+      lua_pushfstring(L, "fit: %s", fm_error());
+      return fit_fail(L, &old);
+    }
+    if (st.stopped) {
+      lua_pushfstring(L, "fit: interrupted at epoch %d, batch %I; the model keeps the weights "
+                         "trained so far", e + 1, (lua_Integer)st.batches);
+      return fit_fail(L, &old);
+    }
+    m->epochs_trained++;
+    /* the epoch's record */
+    lua_createtable(L, 0, 8);
+    int rec = lua_gettop(L);
+    lua_pushinteger(L, e + 1);
+    lua_setfield(L, rec, "epoch");
+    lua_pushnumber(L, st.loss);
+    lua_setfield(L, rec, "loss");
+    lua_pushnumber(L, st.accuracy);
+    lua_setfield(L, rec, "accuracy");
+    lua_pushnumber(L, fm_schedule_lr(&opt.schedule, opt.lr, e));
+    lua_setfield(L, rec, "lr");
+    append(L, hist, "loss", st.loss);
+    append(L, hist, "accuracy", st.accuracy);
+    double val_loss = NAN, val_acc = NAN;
+    if (val && val->n) {
+      int64_t confusion[FM_CLASSES * FM_CLASSES];
+      evaluate_dataset(L, m, val, threads, &val_loss, confusion);
+      int64_t right = 0;
+      for (int k = 0; k < FM_CLASSES; k++) right += confusion[k * FM_CLASSES + k];
+      val_acc = (double)right / (double)val->n;
+      lua_pushnumber(L, val_loss);
+      lua_setfield(L, rec, "val_loss");
+      lua_pushnumber(L, val_acc);
+      lua_setfield(L, rec, "val_accuracy");
+      append(L, hist, "val_loss", val_loss);
+      append(L, hist, "val_accuracy", val_acc);
+    }
+    seconds = now() - c.t_start;
+    lua_pushnumber(L, seconds);
+    lua_setfield(L, rec, "seconds");
+    append(L, hist, "seconds", seconds);
+    lua_pushvalue(L, rec);
+    lua_rawseti(L, hist, e + 1);
+    if (verbose > 0) {
+      if (val && val->n)
+        fprintf(stderr, "Epoch %d/%d  %.1fs  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  (%.0f img/s)\n",
+                e + 1, epochs, seconds, st.loss, st.accuracy, val_loss, val_acc,
+                (double)train->n / seconds);
+      else
+        fprintf(stderr, "Epoch %d/%d  %.1fs  loss %.4f  acc %.4f  (%.0f img/s)\n", e + 1, epochs,
+                seconds, st.loss, st.accuracy, (double)train->n / seconds);
+    }
+    /* the user's callback: returning false stops training */
+    if (on_epoch) {
+      lua_pushvalue(L, on_epoch);
+      lua_pushinteger(L, e + 1);
+      lua_pushvalue(L, rec);
+      if (lua_pcall(L, 2, 1, 0) != LUA_OK) return fit_fail(L, &old);
+      int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+      lua_pop(L, 1);
+      if (stop) stop_reason = "on_epoch returned false";
+    }
+    lua_pop(L, 1); /* rec */
+    /* early stopping on the validation loss */
+    if (patience > 0 && val && val->n) {
+      if (val_loss < best_loss) {
+        best_loss = val_loss;
+        best_epoch = e + 1;
+        since_best = 0;
+        if (best) memcpy(best, m->params, sizeof(float) * (size_t)m->net.n_params);
+      } else if (++since_best >= patience) {
+        stop_reason = "early stopping";
+      }
+    }
+    if (stop_reason) break;
+  }
+  sigaction(SIGINT, &old, NULL);
+  if (stop_reason && best && best_epoch > 0 && strcmp(stop_reason, "early stopping") == 0) {
+    memcpy(m->params, best, sizeof(float) * (size_t)m->net.n_params);
+    lua_pushinteger(L, best_epoch);
+    lua_setfield(L, hist, "best_epoch");
+  }
+  if (stop_reason) {
+    lua_pushstring(L, stop_reason);
+    lua_setfield(L, hist, "stopped");
+    if (verbose > 0)
+      fprintf(stderr, "Stopped: %s%s\n", stop_reason,
+              best && best_epoch ? " (weights of the best epoch restored)" : "");
+  }
+  lua_pushinteger(L, (lua_Integer)lua_rawlen(L, hist));
+  lua_setfield(L, hist, "epochs");
+  return 1;
+}
+
+/* ---- inspection ---- */
+
+static const char *layer_type_name(fm_layer_kind k) {
+  switch (k) {
+    case FM_LAYER_DENSE: return "Dense";
+    case FM_LAYER_CONV2D: return "Conv2D";
+    case FM_LAYER_MAXPOOL: return "MaxPooling2D";
+    case FM_LAYER_RELU: return "ReLU";
+    case FM_LAYER_DROPOUT: return "Dropout";
+    case FM_LAYER_FLATTEN: return "Flatten";
+  }
+  return "?";
+}
+
+static void add_thousands(luaL_Buffer *b, long long v) {
+  char digits[32], out[48];
+  int n = snprintf(digits, sizeof digits, "%lld", v), k = 0;
+  for (int i = 0; i < n; i++) {
+    if (i && (n - i) % 3 == 0) out[k++] = ',';
+    out[k++] = digits[i];
+  }
+  out[k] = '\0';
+  luaL_addstring(b, out);
+}
+
+/* The Keras-like summary table, pushed as a string. */
+static void push_summary(lua_State *L, const model *m) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  char line[160];
+  const char *rule = "_________________________________________________________________\n";
+  const char *dbl = "=================================================================\n";
+  snprintf(line, sizeof line, "Model: \"%s\"\n", m->desc.kind);
+  luaL_addstring(&b, line);
+  luaL_addstring(&b, rule);
+  luaL_addstring(&b, " Layer (type)                Output Shape              Param #\n");
+  luaL_addstring(&b, dbl);
+  int count[8] = {0};
+  for (int i = 0; i < m->net.n_layers; i++) {
+    const fm_layer *ly = &m->net.layer[i];
+    char name[64], shape[48], params[32];
+    const char *base = fm_layer_kind_name(ly->spec.kind);
+    snprintf(name, sizeof name, "%s_%d (%s)", base, ++count[ly->spec.kind & 7],
+             layer_type_name(ly->spec.kind));
+    if (ly->out_h == 1 && ly->out_w == 1)
+      snprintf(shape, sizeof shape, "(None, %d)", ly->out_c);
+    else
+      snprintf(shape, sizeof shape, "(None, %d, %d, %d)", ly->out_h, ly->out_w, ly->out_c);
+    snprintf(params, sizeof params, "%lld", (long long)(ly->n_weights + ly->n_biases));
+    snprintf(line, sizeof line, " %-27s %-25s %s\n", name, shape, params);
+    luaL_addstring(&b, line);
+  }
+  luaL_addstring(&b, dbl);
+  luaL_addstring(&b, "Total params: ");
+  add_thousands(&b, (long long)m->net.n_params);
+  luaL_addstring(&b, "\nTrainable params: ");
+  add_thousands(&b, (long long)m->net.n_params);
+  luaL_addstring(&b, "\nNon-trainable params: 0\n");
+  luaL_addstring(&b, rule);
+  luaL_pushresult(&b);
+}
+
+/* model:summary() prints the table, like Keras; model:summary{print = false} only returns it. */
+static int model_summary(lua_State *L) {
+  model *m = check_model(L, 1);
+  int opts = lfm_optopts(L, 2);
+  push_summary(L, m);
+  if (lfm_optfield_bool(L, opts, "print", 1)) {
+    fputs(lua_tostring(L, -1), stdout);
+    fflush(stdout);
+    return 0;
+  }
+  return 1;
+}
+
+static int model_tostring(lua_State *L) {
+  model *m = check_model(L, 1);
+  lua_pushfstring(L, "fmnist.Model %s: %d layers, %I parameters, %d epochs trained", m->desc.kind,
+                  m->net.n_layers, (lua_Integer)m->net.n_params, m->epochs_trained);
+  return 1;
+}
+
+/* model.kind, model.params, model.epochs, model.classes, model.info; other keys are methods. */
+static int model_index(lua_State *L) {
+  model *m = check_model(L, 1);
+  const char *k = lua_tostring(L, 2);
+  if (k && strcmp(k, "kind") == 0) {
+    lua_pushstring(L, m->desc.kind);
+  } else if (k && strcmp(k, "params") == 0) {
+    lua_pushinteger(L, m->net.n_params);
+  } else if (k && strcmp(k, "epochs") == 0) {
+    lua_pushinteger(L, m->epochs_trained);
+  } else if (k && strcmp(k, "layers") == 0) {
+    lua_pushinteger(L, m->net.n_layers);
+  } else if (k && strcmp(k, "info") == 0) {
+    lua_getiuservalue(L, 1, 1);
+  } else {
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));
+  }
+  return 1;
+}
+
+static int check_layer(lua_State *L, const model *m, int arg) {
+  lua_Integer i = luaL_checkinteger(L, arg);
+  if (i < 1 || i > m->net.n_layers)
+    luaL_argerror(L, arg, lua_pushfstring(L, "layer %I out of range 1..%d", i, m->net.n_layers));
+  return (int)i - 1;
+}
+
+/* model:weights(i) -> weights, biases of layer i: dense in x out, conv2d kh x kw x cin x cout.
+ * The tensors are copies. */
+static int model_weights(lua_State *L) {
+  model *m = check_model(L, 1);
+  int i = check_layer(L, m, 2);
+  const fm_layer *ly = &m->net.layer[i];
+  if (ly->n_weights == 0)
+    return luaL_error(L, "weights: layer %d (%s) has no weights", i + 1,
+                      fm_layer_kind_name(ly->spec.kind));
+  fm_tensor *w;
+  if (ly->spec.kind == FM_LAYER_CONV2D) {
+    int64_t shape[4] = {ly->conv.kh, ly->conv.kw, ly->conv.cin, ly->conv.cout};
+    w = lfm_newtensor(L, 4, shape);
+  } else {
+    int64_t shape[2] = {ly->in_size, ly->out_c};
+    w = lfm_newtensor(L, 2, shape);
+  }
+  memcpy(w->data, fm_net_weights(&m->net, i), sizeof(float) * (size_t)ly->n_weights);
+  int64_t bs[1] = {ly->n_biases};
+  fm_tensor *bt = lfm_newtensor(L, 1, bs);
+  memcpy(bt->data, fm_net_biases(&m->net, i), sizeof(float) * (size_t)ly->n_biases);
+  return 2;
+}
+
+/* model:set_weights(i, w [, b]): replaces layer i's weights (same shape as weights(i)). */
+static int model_set_weights(lua_State *L) {
+  model *m = check_model(L, 1);
+  int i = check_layer(L, m, 2);
+  const fm_layer *ly = &m->net.layer[i];
+  fm_tensor *w = lfm_checktensor(L, 3);
+  if (w->numel != ly->n_weights)
+    return luaL_error(L, "set_weights: layer %d has %I weights, the tensor %I", i + 1,
+                      (lua_Integer)ly->n_weights, (lua_Integer)w->numel);
+  fm_tensor *b = lua_isnoneornil(L, 4) ? NULL : lfm_checktensor(L, 4);
+  if (b && b->numel != ly->n_biases)
+    return luaL_error(L, "set_weights: layer %d has %I biases, the tensor %I", i + 1,
+                      (lua_Integer)ly->n_biases, (lua_Integer)b->numel);
+  memcpy(fm_net_weights(&m->net, i), w->data, sizeof(float) * (size_t)w->numel);
+  if (b) memcpy(fm_net_biases(&m->net, i), b->data, sizeof(float) * (size_t)b->numel);
+  return 0;
+}
+
+/* model:gradient_wrt_input(x, class) -> d score(class) / d x, shaped like x. x holds one image
+ * or N; class is a number (for every image) or a tensor of N class ids. */
+static int model_gradient_wrt_input(lua_State *L) {
+  model *m = check_model(L, 1);
+  fm_tensor *x = lfm_checktensor(L, 2);
+  int64_t n = tensor_images(L, m, x, "gradient_wrt_input");
+  uint8_t *cls = push_block(L, (size_t)n);
+  fm_tensor *ct = lfm_totensor(L, 3);
+  for (int64_t i = 0; i < n; i++) {
+    double c;
+    if (ct) {
+      if (ct->numel != n)
+        return luaL_error(L, "gradient_wrt_input: %I images but %I classes", (lua_Integer)n,
+                          (lua_Integer)ct->numel);
+      c = ct->data[i];
+    } else {
+      c = luaL_checknumber(L, 3);
+    }
+    if (!(c >= 0 && c < m->net.classes) || c != floor(c))
+      return luaL_error(L, "gradient_wrt_input: class %f is not a class id 0..%d", c,
+                        m->net.classes - 1);
+    cls[i] = (uint8_t)c;
+  }
+  fm_tensor *dx = lfm_newtensor_like(L, x);
+  int chunk = n < 64 ? (int)n : 64;
+  fm_work w;
+  push_work(L, m, &w, chunk, 1);
+  for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+    int cnt = (int)(n - i0 < chunk ? n - i0 : chunk);
+    if (fm_net_input_gradient(&m->net, &w, x->data + i0 * m->net.in_size, cnt, cls + i0,
+                              dx->data + i0 * m->net.in_size) != FM_OK)
+      return lfm_engine_error(L, "gradient_wrt_input");
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* model:activations(image, layer) -> the layer's output for one image: channels x h x w for
+ * convolution and pooling layers (one 2-D map per channel), a vector otherwise. */
+static int model_activations(lua_State *L) {
+  model *m = check_model(L, 1);
+  fm_tensor *x = lfm_checktensor(L, 2);
+  if (tensor_images(L, m, x, "activations") != 1)
+    return luaL_error(L, "activations: one image expected");
+  int l = check_layer(L, m, 3);
+  fm_work w;
+  push_work(L, m, &w, 1, 1);
+  if (fm_net_forward(&m->net, &w, x->data, 1, 0, 0) != FM_OK) return lfm_engine_error(L, "activations");
+  const float *a = fm_net_activation(&m->net, &w, l, 0);
+  if (!a) return lfm_engine_error(L, "activations");
+  const fm_layer *ly = &m->net.layer[l];
+  fm_tensor *out;
+  if (ly->out_h > 1 || ly->out_w > 1) {
+    int64_t shape[3] = {ly->out_c, ly->out_h, ly->out_w};
+    out = lfm_newtensor(L, 3, shape);
+    /* HWC -> CHW */
+    for (int c = 0; c < ly->out_c; c++)
+      for (int p = 0; p < ly->out_h * ly->out_w; p++) out->data[c * ly->out_h * ly->out_w + p] = a[p * ly->out_c + c];
+  } else {
+    int64_t shape[1] = {ly->out_size};
+    out = lfm_newtensor(L, 1, shape);
+    memcpy(out->data, a, sizeof(float) * (size_t)ly->out_size);
+  }
+  return 1;
+}
+
+/* model:layer(i) -> {type =, output = {h, w, c}, params =} */
+static int model_layer(lua_State *L) {
+  model *m = check_model(L, 1);
+  int i = check_layer(L, m, 2);
+  const fm_layer *ly = &m->net.layer[i];
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, fm_layer_kind_name(ly->spec.kind));
+  lua_setfield(L, -2, "type");
+  lua_createtable(L, 3, 0);
+  lua_pushinteger(L, ly->out_h);
+  lua_rawseti(L, -2, 1);
+  lua_pushinteger(L, ly->out_w);
+  lua_rawseti(L, -2, 2);
+  lua_pushinteger(L, ly->out_c);
+  lua_rawseti(L, -2, 3);
+  lua_setfield(L, -2, "output");
+  lua_pushinteger(L, ly->n_weights + ly->n_biases);
+  lua_setfield(L, -2, "params");
+  if (ly->spec.kind == FM_LAYER_DENSE || ly->spec.kind == FM_LAYER_CONV2D) {
+    lua_pushinteger(L, ly->spec.units);
+    lua_setfield(L, -2, "units");
+  }
+  if (ly->spec.kind == FM_LAYER_DROPOUT) {
+    lua_pushnumber(L, ly->spec.rate);
+    lua_setfield(L, -2, "rate");
+  }
+  return 1;
+}
+
+/* ---- files ---- */
+
+/* model:save(path): the info table's string and number fields go into the file's text. */
+static int model_save(lua_State *L) {
+  model *m = check_model(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  lua_settop(L, 2);
+  lua_getiuservalue(L, 1, 1); /* 3: info */
+  lua_newtable(L);            /* 4: the lines */
+  int n = 0;
+  lua_pushfstring(L, "epochs_trained=%d\n", m->epochs_trained);
+  lua_rawseti(L, 4, ++n);
+  lua_pushnil(L);
+  while (lua_next(L, 3)) {
+    int tv = lua_type(L, -1);
+    if (lua_type(L, -2) == LUA_TSTRING && (tv == LUA_TSTRING || tv == LUA_TNUMBER) &&
+        strcmp(lua_tostring(L, -2), "epochs_trained") != 0) {
+      const char *k = lua_tostring(L, -2);
+      const char *v = luaL_tolstring(L, -1, NULL);
+      if (strpbrk(k, "=\n") || strchr(v, '\n'))
+        return luaL_error(L, "save: info key '%s' or its value holds '=' or a newline", k);
+      lua_pushfstring(L, "%s=%s\n", k, v);
+      lua_rawseti(L, 4, ++n);
+      lua_pop(L, 1); /* the tolstring copy */
+    }
+    lua_pop(L, 1);
+  }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, 4, i);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  if (fm_model_save(path, &m->desc, lua_tostring(L, -1), m->params) != FM_OK)
+    return lfm_engine_error(L, "save");
+  lua_settop(L, 2);
+  return 1;
+}
+
+/* fm.load_model(path) -> model */
+static int model_load(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  fm_model_desc d;
+  fm_net net;
+  if (fm_model_probe(path, &d, &net) != FM_OK) return lfm_engine_error(L, "load_model");
+  char *meta = push_block(L, d.meta_bytes + 1);
+  model *m = new_model(L, &d);
+  if (fm_model_read(path, &d, meta, m->params) != FM_OK) return lfm_engine_error(L, "load_model");
+  if (strcmp(d.kind, "LogReg") == 0) m->def = (defaults){5, 128, 2e-3, FM_OPTIM_ADAM, 0};
+  if (strcmp(d.kind, "MLP") == 0) m->def = (defaults){20, 128, 1e-3, FM_OPTIM_ADAM, 0};
+  if (strcmp(d.kind, "CNN") == 0) m->def = (defaults){12, 64, 1e-3, FM_OPTIM_ADAM, 0};
+  /* the text: key=value lines into model.info, as strings */
+  lua_getiuservalue(L, -1, 1);
+  for (char *line = meta; *line;) {
+    char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    char *eq = memchr(line, '=', len);
+    if (eq) {
+      lua_pushlstring(L, line, (size_t)(eq - line));
+      lua_pushlstring(L, eq + 1, len - (size_t)(eq - line) - 1);
+      lua_settable(L, -3);
+    }
+    line += len + (end ? 1 : 0);
+  }
+  lua_getfield(L, -1, "epochs_trained");
+  m->epochs_trained = (int)lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  return 1;
+}
+
+void lfm_open_model(lua_State *L) {
+  static const luaL_Reg meta[] = {{"__tostring", model_tostring}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {
+      {"fit", model_fit}, {"predict", model_predict}, {"predict_proba", model_predict_proba},
+      {"evaluate", model_evaluate}, {"summary", model_summary}, {"weights", model_weights},
+      {"set_weights", model_set_weights}, {"gradient_wrt_input", model_gradient_wrt_input},
+      {"activations", model_activations}, {"layer", model_layer}, {"save", model_save},
+      {NULL, NULL}};
+  static const luaL_Reg functions[] = {{"LogReg", model_logreg}, {"MLP", model_mlp},
+                                       {"CNN", model_cnn}, {"load_model", model_load},
+                                       {NULL, NULL}};
+  luaL_newmetatable(L, LFM_MODEL);
+  luaL_setfuncs(L, meta, 0);
+  luaL_newlib(L, methods);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "methods");
+  lua_pushcclosure(L, model_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, functions, 0);
+}
