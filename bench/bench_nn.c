@@ -5,9 +5,12 @@
  *                                  ceiling, with OpenBLAS's own threads
  *   bench_nn cnn|mlp|logreg [opts] seconds per training epoch (median), training GFLOP/s,
  *                                  inference images/s on the test set, test accuracy, peak RSS
- *   options: --epochs N  --threads N  --batch N  --kernel auto|blas|avx512  --lr X
- *            --optim adam|sgd  --target ACC (logreg: seconds until test accuracy >= ACC)
+ *   options: --epochs N  --threads N (default: fm_work_threads)  --batch N
+ *            --kernel auto|blas|avx512  --optim adam|sgd  --lr X  --schedule constant|cosine
+ *            --wd X  --target ACC (seconds of training + evaluation until test accuracy >= ACC)
  *            --data DIR  --synthetic
+ *            --no-direct (one-channel convolutions through im2col + GEMM too)
+ *            --plain (no AVX-512 code at all: plain C loops and OpenBLAS, as on an older CPU)
  *
  * Every figure is printed on a line of its own and again in one "RESULT key=value ..." line that
  * bench/run.sh collects. Run one model per process so that its peak RSS is its own. */
@@ -20,6 +23,7 @@
 
 #include <cblas.h>
 
+#include "fm_conv_direct.h"
 #include "fm_dataset.h"
 #include "fm_error.h"
 #include "fm_gemm.h"
@@ -29,6 +33,13 @@
 static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* CPU time of the whole process (all threads): the work done, whatever else the machine runs. */
+static double cpu_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -181,9 +192,9 @@ static int model_specs(const char *name, fm_layer_spec *s) {
 }
 
 typedef struct options {
-  const char *model, *kernel, *data_dir, *optim;
-  int epochs, threads, batch, synthetic;
-  double lr, target;
+  const char *model, *kernel, *data_dir, *optim, *schedule;
+  int epochs, threads, batch, synthetic, plain, no_direct;
+  double lr, target, wd;
 } options;
 
 /* Test-set accuracy (and images/s), converting the uint8 images a block at a time. */
@@ -212,6 +223,8 @@ static int bench_model(const options *o) {
     fprintf(stderr, "bench_nn: unknown model '%s' (sgemm, cnn, mlp, logreg)\n", o->model);
     return 2;
   }
+  if (o->plain) fm_simd_allow(0);
+  if (o->no_direct) fm_conv_direct_enabled = 0;
   fm_gemm_kernel k = !strcmp(o->kernel, "blas") ? FM_GEMM_BLAS
                      : !strcmp(o->kernel, "avx512") ? FM_GEMM_AVX512 : FM_GEMM_AUTO;
   fm_gemm_select(k);
@@ -231,28 +244,33 @@ static int bench_model(const options *o) {
     fm_optim_sgd(&opt, o->lr > 0 ? o->lr : 0.05, 0.9, 1);
   else
     fm_optim_adam(&opt, o->lr > 0 ? o->lr : 1e-3);
+  opt.weight_decay = o->wd;
+  if (!strcmp(o->schedule, "cosine")) {
+    opt.schedule.kind = FM_SCHED_COSINE;
+    opt.schedule.total_epochs = o->epochs;
+  }
+  int threads = o->threads > 0 ? o->threads : fm_work_threads(&net, o->batch);
   int64_t sf = fm_optim_state_floats(&opt, net.n_params);
   float *state = xalloc(sizeof(float) * (size_t)(sf ? sf : 1));
   memset(state, 0, sizeof(float) * (size_t)sf);
 
-  size_t wbytes = fm_work_bytes(&net, o->batch, o->threads);
+  size_t wbytes = fm_work_bytes(&net, o->batch, threads);
   void *wmem = xalloc(wbytes);
   fm_work work;
-  if (fm_work_init(&work, &net, o->batch, o->threads, wmem, wbytes) != FM_OK) {
+  if (fm_work_init(&work, &net, o->batch, threads, wmem, wbytes) != FM_OK) {
     fprintf(stderr, "bench_nn: %s\n", fm_error());
     return 1;
   }
   /* Inference goes through a workspace of larger batches (bigger products, fewer calls). */
   const int infer_batch = 256;
-  size_t ibytes = fm_work_bytes(&net, infer_batch, o->threads);
+  int ithreads = o->threads > 0 ? o->threads : fm_default_threads();
+  size_t ibytes = fm_work_bytes(&net, infer_batch, ithreads);
   void *imem = xalloc(ibytes);
   fm_work iwork;
-  fm_work_init(&iwork, &net, infer_batch, o->threads, imem, ibytes);
+  fm_work_init(&iwork, &net, infer_batch, ithreads, imem, ibytes);
 
   const fm_dataset *train = &dt.set[0], *test = &dt.set[1];
   int32_t *order = xalloc(sizeof(int32_t) * (size_t)train->n);
-  float *x = xalloc(sizeof(float) * (size_t)o->batch * 784);
-  uint8_t *y = xalloc((size_t)o->batch);
   fm_rng shuffle;
   fm_rng_seed(&shuffle, 7);
   double train_flops = 6.0 * (double)net.macs * (double)train->n;
@@ -260,36 +278,39 @@ static int bench_model(const options *o) {
   printf("model %s: %lld parameters, %.3f GFLOP per training epoch (6 x %lld multiply-adds x %lld "
          "images)\n", o->model, (long long)net.n_params, train_flops / 1e9, (long long)net.macs,
          (long long)train->n);
-  printf("kernel %s, %d threads, batch %d, %s lr %g, data %s\n", fm_gemm_name(fm_gemm_current()),
-         o->threads, o->batch, o->optim, opt.lr, dt.source);
+  printf("kernel %s%s%s, %d threads (inference %d), batch %d, %s lr %g%s, weight decay %g, "
+         "data %s\n", fm_gemm_name(fm_gemm_current()), o->plain ? " (plain C loops)" : "",
+         o->no_direct ? " (no direct conv)" : "", threads, ithreads, o->batch, o->optim, opt.lr,
+         opt.schedule.kind == FM_SCHED_COSINE ? " cosine" : "", o->wd, dt.source);
 
-  double times[64], elapsed = 0, reached = -1, acc = 0, img_s = 0;
+  double times[64], cpus[64], elapsed = 0, reached = -1, acc = 0, img_s = 0;
   int epochs = o->epochs > 64 ? 64 : o->epochs;
   for (int e = 0; e < epochs; e++) {
     for (int64_t i = 0; i < train->n; i++) order[i] = (int32_t)i;
     fm_rng_shuffle(&shuffle, order, train->n);
     fm_epoch_stats st;
-    double t0 = now();
-    if (fm_train_epoch(&net, &work, &opt, state, train, order, train->n, o->batch, e, 11, x, y,
-                       NULL, NULL, &st) != FM_OK || st.diverged) {
+    double t0 = now(), c0 = cpu_now();
+    if (fm_train_epoch(&net, &work, &opt, state, train, order, train->n, o->batch, e, 11, NULL,
+                       NULL, &st) != FM_OK || st.diverged) {
       fprintf(stderr, "bench_nn: %s\n", fm_error());
       return 1;
     }
     times[e] = now() - t0;
+    cpus[e] = cpu_now() - c0;
     double te = now();
     acc = evaluate(&net, &iwork, test, &img_s);
     elapsed += times[e] + (now() - te);
     if (o->target > 0 && reached < 0 && acc >= o->target) reached = elapsed;
-    printf("epoch %d: %.3f s (%.1f GFLOP/s), train loss %.4f, train acc %.4f, test acc %.4f, "
-           "inference %.0f images/s\n", e + 1, times[e], train_flops / times[e] / 1e9, st.loss,
-           st.accuracy, acc, img_s);
+    printf("epoch %d: %.3f s (%.1f GFLOP/s, cpu %.3f s), train loss %.4f, train acc %.4f, test "
+           "acc %.4f, inference %.0f images/s\n", e + 1, times[e], train_flops / times[e] / 1e9,
+           cpus[e], st.loss, st.accuracy, acc, img_s);
     fflush(stdout);
   }
   /* Inference speed: median of five passes over the test set. */
   double inf[5];
   for (int r = 0; r < 5; r++) evaluate(&net, &iwork, test, &inf[r]);
   double infer = median(inf, 5);
-  double ep = median(times, epochs);
+  double ep = median(times, epochs), cpu_ep = median(cpus, epochs);
   printf("epoch (median of %d): %.3f s, %.1f GFLOP/s; inference %.0f images/s; peak RSS %.1f MB\n",
          epochs, ep, train_flops / ep / 1e9, infer, peak_rss_mb());
   if (o->target > 0) {
@@ -299,11 +320,12 @@ static int bench_model(const options *o) {
     else
       printf("test accuracy %.1f%% not reached in %d epochs (%.4f)\n", 100 * o->target, epochs, acc);
   }
-  printf("RESULT model=%s epoch_s=%.3f gflops=%.1f infer_img_s=%.0f rss_mb=%.1f test_acc=%.4f "
-         "epochs=%d kernel=%s threads=%d batch=%d data=%s target_s=%.2f\n",
-         o->model, ep, train_flops / ep / 1e9, infer, peak_rss_mb(), acc, epochs,
-         fm_gemm_name(fm_gemm_current()), o->threads, o->batch, dt.source, reached);
-  free(params), free(grads), free(state), free(wmem), free(imem), free(order), free(x), free(y);
+  printf("RESULT model=%s epoch_s=%.3f cpu_s=%.3f gflops=%.1f infer_img_s=%.0f rss_mb=%.1f "
+         "test_acc=%.4f epochs=%d kernel=%s%s%s threads=%d batch=%d data=%s target_s=%.2f\n",
+         o->model, ep, cpu_ep, train_flops / ep / 1e9, infer, peak_rss_mb(), acc, epochs,
+         fm_gemm_name(fm_gemm_current()), o->plain ? "+plain" : "", o->no_direct ? "+im2col" : "",
+         threads, o->batch, dt.source, reached);
+  free(params), free(grads), free(state), free(wmem), free(imem), free(order);
   for (int s = 0; s < 2; s++) free(dt.pixels[s]), free(dt.labels[s]);
   return 0;
 }
@@ -311,11 +333,13 @@ static int bench_model(const options *o) {
 int main(int argc, char **argv) {
   options o = {.model = argc > 1 ? argv[1] : "cnn", .kernel = "auto",
                .data_dir = "/usr/share/datasets/fashion-mnist", .optim = "adam", .epochs = 0,
-               .threads = fm_default_threads(), .batch = 64};
+               .threads = 0, .batch = 64, .schedule = "constant"};
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--synthetic")) {
-      o.synthetic = 1;
+    if (!strcmp(a, "--synthetic") || !strcmp(a, "--plain") || !strcmp(a, "--no-direct")) {
+      if (!strcmp(a, "--synthetic")) o.synthetic = 1;
+      if (!strcmp(a, "--plain")) o.plain = 1;
+      if (!strcmp(a, "--no-direct")) o.no_direct = 1;
       continue;
     }
     if (!v) {
@@ -331,6 +355,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--optim")) o.optim = v;
     else if (!strcmp(a, "--lr")) o.lr = atof(v);
     else if (!strcmp(a, "--target")) o.target = atof(v);
+    else if (!strcmp(a, "--schedule")) o.schedule = v;
+    else if (!strcmp(a, "--wd")) o.wd = atof(v);
     else {
       fprintf(stderr, "bench_nn: unknown option %s\n", a);
       return 2;
@@ -338,7 +364,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(o.model, "sgemm")) return bench_sgemm();
   if (o.epochs <= 0) o.epochs = !strcmp(o.model, "cnn") ? 3 : 5;
-  if (o.threads < 1 || o.threads > FM_NET_MAX_SHARDS || o.batch < 1) {
+  if (o.threads < 0 || o.threads > FM_NET_MAX_SHARDS || o.batch < 1) {
     fprintf(stderr, "bench_nn: bad --threads or --batch\n");
     return 2;
   }

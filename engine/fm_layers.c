@@ -357,9 +357,61 @@ void fm_relu_backward(int64_t count, const float *y, const float *dy, float *dx)
 
 /* ---- dropout ---- */
 
-void fm_dropout_mask(fm_rng *r, int64_t count, float rate, float *mask) {
+/* Counter-based: unit i's draw is a hash of (key, i), so masks can be made 16 units at a time and
+ * any part of a mask without the rest. The hash is two rounds of Wellons' "lowbias32" integer
+ * mixer, keyed by both halves of the 64-bit key; its top 24 bits u give the uniform u / 2^24,
+ * and the unit is dropped when u / 2^24 < rate, i.e. u < rate * 2^24 (compared exactly). */
+static inline uint32_t lowbias32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x7feb352dU;
+  h ^= h >> 15;
+  h *= 0x846ca68bU;
+  h ^= h >> 16;
+  return h;
+}
+
+static uint32_t drop_limit(float rate) {
+  double limit = ceil((double)rate * 16777216.0); /* u < rate * 2^24 <=> u < ceil(rate * 2^24) */
+  return (uint32_t)limit;
+}
+
+AVX512 static inline __m512i lowbias32_x16(__m512i h) {
+  h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
+  h = _mm512_mullo_epi32(h, _mm512_set1_epi32(0x7feb352d));
+  h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 15));
+  h = _mm512_mullo_epi32(h, _mm512_set1_epi32((int)0x846ca68bU));
+  h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
+  return h;
+}
+
+AVX512 static void dropout_mask_avx512(uint64_t key, int64_t count, float rate, float *mask) {
+  const __m512i k0 = _mm512_set1_epi32((int)(uint32_t)key);
+  const __m512i k1 = _mm512_set1_epi32((int)(uint32_t)(key >> 32));
+  const __m512i lim = _mm512_set1_epi32((int)drop_limit(rate));
+  const __m512 keep = _mm512_set1_ps(1.0f / (1.0f - rate));
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t i = 0; i < count; i += 16) {
+    __mmask16 m = tail16(count - i);
+    __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(uint32_t)i), lanes);
+    __m512i h = lowbias32_x16(_mm512_xor_si512(idx, k0));
+    h = lowbias32_x16(_mm512_add_epi32(h, k1));
+    __m512i u = _mm512_srli_epi32(h, 8);
+    __mmask16 kept = _mm512_cmp_epu32_mask(u, lim, _MM_CMPINT_NLT);
+    _mm512_mask_storeu_ps(mask + i, m, _mm512_maskz_mov_ps(kept, keep));
+  }
+}
+
+void fm_dropout_mask(uint64_t key, int64_t count, float rate, float *mask) {
+  if (fm_simd_avx512()) {
+    dropout_mask_avx512(key, count, rate, mask);
+    return;
+  }
+  const uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32), limit = drop_limit(rate);
   const float keep = 1.0f / (1.0f - rate);
-  for (int64_t i = 0; i < count; i++) mask[i] = fm_rng_uniform(r) < rate ? 0.0f : keep;
+  for (int64_t i = 0; i < count; i++) {
+    uint32_t h = lowbias32(lowbias32((uint32_t)i ^ k0) + k1);
+    mask[i] = (h >> 8) < limit ? 0.0f : keep;
+  }
 }
 
 void fm_dropout_apply(int64_t count, const float *x, const float *mask, float *y) {

@@ -63,8 +63,10 @@ void fm_relu_forward(int64_t count, const float *x, float *y);
 /* From the layer's output y: dx = dy where y > 0, else 0. dx may alias dy. */
 void fm_relu_backward(int64_t count, const float *y, const float *dy, float *dx);
 
-/* ---- inverted dropout: y = x * mask, mask 0 (probability rate) or 1 / (1 - rate) ---- */
-void fm_dropout_mask(fm_rng *r, int64_t count, float rate, float *mask);
+/* ---- inverted dropout: y = x * mask, mask 0 (probability rate) or 1 / (1 - rate) ----
+ * mask[i] depends only on (key, i) (a counter-based hash), so any part of a mask can be made
+ * alone and in any order, and the vector and plain versions give the same mask. */
+void fm_dropout_mask(uint64_t key, int64_t count, float rate, float *mask);
 /* y = x * mask; also the backward pass (dx = dy * mask). y may alias x. */
 void fm_dropout_apply(int64_t count, const float *x, const float *mask, float *y);
 

@@ -27,6 +27,29 @@ const char *fm_layer_kind_name(fm_layer_kind kind) {
   return "unknown";
 }
 
+const char *fm_layer_describe(const fm_layer *L, char *buf, size_t size) {
+  const fm_layer_spec *s = &L->spec;
+  switch (s->kind) {
+    case FM_LAYER_DENSE: snprintf(buf, size, "dense %d", s->units); break;
+    case FM_LAYER_CONV2D:
+      snprintf(buf, size, "conv2d %dx%d, %d filters, %s", s->kh, s->kw ? s->kw : s->kh, s->units,
+               s->same ? "same" : "valid");
+      break;
+    case FM_LAYER_MAXPOOL: snprintf(buf, size, "maxpool %dx%d", s->pool, s->pool); break;
+    case FM_LAYER_DROPOUT: snprintf(buf, size, "dropout %g", (double)s->rate); break;
+    default: snprintf(buf, size, "%s", fm_layer_kind_name(s->kind)); break;
+  }
+  return buf;
+}
+
+const char *fm_layer_shape(const fm_layer *L, char *buf, size_t size) {
+  if (L->out_h == 1 && L->out_w == 1)
+    snprintf(buf, size, "%d", L->out_c);
+  else
+    snprintf(buf, size, "%dx%dx%d", L->out_h, L->out_w, L->out_c);
+  return buf;
+}
+
 /* ---- building ---- */
 
 static int layer_fail_shape(int i, const fm_layer_spec *s, const char *what, int h, int w, int c) {
@@ -202,9 +225,20 @@ int fm_default_threads(void) {
   return t < 1 ? 1 : t > FM_NET_MAX_SHARDS ? FM_NET_MAX_SHARDS : t;
 }
 
+int fm_work_threads(const fm_net *net, int batch) {
+  const double per_shard = 20e6; /* floating-point operations of a training step */
+  double flops = 6.0 * (double)net->macs * (batch > 0 ? batch : 1);
+  int t = fm_default_threads();
+  int useful = (int)(flops / per_shard);
+  if (useful < 1) useful = 1;
+  return t < useful ? t : useful;
+}
+
 static size_t shard_floats(const fm_net *net, int shard_batch, size_t *act_at, size_t *d0,
-                           size_t *d1, size_t *scratch_at) {
+                           size_t *d1, size_t *scratch_at, size_t *in_at) {
   size_t at = 0;
+  *in_at = at;
+  at += round16((size_t)net->in_size * shard_batch);
   *act_at = at;
   at += round16((size_t)net->act_floats * shard_batch);
   *d0 = at;
@@ -219,9 +253,11 @@ static size_t shard_floats(const fm_net *net, int shard_batch, size_t *act_at, s
 size_t fm_work_bytes(const fm_net *net, int batch, int shards) {
   if (batch < 1 || shards < 1 || shards > FM_NET_MAX_SHARDS) return 0;
   int sb = (batch + shards - 1) / shards;
-  size_t a, d0, d1, sc;
-  size_t per = shard_floats(net, sb, &a, &d0, &d1, &sc);
-  return sizeof(float) * (per * shards + round16((size_t)net->n_params) * (shards - 1));
+  size_t a, d0, d1, sc, in;
+  size_t per = shard_floats(net, sb, &a, &d0, &d1, &sc, &in);
+  /* then a private gradient per extra shard, then the labels of a gathered batch */
+  return sizeof(float) * (per * shards + round16((size_t)net->n_params) * (shards - 1) +
+                          round16((size_t)batch / 4 + 1));
 }
 
 int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem, size_t bytes) {
@@ -241,8 +277,9 @@ int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem
   w->base = mem;
   w->bytes = bytes;
   w->shard_floats = shard_floats(net, w->shard_batch, &w->act_at, &w->delta_at[0],
-                                 &w->delta_at[1], &w->scratch_at);
+                                 &w->delta_at[1], &w->scratch_at, &w->in_at);
   w->grad_at = w->shard_floats * shards;
+  w->labels = (uint8_t *)(w->base + w->grad_at + round16((size_t)net->n_params) * (shards - 1));
   return FM_OK;
 }
 
@@ -264,8 +301,8 @@ static float *shard_grads(const fm_net *net, const fm_work *w, int s) {
   return w->base + w->grad_at + round16((size_t)net->n_params) * (s - 1);
 }
 
-/* A 64-bit mix of seed, layer and image (the murmur3 finaliser), so that every image of every
- * dropout layer gets its own stream whatever shard computes it. */
+/* A 64-bit mix of seed, layer and image (the murmur3 finaliser): the key of that image's mask in
+ * that dropout layer, the same whatever shard computes it. */
 static uint64_t mask_seed(uint64_t seed, int layer, int64_t image) {
   uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(layer + 1);
   z ^= (uint64_t)image * 0xd1b54a32d192ed03ULL;
@@ -302,11 +339,9 @@ static void forward_shard(const fm_net *net, const fm_work *w, int s, const floa
       case FM_LAYER_DROPOUT:
         if (train && L->spec.rate > 0.0f) {
           float *mask = shard_base(w, s) + w->act_at + (size_t)L->mask_offset * w->shard_batch;
-          for (int j = 0; j < cnt; j++) {
-            fm_rng r;
-            fm_rng_seed(&r, mask_seed(seed, l, first + j));
-            fm_dropout_mask(&r, L->out_size, L->spec.rate, mask + j * L->out_size);
-          }
+          for (int j = 0; j < cnt; j++)
+            fm_dropout_mask(mask_seed(seed, l, first + j), L->out_size, L->spec.rate,
+                            mask + j * L->out_size);
           fm_dropout_apply(cnt * L->out_size, in, mask, out);
         } else {
           memcpy(out, in, sizeof(float) * (size_t)(cnt * L->out_size));
@@ -387,6 +422,8 @@ typedef struct job {
   float *probs;       /* predict */
   uint8_t *pred;
   float *dx;          /* saliency */
+  const fm_dataset *d; /* gather the images of view rows `rows` instead of reading x */
+  const int32_t *rows;
 } job;
 
 static void run_shard(const job *jb, int s) {
@@ -400,7 +437,15 @@ static void run_shard(const job *jb, int s) {
       memset(net->grads, 0, sizeof(float) * (size_t)net->n_params);
     return;
   }
-  const float *x = jb->x + (size_t)first * net->in_size;
+  const float *x;
+  if (jb->d) {
+    /* Each shard converts its own images: the uint8 -> float work runs in parallel too. */
+    float *xs = shard_base(w, s) + w->in_at;
+    fm_dataset_gather(jb->d, jb->rows + first, cnt, xs, w->labels + first);
+    x = xs;
+  } else {
+    x = jb->x + (size_t)first * net->in_size;
+  }
   forward_shard(net, w, s, x, cnt, first, jb->train, jb->seed);
   if (jb->kind == JOB_FORWARD) return;
   const float *logits = layer_out(net, w, s, net->n_layers - 1, x);
@@ -535,28 +580,55 @@ const float *fm_net_activation(const fm_net *net, const fm_work *w, int layer, i
   return layer_out(net, w, s, layer, NULL) + (size_t)j * net->layer[layer].out_size;
 }
 
-/* Block b of `blocks` fixed parts of the parameter range: adds the shards' gradients into
- * net->grads in shard order and returns the sum of squares of the result. The blocks depend only
- * on the shard count, so the partial sums and the order they are added in do too. */
-static double reduce_block(const fm_net *net, const fm_work *w, const int *has, int b, int blocks) {
-  const int64_t N = net->n_params;
-  int64_t lo = b * N / blocks, hi = (b + 1) * N / blocks;
-  float *g = net->grads;
-  for (int s = 1; s < w->shards; s++) {
-    if (!has[s]) continue;
-    const float *gs = shard_grads(net, w, s);
+/* Block b of the S fixed parts of the parameter range (S = shards): the sum of the shards'
+ * gradients, always added in shard order, goes into shard b's own buffer, so the thread that
+ * handles block b reads the other shards' values but writes only memory already in its cache.
+ * Returns the sum of squares of the block. The blocks depend only on the shard count, so the
+ * partial sums and the order they are added in do too. */
+static float *block_grads(const fm_net *net, const fm_work *w, int b) {
+  return shard_grads(net, w, b);
+}
+
+static void block_range(const fm_net *net, int b, int blocks, int64_t *lo, int64_t *hi) {
+  *lo = b * net->n_params / blocks;
+  *hi = (b + 1) * net->n_params / blocks;
+}
+
+static double reduce_block(const fm_net *net, const fm_work *w, const int *has, int b) {
+  const int S = w->shards;
+  int64_t lo, hi;
+  block_range(net, b, S, &lo, &hi);
+  float *dst = block_grads(net, w, b);
+  const float *src[FM_NET_MAX_SHARDS];
+  int ns = 0;
+  for (int s = 0; s < S; s++)
+    if (has[s]) src[ns++] = shard_grads(net, w, s);
+  /* In chunks through a small buffer: dst is also one of the sources. */
+  enum { CHUNK = 1024 };
+  float acc[CHUNK];
+  double sq = 0.0;
+  for (int64_t c0 = lo; c0 < hi; c0 += CHUNK) {
+    int len = (int)(hi - c0 < CHUNK ? hi - c0 : CHUNK);
+    memcpy(acc, src[0] + c0, sizeof(float) * (size_t)len);
+    for (int k = 1; k < ns; k++) {
+      const float *g = src[k] + c0;
 #pragma omp simd
-    for (int64_t i = lo; i < hi; i++) g[i] += gs[i];
+      for (int i = 0; i < len; i++) acc[i] += g[i];
+    }
+    memcpy(dst + c0, acc, sizeof(float) * (size_t)len);
+    sq += fm_sum_squares(acc, len); /* while the chunk is in L1 */
   }
-  return fm_sum_squares(g + lo, hi - lo);
+  return sq;
 }
 
 /* The optimizer on block b: weights get the decay, biases do not, so walk the layer segments that
  * meet the block. Returns how many updates were skipped as non-finite. */
-static int64_t update_block(const fm_net *net, const fm_optim *opt, const fm_optim_coef *c,
-                            float *state, int b, int blocks) {
+static int64_t update_block(const fm_net *net, const fm_work *w, const fm_optim *opt,
+                            const fm_optim_coef *c, float *state, int b) {
   const int64_t N = net->n_params;
-  int64_t lo = b * N / blocks, hi = (b + 1) * N / blocks, bad = 0;
+  int64_t lo, hi, bad = 0;
+  block_range(net, b, w->shards, &lo, &hi);
+  const float *grads = block_grads(net, w, b);
   const float wd = (float)opt->weight_decay;
   for (int l = 0; l < net->n_layers; l++) {
     const fm_layer *L = &net->layer[l];
@@ -565,8 +637,7 @@ static int64_t update_block(const fm_net *net, const fm_optim *opt, const fm_opt
     for (int k = 0; k < 2; k++) {
       int64_t a = seg[k][0] > lo ? seg[k][0] : lo, z = seg[k][1] < hi ? seg[k][1] : hi;
       if (a < z)
-        bad += fm_optim_apply(opt, c, net->params, net->grads, state, N, a, z - a,
-                              k == 0 ? wd : 0.0f);
+        bad += fm_optim_apply(opt, c, net->params, grads, state, N, a, z - a, k == 0 ? wd : 0.0f);
     }
   }
   return bad;
@@ -586,14 +657,23 @@ typedef struct step_ctx {
 static void reduce_item(void *ctx, int b) {
   step_ctx *c = ctx;
   unsigned fp = fp_enter();
-  c->partial[b] = reduce_block(c->net, c->w, c->has, b, c->w->shards);
+  c->partial[b] = reduce_block(c->net, c->w, c->has, b);
   fp_leave(fp);
+}
+
+/* For fm_net_gradient: block b's sum back into net->grads. */
+static void gather_item(void *ctx, int b) {
+  step_ctx *c = ctx;
+  if (b == 0) return;
+  int64_t lo, hi;
+  block_range(c->net, b, c->w->shards, &lo, &hi);
+  memcpy(c->net->grads + lo, block_grads(c->net, c->w, b) + lo, sizeof(float) * (size_t)(hi - lo));
 }
 
 static void update_item(void *ctx, int b) {
   step_ctx *c = ctx;
   unsigned fp = fp_enter();
-  c->bad[b] = update_block(c->net, c->opt, &c->coef, c->state, b, c->w->shards);
+  c->bad[b] = update_block(c->net, c->w, c->opt, &c->coef, c->state, b);
   fp_leave(fp);
 }
 
@@ -626,6 +706,7 @@ static void gradient_step(fm_net *net, fm_work *w, const job *jb, fm_optim *opt,
     for (int b = 0; b < S; b++)
       if (c.bad[b]) st->diverged = 2;
   }
+  if (!opt && S > 1) fm_parallel_for(S, S, gather_item, &c);
   w->n = n;
   w->forward_done = 1;
 }
@@ -643,18 +724,47 @@ int fm_net_gradient(fm_net *net, fm_work *w, const float *x, const uint8_t *y, i
   return FM_OK;
 }
 
-int fm_net_train_step(fm_net *net, fm_work *w, fm_optim *opt, float *opt_state, const float *x,
-                      const uint8_t *y, int n, uint64_t seed, fm_batch_stats *st) {
-  memset(st, 0, sizeof *st);
+static int check_step(fm_net *net, fm_work *w, fm_optim *opt, float *opt_state, const void *x,
+                      int n) {
   if (fm_optim_check(opt) != FM_OK) return FM_ERR;
   if (!opt_state && fm_optim_state_floats(opt, net->n_params) > 0)
     return fm_fail("train step: the optimizer needs a state buffer");
   if (check_call(net, w, x, n, w->batch, "train step") != FM_OK) return FM_ERR;
   if (n < 1) return fm_fail("train step: needs at least one image");
   if (!net->grads) return fm_fail("train step: the network has no gradient buffer");
+  return FM_OK;
+}
+
+int fm_net_train_step(fm_net *net, fm_work *w, fm_optim *opt, float *opt_state, const float *x,
+                      const uint8_t *y, int n, uint64_t seed, fm_batch_stats *st) {
+  memset(st, 0, sizeof *st);
+  if (check_step(net, w, opt, opt_state, x, n) != FM_OK) return FM_ERR;
   if (check_labels(y, n, net->classes, "train step") != FM_OK) return FM_ERR;
   job jb = {.kind = JOB_GRADIENT, .net = net, .w = w, .x = x, .y = y, .n = n, .train = 1,
             .seed = seed};
+  gradient_step(net, w, &jb, opt, opt_state, st);
+  return FM_OK;
+}
+
+int fm_net_train_step_rows(fm_net *net, fm_work *w, fm_optim *opt, float *opt_state,
+                           const fm_dataset *d, const int32_t *rows, int n, uint64_t seed,
+                           fm_batch_stats *st) {
+  memset(st, 0, sizeof *st);
+  if (check_step(net, w, opt, opt_state, rows, n) != FM_OK) return FM_ERR;
+  if (fm_dataset_pixels(d) != net->in_size)
+    return fm_fail("train step: images of %lldx%lld do not fit a network taking %dx%dx%d",
+                   (long long)d->rows, (long long)d->cols, net->in_h, net->in_w, net->in_c);
+  for (int i = 0; i < n; i++) {
+    if (rows[i] < 0 || rows[i] >= d->n)
+      return fm_fail("train step: row %d (entry %d) is not in the dataset (0 to %lld)", rows[i],
+                     i, (long long)d->n - 1);
+    uint8_t label = d->labels[fm_dataset_row(d, rows[i])];
+    if (label >= net->classes)
+      return fm_fail("train step: label %d of row %d is not a class of this network (0 to %d)",
+                     label, rows[i], net->classes - 1);
+  }
+  job jb = {.kind = JOB_GRADIENT, .net = net, .w = w, .y = w->labels, .n = n, .train = 1,
+            .seed = seed, .d = d, .rows = rows};
   gradient_step(net, w, &jb, opt, opt_state, st);
   return FM_OK;
 }

@@ -9,7 +9,8 @@
  *   - a workspace for a given batch size and thread count (fm_work_bytes): every layer's output
  *     for that batch (kept for the backward pass and for inspection), two gradient buffers the
  *     size of the largest layer, one scratch area sized for the most demanding layer (shared by
- *     all layers, as darknet does), and a private gradient buffer for each extra thread.
+ *     all layers, as darknet does), room for a gathered batch, and a private gradient buffer for
+ *     each extra thread.
  *
  * Threads and determinism: a call on n images splits them into `shards` fixed contiguous parts
  * (shard s gets images [s*n/S, (s+1)*n/S)), one per thread. Each shard runs the whole forward and
@@ -26,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fm_dataset.h"
 #include "fm_layers.h"
 #include "fm_optim.h"
 
@@ -86,6 +88,11 @@ typedef struct fm_net {
 } fm_net;
 
 const char *fm_layer_kind_name(fm_layer_kind kind);
+/* For a Keras-like summary: "conv2d 3x3, 32 filters, valid", "maxpool 2x2", "dense 128",
+ * "dropout 0.5", "relu", "flatten" into buf; and the output shape "26x26x32" (or "128" when
+ * flat). Both return buf. */
+const char *fm_layer_describe(const fm_layer *L, char *buf, size_t size);
+const char *fm_layer_shape(const fm_layer *L, char *buf, size_t size);
 
 /* Checks the specs against each other and the input shape and lays the network out. A dense layer
  * takes a flat input: after a conv2d or max-pool a flatten layer must come first. The last layer
@@ -107,7 +114,9 @@ typedef struct fm_work {
   float *base;
   size_t bytes;
   size_t shard_floats;      /* floats per shard */
-  size_t act_at, delta_at[2], scratch_at, grad_at; /* offsets inside a shard's area */
+  size_t in_at, act_at, delta_at[2], scratch_at; /* offsets inside a shard's area */
+  size_t grad_at;           /* the extra shards' gradients, after the shard areas */
+  uint8_t *labels;          /* the labels of a batch gathered by fm_net_train_step_rows */
   /* the last call */
   int n;                    /* images */
   int forward_done;         /* activations hold the outputs for those images */
@@ -118,8 +127,14 @@ typedef struct fm_work {
 size_t fm_work_bytes(const fm_net *net, int batch, int shards);
 /* mem: at least fm_work_bytes(net, batch, shards) bytes, 64-byte aligned. */
 int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem, size_t bytes);
-/* A sensible shard count: the OpenMP thread limit, at most FM_NET_MAX_SHARDS. */
+/* The cores this process may use: the OpenMP thread limit (OMP_NUM_THREADS, else the CPUs it may
+ * run on), at most FM_NET_MAX_SHARDS. */
 int fm_default_threads(void);
+/* A good shard count for training net on batches of `batch`: fm_default_threads(), but fewer when
+ * a shard would get under about 20 MFLOP of work per step, where waking a thread costs more than
+ * it saves (logistic regression gets 1). It depends only on the network and the batch size, never
+ * on timing, so the same call gives the same count (and the same bits) every time. */
+int fm_work_threads(const fm_net *net, int batch);
 
 /* ---- passes ---- */
 typedef struct fm_batch_stats {
@@ -143,13 +158,22 @@ const float *fm_net_activation(const fm_net *net, const fm_work *w, int layer, i
 int fm_net_gradient(fm_net *net, fm_work *w, const float *x, const uint8_t *y, int n,
                     uint64_t seed, fm_batch_stats *st);
 
-/* One training step: fm_net_gradient, then, only if the loss and every gradient are finite, one
- * optimizer update (weight decay on weights, not biases). Divergence is not an error: st->diverged
+/* One training step: the gradient of the mean loss, then, only if the loss and every gradient are
+ * finite, one optimizer update (weight decay on weights, not biases). The summed gradient stays
+ * spread over the threads' buffers (each thread updates the part it summed), so net->grads is
+ * scratch afterwards: call fm_net_gradient to read a gradient. Divergence is not an error: st->diverged
  * is set, and the parameters and optimizer state are left as they were (1), or updated except for
  * the entries whose update would have overflowed (2). Either way every weight stays finite, so the
  * caller can stop with the last finite weights. FM_ERR only for bad arguments. */
 int fm_net_train_step(fm_net *net, fm_work *w, fm_optim *opt, float *opt_state, const float *x,
                       const uint8_t *y, int n, uint64_t seed, fm_batch_stats *st);
+
+/* The same step on the images of view rows rows[0..n) of d: each thread gathers and converts its
+ * own part of the batch from the uint8 pixels (into the workspace), so that runs in parallel too.
+ * Fails naming the entry when a row is out of range or its label is not a class. */
+int fm_net_train_step_rows(fm_net *net, fm_work *w, fm_optim *opt, float *opt_state,
+                           const fm_dataset *d, const int32_t *rows, int n, uint64_t seed,
+                           fm_batch_stats *st);
 
 /* Inference on any number of images, w->batch at a time. Any output may be NULL:
  * probs (n x classes softmax), pred (n top classes). With labels, *loss_sum gets the summed

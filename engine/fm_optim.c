@@ -143,7 +143,11 @@ static int64_t adam(const fm_optim_coef *c, float *p, const float *g, float *m, 
 /* ---- AVX-512 versions: the same operations in the same order (no fused multiply-add), so
  * they give exactly the bits of the loops above, sixteen at a time. ---- */
 
-#define AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
+#define AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,prfchw")))
+
+/* Floats ahead of the loop to prefetch for writing (1 KB). A prefetch past the end is harmless. */
+#define PREFETCH_AHEAD 256
+#define PREFETCH_W(addr) __builtin_prefetch((addr), 1, 3)
 
 /* Lanes holding a finite value: x - x is 0 for finite x and NaN otherwise. */
 AVX512 static inline __mmask16 finite_mask(__m512 x) {
@@ -200,6 +204,12 @@ AVX512 static int64_t adam_avx512(const fm_optim_coef *c, float *p, const float 
   const __m512 vwd = _mm512_set1_ps(wd);
   for (int64_t i = 0; i < count; i += 16) {
     __mmask16 m = tail_mask(count - i);
+    /* Ask for the lines we are about to write well ahead: the parameters are also cached by the
+     * other threads (they read them in the forward pass), and a store that finds a line shared
+     * elsewhere otherwise waits for the invalidation one line at a time. */
+    PREFETCH_W(p + i + PREFETCH_AHEAD);
+    PREFETCH_W(mo + i + PREFETCH_AHEAD);
+    PREFETCH_W(ve + i + PREFETCH_AHEAD);
     __m512 pv = _mm512_maskz_loadu_ps(m, p + i), gv = _mm512_maskz_loadu_ps(m, g + i);
     __m512 mv = _mm512_maskz_loadu_ps(m, mo + i), vv = _mm512_maskz_loadu_ps(m, ve + i);
     __m512 gi = _mm512_add_ps(gv, _mm512_mul_ps(vwd, pv));

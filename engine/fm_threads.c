@@ -1,17 +1,22 @@
 /* fm_threads: a pool of worker threads that spin briefly, then sleep (see fm_threads.h).
  *
- * A job is published by bumping a generation counter; workers that see it run their share of the
- * items and count down `pending`; the caller runs share 0 and waits for pending to reach 0. Both
- * waits spin first (the next phase of a training step usually follows within microseconds) and
- * then block on a condition variable, re-checking under the mutex so no wake-up is lost. The pool
- * grows on demand, stops its workers when the library is unloaded, and forgets them in a forked
- * child (which has none). */
+ * A job is one 64-bit word: generation (32 bits), next unclaimed item (16), item count (16).
+ * Every participant, the caller included, claims items with a compare-and-swap on that word and
+ * runs them, so when a worker is slow to wake (another process has its core) the caller simply
+ * runs that worker's items too instead of waiting a whole scheduler time slice for it. A claim can
+ * only succeed while the job has unclaimed items, and the caller publishes the next job only
+ * after every item of this one has finished, so whoever holds a claim reads this job's function
+ * and context. Both kinds of waiting spin first (the next phase of a training step usually comes
+ * within microseconds) and then block on a condition variable, re-checking under the mutex so no
+ * wake-up is lost. The pool grows on demand, stops its workers when the library is unloaded, and
+ * forgets them in a forked child (which has none). */
 #include "fm_threads.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
-/* About 30-60 microseconds of polling before sleeping. */
+/* Some tens of microseconds of polling before sleeping. */
 #define SPIN_ROUNDS 4000
 
 static inline void cpu_relax(void) {
@@ -21,21 +26,19 @@ static inline void cpu_relax(void) {
 }
 
 typedef struct pool {
-  pthread_mutex_t mu;           /* guards sleeping counts, worker creation, the condition vars */
+  pthread_mutex_t mu;           /* guards the sleeping flags, worker creation, condition vars */
   pthread_cond_t work_cv, done_cv;
   pthread_mutex_t busy;         /* held by the caller of the running job */
   int workers;                  /* started so far */
   int sleeping;                 /* workers blocked on work_cv */
   int caller_sleeping;
   int quit;
-  atomic_uint gen;              /* bumped once per job */
-  atomic_int pending;           /* workers that have not finished the current job */
-  /* the current job */
-  fm_item_fn fn;
+  _Atomic uint64_t job;         /* generation << 32 | next item << 16 | items */
+  atomic_int done;              /* items of the current job finished */
+  fm_item_fn fn;                /* the current job, valid while it has unfinished items */
   void *ctx;
-  int items, threads;
   pthread_t tid[FM_MAX_THREADS];
-  unsigned start_gen[FM_MAX_THREADS]; /* the generation a new worker has already seen */
+  uint32_t start_gen[FM_MAX_THREADS]; /* the generation a new worker has already seen */
 } pool;
 
 static pool the_pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
@@ -44,35 +47,29 @@ static pool the_pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
                         .busy = PTHREAD_MUTEX_INITIALIZER};
 static _Thread_local int inside_worker;
 
-static void run_share(pool *p, int t) {
-  for (int i = t; i < p->items; i += p->threads) p->fn(p->ctx, i);
+static uint32_t job_gen(uint64_t j) { return (uint32_t)(j >> 32); }
+static int job_next(uint64_t j) { return (int)((j >> 16) & 0xFFFF); }
+static int job_items(uint64_t j) { return (int)(j & 0xFFFF); }
+
+/* Claims the next item of the current job: its index, or -1 when none is left. */
+static int claim(pool *p, int *items) {
+  uint64_t j = atomic_load_explicit(&p->job, memory_order_acquire);
+  for (;;) {
+    if (job_next(j) >= job_items(j)) return -1;
+    if (atomic_compare_exchange_weak_explicit(&p->job, &j, j + ((uint64_t)1 << 16),
+                                              memory_order_acq_rel, memory_order_acquire)) {
+      *items = job_items(j);
+      return job_next(j);
+    }
+  }
 }
 
-static void *worker_main(void *arg) {
-  pool *p = &the_pool;
-  int self = (int)(long)arg; /* 1 .. workers */
-  /* Not the current value: the job it was started for may already be published. */
-  unsigned seen = p->start_gen[self];
-  inside_worker = 1;
-  for (;;) {
-    int spins = 0;
-    while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen && spins < SPIN_ROUNDS) {
-      cpu_relax();
-      spins++;
-    }
-    if (atomic_load_explicit(&p->gen, memory_order_acquire) == seen) {
-      pthread_mutex_lock(&p->mu);
-      p->sleeping++;
-      while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen && !p->quit)
-        pthread_cond_wait(&p->work_cv, &p->mu);
-      p->sleeping--;
-      int quit = p->quit;
-      pthread_mutex_unlock(&p->mu);
-      if (quit) return NULL;
-    }
-    seen = atomic_load_explicit(&p->gen, memory_order_acquire);
-    if (self < p->threads) run_share(p, self);
-    if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+/* Runs claimed items until none is left. The last one to finish wakes a sleeping caller. */
+static void work(pool *p) {
+  int items, i;
+  while ((i = claim(p, &items)) >= 0) {
+    p->fn(p->ctx, i);
+    if (atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel) + 1 == items) {
       pthread_mutex_lock(&p->mu);
       if (p->caller_sleeping) pthread_cond_signal(&p->done_cv);
       pthread_mutex_unlock(&p->mu);
@@ -80,13 +77,41 @@ static void *worker_main(void *arg) {
   }
 }
 
+static void *worker_main(void *arg) {
+  pool *p = &the_pool;
+  int self = (int)(long)arg;
+  /* Not the current value: the job it was started for may already be published. */
+  uint32_t seen = p->start_gen[self];
+  inside_worker = 1;
+  for (;;) {
+    int spins = 0;
+    while (job_gen(atomic_load_explicit(&p->job, memory_order_acquire)) == seen &&
+           spins < SPIN_ROUNDS) {
+      cpu_relax();
+      spins++;
+    }
+    if (job_gen(atomic_load_explicit(&p->job, memory_order_acquire)) == seen) {
+      pthread_mutex_lock(&p->mu);
+      p->sleeping++;
+      while (job_gen(atomic_load_explicit(&p->job, memory_order_acquire)) == seen && !p->quit)
+        pthread_cond_wait(&p->work_cv, &p->mu);
+      p->sleeping--;
+      int quit = p->quit;
+      pthread_mutex_unlock(&p->mu);
+      if (quit) return NULL;
+    }
+    seen = job_gen(atomic_load_explicit(&p->job, memory_order_acquire));
+    work(p);
+  }
+}
+
 /* Starts workers up to `want` (called with p->mu held). Returns how many there are. */
 static int grow(pool *p, int want) {
   if (want > FM_MAX_THREADS - 1) want = FM_MAX_THREADS - 1;
   while (p->workers < want) {
-    p->start_gen[p->workers + 1] = atomic_load(&p->gen);
-    if (pthread_create(&p->tid[p->workers + 1], NULL, worker_main, (void *)(long)(p->workers + 1)))
-      break;
+    int id = p->workers + 1;
+    p->start_gen[id] = job_gen(atomic_load(&p->job));
+    if (pthread_create(&p->tid[id], NULL, worker_main, (void *)(long)id)) break;
     p->workers++;
   }
   return p->workers;
@@ -95,35 +120,38 @@ static int grow(pool *p, int want) {
 void fm_parallel_for(int threads, int items, fm_item_fn fn, void *ctx) {
   pool *p = &the_pool;
   if (threads > items) threads = items;
-  if (threads <= 1 || inside_worker || pthread_mutex_trylock(&p->busy) != 0) {
+  if (threads <= 1 || items > 0xFFFF || inside_worker || pthread_mutex_trylock(&p->busy) != 0) {
     for (int i = 0; i < items; i++) fn(ctx, i);
     return;
   }
   pthread_mutex_lock(&p->mu);
   int workers = grow(p, threads - 1);
   pthread_mutex_unlock(&p->mu);
-  if (threads > workers + 1) threads = workers + 1;
+  if (workers == 0) {
+    pthread_mutex_unlock(&p->busy);
+    for (int i = 0; i < items; i++) fn(ctx, i);
+    return;
+  }
   p->fn = fn;
   p->ctx = ctx;
-  p->items = items;
-  p->threads = threads;
-  atomic_store_explicit(&p->pending, workers, memory_order_relaxed);
-  atomic_fetch_add_explicit(&p->gen, 1, memory_order_acq_rel);
+  atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+  uint32_t gen = job_gen(atomic_load(&p->job)) + 1;
+  atomic_store_explicit(&p->job, (uint64_t)gen << 32 | (uint64_t)items, memory_order_release);
   pthread_mutex_lock(&p->mu);
   if (p->sleeping) pthread_cond_broadcast(&p->work_cv);
   pthread_mutex_unlock(&p->mu);
 
-  run_share(p, 0);
+  work(p);
 
   int spins = 0;
-  while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0 && spins < SPIN_ROUNDS) {
+  while (atomic_load_explicit(&p->done, memory_order_acquire) != items && spins < SPIN_ROUNDS) {
     cpu_relax();
     spins++;
   }
-  if (atomic_load_explicit(&p->pending, memory_order_acquire) != 0) {
+  if (atomic_load_explicit(&p->done, memory_order_acquire) != items) {
     pthread_mutex_lock(&p->mu);
     p->caller_sleeping = 1;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
+    while (atomic_load_explicit(&p->done, memory_order_acquire) != items)
       pthread_cond_wait(&p->done_cv, &p->mu);
     p->caller_sleeping = 0;
     pthread_mutex_unlock(&p->mu);
@@ -132,18 +160,18 @@ void fm_parallel_for(int threads, int items, fm_item_fn fn, void *ctx) {
 }
 
 /* The workers run this library's code: stop them before it is unloaded (Lua closes C modules
- * with dlclose when its state closes). */
+ * with dlclose when its state closes). Between jobs a worker only waits, so it can be joined. */
 __attribute__((destructor)) static void pool_stop(void) {
   pool *p = &the_pool;
+  if (pthread_mutex_trylock(&p->busy) != 0) return; /* exiting in the middle of a job */
   pthread_mutex_lock(&p->mu);
   p->quit = 1;
   pthread_cond_broadcast(&p->work_cv);
   int n = p->workers;
   pthread_mutex_unlock(&p->mu);
-  /* A worker busy with a job (the process is exiting from another thread) is left alone. */
-  if (atomic_load(&p->pending) != 0) return;
   for (int i = 1; i <= n; i++) pthread_join(p->tid[i], NULL);
   p->workers = 0;
+  pthread_mutex_unlock(&p->busy);
 }
 
 /* A forked child has only the forking thread: forget the workers. */
@@ -154,7 +182,6 @@ static void pool_after_fork(void) {
   pthread_cond_init(&p->work_cv, NULL);
   pthread_cond_init(&p->done_cv, NULL);
   p->workers = p->sleeping = p->caller_sleeping = 0;
-  atomic_store(&p->pending, 0);
 }
 
 __attribute__((constructor)) static void pool_init(void) {

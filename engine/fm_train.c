@@ -15,7 +15,7 @@ static uint64_t batch_seed(uint64_t seed, int epoch, int64_t b) {
 
 int fm_train_epoch(fm_net *net, fm_work *w, fm_optim *opt, float *opt_state, const fm_dataset *d,
                    const int32_t *order, int64_t count, int batch, int epoch, uint64_t seed,
-                   float *x, uint8_t *y, fm_batch_fn fn, void *ctx, fm_epoch_stats *st) {
+                   fm_batch_fn fn, void *ctx, fm_epoch_stats *st) {
   memset(st, 0, sizeof *st);
   if (batch < 1 || batch > w->batch)
     return fm_fail("train: batch size %d must be 1 to %d (the workspace's)", batch, w->batch);
@@ -25,21 +25,16 @@ int fm_train_epoch(fm_net *net, fm_work *w, fm_optim *opt, float *opt_state, con
   if (count < 0 || count > d->n)
     return fm_fail("train: %lld rows asked of a dataset of %lld", (long long)count,
                    (long long)d->n);
-  for (int64_t i = 0; i < count; i++)
-    if (order[i] < 0 || order[i] >= d->n)
-      return fm_fail("train: order[%lld] = %d is not a row of the dataset (0 to %lld)",
-                     (long long)i, order[i], (long long)d->n - 1);
   int64_t nb = (count + batch - 1) / batch;
   double loss = 0.0;
   int64_t correct = 0;
   for (int64_t b = 0; b < nb; b++) {
     int64_t i0 = b * batch;
     int cnt = (int)(count - i0 < batch ? count - i0 : batch);
-    fm_dataset_gather(d, order + i0, cnt, x, y);
     opt->epoch = epoch + (double)b / nb;
     fm_batch_stats bs;
-    if (fm_net_train_step(net, w, opt, opt_state, x, y, cnt, batch_seed(seed, epoch, b), &bs) !=
-        FM_OK)
+    if (fm_net_train_step_rows(net, w, opt, opt_state, d, order + i0, cnt,
+                               batch_seed(seed, epoch, b), &bs) != FM_OK)
       return FM_ERR;
     if (bs.diverged) {
       st->diverged = bs.diverged;

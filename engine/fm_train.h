@@ -1,9 +1,9 @@
 /* fm_train: one training epoch of a network over a dataset view, in mini-batches.
  *
  * The caller shuffles (it owns the order array and the generator), keeps the loop over epochs,
- * validation, early stopping and progress display; this runs the batches of one epoch: gathers
- * each batch from the uint8 images into a float buffer, takes a training step, reports every
- * batch to an optional callback, and stops at the first divergence with its place. */
+ * validation, early stopping and progress display; this runs the batches of one epoch: a training
+ * step on each batch of rows (the threads convert their images from uint8 themselves), a report
+ * of every batch to an optional callback, and a stop at the first divergence, with its place. */
 #ifndef FM_TRAIN_H
 #define FM_TRAIN_H
 
@@ -26,12 +26,11 @@ typedef struct fm_epoch_stats {
 typedef int (*fm_batch_fn)(void *ctx, int64_t b, int64_t nb, const fm_batch_stats *st);
 
 /* Trains on the view rows order[0..count) of d, `batch` at a time (the last batch may be short;
- * batch <= w->batch). x holds batch * net->in_size floats and y batch labels. The optimizer's
- * schedule sees epoch + fraction done; dropout masks come from (seed, epoch, batch). Fails on bad
- * arguments; divergence is reported in st, with a message naming the epoch and batch in
- * fm_error(). */
+ * batch <= w->batch). The optimizer's schedule sees epoch + fraction done; dropout masks come from
+ * (seed, epoch, batch). Fails on bad arguments; divergence is reported in st, with a message
+ * naming the epoch and batch in fm_error(). */
 int fm_train_epoch(fm_net *net, fm_work *w, fm_optim *opt, float *opt_state, const fm_dataset *d,
                    const int32_t *order, int64_t count, int batch, int epoch, uint64_t seed,
-                   float *x, uint8_t *y, fm_batch_fn fn, void *ctx, fm_epoch_stats *st);
+                   fm_batch_fn fn, void *ctx, fm_epoch_stats *st);
 
 #endif

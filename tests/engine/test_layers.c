@@ -348,31 +348,50 @@ static void test_relu_dropout(const char *kname) {
         "relu and max-pool (%s) let NaN through", kname);
   float *dx = vec(c.n);
   fm_relu_backward(c.n, c.y, c.r, dx);
-  CHECK(grad_error(ew_loss, &c, c.x, dx, c.n, 1e-3f) < 1e-4, "relu: gradient matches finite differences");
+  CHECK(grad_error(ew_loss, &c, c.x, dx, c.n, 1e-3f) < 1e-4,
+        "relu (%s): gradient matches finite differences", kname);
 
-  fm_rng r;
-  fm_rng_seed(&r, 7);
   int64_t big = 100000;
   float *mask = vec(big);
-  fm_dropout_mask(&r, big, 0.25f, mask);
+  fm_dropout_mask(7, big, 0.25f, mask);
   int64_t zeros = 0, others = 0;
   for (int64_t i = 0; i < big; i++) {
     zeros += mask[i] == 0.0f;
     others += mask[i] != 0.0f && fabsf(mask[i] - 1.0f / 0.75f) > 1e-6f;
   }
   CHECK(fabs(zeros / (double)big - 0.25) < 0.01 && others == 0,
-        "dropout: rate 0.25 drops %.3f of the units and scales the rest by 1/0.75",
+        "dropout (%s): rate 0.25 drops %.3f of the units and scales the rest by 1/0.75", kname,
         zeros / (double)big);
+  /* The vector and plain versions make the same mask. */
+  int simd = fm_simd_avx512();
+  fm_simd_allow(!simd);
+  float *other = vec(big);
+  fm_dropout_mask(7, big, 0.25f, other);
+  fm_simd_allow(1);
+  if (!simd) fm_simd_allow(0);
+  CHECK(memcmp(mask, other, sizeof(float) * big) == 0, "dropout (%s): vector and plain masks agree",
+        kname);
+  free(other);
   float *mask2 = vec(big);
-  fm_rng_seed(&r, 7);
-  fm_dropout_mask(&r, big, 0.25f, mask2);
-  CHECK(memcmp(mask, mask2, sizeof(float) * big) == 0, "dropout: the same seed gives the same mask");
+  /* Any piece of a mask is the same piece of the whole mask. */
+  fm_dropout_mask(7, 37, 0.25f, mask2);
+  CHECK(memcmp(mask, mask2, sizeof(float) * 37) == 0, "dropout (%s): a mask's prefix is the shorter mask",
+        kname);
+  fm_dropout_mask(8, big, 0.25f, mask2);
+  int64_t differ = 0;
+  for (int64_t i = 0; i < big; i++) differ += mask[i] != mask2[i];
+  CHECK(differ > big / 4, "dropout (%s): another key gives another mask (%lld of %lld differ)", kname,
+        (long long)differ, (long long)big);
+  /* Neighbouring units are independent: P(both dropped) = rate^2. */
+  int64_t both = 0;
+  for (int64_t i = 0; i + 1 < big; i += 2) both += mask[i] == 0 && mask[i + 1] == 0;
+  CHECK(fabs(both / (big / 2.0) - 0.0625) < 0.01, "dropout (%s): neighbouring units drop independently "
+        "(%.4f, expected 0.0625)", kname, both / (big / 2.0));
   c.dropout = 1;
-  fm_rng_seed(&r, 3);
-  fm_dropout_mask(&r, c.n, 0.5f, c.mask);
+  fm_dropout_mask(3, c.n, 0.5f, c.mask);
   fm_dropout_apply(c.n, c.r, c.mask, dx);
   CHECK(grad_error(ew_loss, &c, c.x, dx, c.n, 1e-2f) < 1e-4,
-        "dropout: gradient with a fixed mask matches finite differences");
+        "dropout (%s): gradient with a fixed mask matches finite differences", kname);
   free(c.x), free(c.y), free(c.r), free(c.mask), free(dx), free(mask), free(mask2);
 }
 

@@ -76,6 +76,13 @@ static void test_shapes(void) {
   }
   CHECK(ok, "reference CNN: output shapes and parameter counts per layer (320, 18496, 204928, 1290)");
   CHECK(net.n_params == 225034 && net.classes == 10, "reference CNN: 225,034 parameters in total");
+  char d[64], sh[32];
+  CHECK(!strcmp(fm_layer_describe(&net.layer[0], d, sizeof d), "conv2d 3x3, 32 filters, valid") &&
+            !strcmp(fm_layer_shape(&net.layer[0], sh, sizeof sh), "26x26x32") &&
+            !strcmp(fm_layer_describe(&net.layer[2], d, sizeof d), "maxpool 2x2") &&
+            !strcmp(fm_layer_describe(&net.layer[9], d, sizeof d), "dropout 0.5") &&
+            !strcmp(fm_layer_shape(&net.layer[6], sh, sizeof sh), "1600"),
+        "reference CNN: layer descriptions and shapes for a summary");
   CHECK(net.layer[0].fused_relu && net.layer[3].fused_relu && net.layer[7].fused_relu,
         "reference CNN: the ReLUs after conv2d and dense run in the product");
   CHECK(net.macs == 26 * 26 * 32 * 9 + 11 * 11 * 64 * 288 + 1600 * 128 + 1280,
