@@ -244,6 +244,25 @@ AVX512 static void pack_bt(const float *b, int ldb, int pc, int kc, int jc, int 
   }
 }
 
+AVX512 static void transpose_avx512(int rows, int cols, const float *src, int lds, float *dst,
+                                    int ldd) {
+  int r16 = rows & ~15, c16 = cols & ~15;
+  for (int r = 0; r < r16; r += 16)
+    for (int c = 0; c < c16; c += 16)
+      transpose16(src + (size_t)r * lds + c, lds, dst + (size_t)c * ldd + r, ldd);
+  for (int r = 0; r < rows; r++)
+    for (int c = r < r16 ? c16 : 0; c < cols; c++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
+}
+
+void fm_gemm_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
+  if (fm_simd_avx512()) {
+    transpose_avx512(rows, cols, src, lds, dst, ldd);
+    return;
+  }
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < cols; c++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
+}
+
 AVX512 static void gemm_avx512(int ta, int tb, int m, int n, int k, const float *a, int lda,
                                const float *b, int ldb, float beta, float *c, int ldc,
                                const float *bias, int relu, float *scratch) {

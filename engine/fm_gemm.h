@@ -32,6 +32,9 @@ const char *fm_gemm_name(fm_gemm_kernel k);
 void fm_gemm(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b,
              int ldb, float beta, float *c, int ldc, const float *bias, int relu, float *scratch);
 
+/* dst (cols x rows, row stride ldd) = transpose of src (rows x cols, row stride lds). */
+void fm_gemm_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd);
+
 /* 1 when the CPU has AVX-512 and the engine's own vector code is allowed (the default). After
  * fm_simd_allow(0) every layer and optimizer uses its plain C loops and the product goes to
  * OpenBLAS: for tests of those paths on a machine that has AVX-512, and for comparisons. */

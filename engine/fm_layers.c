@@ -28,7 +28,10 @@ static void column_sums(int64_t rows, int cols, const float *dy, float *db) {
 
 /* ---- dense ---- */
 
-size_t fm_dense_scratch_floats(void) { return FM_GEMM_SCRATCH_FLOATS; }
+/* The product's scratch, then room for a transposed input gradient. */
+size_t fm_dense_scratch_floats(int n, int in) {
+  return FM_GEMM_SCRATCH_FLOATS + round16((size_t)n * (size_t)in);
+}
 
 void fm_dense_forward(int n, int in, int out, const float *x, const float *w, const float *bias,
                       float *y, int relu, float *scratch) {
@@ -41,7 +44,16 @@ void fm_dense_backward(int n, int in, int out, const float *x, const float *w, c
     fm_gemm(1, 0, in, out, n, x, in, dy, out, 0.0f, dw, out, NULL, 0, scratch);
     column_sums(n, out, dy, db);
   }
-  if (dx) fm_gemm(0, 1, n, in, out, dy, out, w, out, 0.0f, dx, in, NULL, 0, scratch);
+  if (!dx) return;
+  if ((int64_t)(in + out) * n < (int64_t)in * out) {
+    /* dx = dy w^T would copy all of w transposed into the product's scratch; for a small batch
+     * it is cheaper to form dx^T = w dy^T (copying only dy) and transpose that. */
+    float *dxt = scratch + FM_GEMM_SCRATCH_FLOATS;
+    fm_gemm(0, 1, in, n, out, w, out, dy, out, 0.0f, dxt, n, NULL, 0, scratch);
+    fm_gemm_transpose(in, n, dxt, n, dx, in);
+  } else {
+    fm_gemm(0, 1, n, in, out, dy, out, w, out, 0.0f, dx, in, NULL, 0, scratch);
+  }
 }
 
 /* ---- conv2d ---- */
@@ -384,7 +396,8 @@ AVX512 static inline __m512i lowbias32_x16(__m512i h) {
   return h;
 }
 
-AVX512 static void dropout_mask_avx512(uint64_t key, int64_t count, float rate, float *mask) {
+AVX512 static void dropout_mask_avx512(uint64_t key, int64_t first, int64_t count, float rate,
+                                       float *mask) {
   const __m512i k0 = _mm512_set1_epi32((int)(uint32_t)key);
   const __m512i k1 = _mm512_set1_epi32((int)(uint32_t)(key >> 32));
   const __m512i lim = _mm512_set1_epi32((int)drop_limit(rate));
@@ -392,7 +405,7 @@ AVX512 static void dropout_mask_avx512(uint64_t key, int64_t count, float rate, 
   const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (int64_t i = 0; i < count; i += 16) {
     __mmask16 m = tail16(count - i);
-    __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(uint32_t)i), lanes);
+    __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(uint32_t)(first + i)), lanes);
     __m512i h = lowbias32_x16(_mm512_xor_si512(idx, k0));
     h = lowbias32_x16(_mm512_add_epi32(h, k1));
     __m512i u = _mm512_srli_epi32(h, 8);
@@ -401,17 +414,21 @@ AVX512 static void dropout_mask_avx512(uint64_t key, int64_t count, float rate, 
   }
 }
 
-void fm_dropout_mask(uint64_t key, int64_t count, float rate, float *mask) {
+void fm_dropout_mask_at(uint64_t key, int64_t first, int64_t count, float rate, float *mask) {
   if (fm_simd_avx512()) {
-    dropout_mask_avx512(key, count, rate, mask);
+    dropout_mask_avx512(key, first, count, rate, mask);
     return;
   }
   const uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32), limit = drop_limit(rate);
   const float keep = 1.0f / (1.0f - rate);
   for (int64_t i = 0; i < count; i++) {
-    uint32_t h = lowbias32(lowbias32((uint32_t)i ^ k0) + k1);
+    uint32_t h = lowbias32(lowbias32((uint32_t)(first + i) ^ k0) + k1);
     mask[i] = (h >> 8) < limit ? 0.0f : keep;
   }
+}
+
+void fm_dropout_mask(uint64_t key, int64_t count, float rate, float *mask) {
+  fm_dropout_mask_at(key, 0, count, rate, mask);
 }
 
 void fm_dropout_apply(int64_t count, const float *x, const float *mask, float *y) {

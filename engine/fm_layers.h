@@ -20,7 +20,7 @@
 #include "fm_rng.h"
 
 /* ---- dense: y[b][o] = sum_i x[b][i] w[i][o] + bias[o], optionally followed by ReLU ---- */
-size_t fm_dense_scratch_floats(void);
+size_t fm_dense_scratch_floats(int n, int in);
 void fm_dense_forward(int n, int in, int out, const float *x, const float *w, const float *bias,
                       float *y, int relu, float *scratch);
 /* dx (n x in), dw (in x out) and db (out) may each be NULL to skip them (dw and db together). */
@@ -67,6 +67,8 @@ void fm_relu_backward(int64_t count, const float *y, const float *dy, float *dx)
  * mask[i] depends only on (key, i) (a counter-based hash), so any part of a mask can be made
  * alone and in any order, and the vector and plain versions give the same mask. */
 void fm_dropout_mask(uint64_t key, int64_t count, float rate, float *mask);
+/* Units [first, first + count) of the same mask. */
+void fm_dropout_mask_at(uint64_t key, int64_t first, int64_t count, float rate, float *mask);
 /* y = x * mask; also the backward pass (dx = dy * mask). y may alias x. */
 void fm_dropout_apply(int64_t count, const float *x, const float *mask, float *y);
 

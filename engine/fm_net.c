@@ -10,6 +10,7 @@
 
 #include "fm_error.h"
 #include "fm_gemm.h"
+#include "fm_net_mp.h"
 #include "fm_threads.h"
 
 /* Areas inside the workspace start on 64-byte boundaries. */
@@ -173,7 +174,6 @@ int fm_net_build(fm_net *net, int in_h, int in_w, int in_c, const fm_layer_spec 
     net->macs += L->macs;
     if (L->out_size > net->max_size) net->max_size = L->out_size;
     size_t scratch = 0;
-    if (L->spec.kind == FM_LAYER_DENSE) scratch = fm_dense_scratch_floats();
     if (L->spec.kind == FM_LAYER_CONV2D) scratch = fm_conv_scratch_floats(&L->conv);
     if (scratch > net->scratch_floats) net->scratch_floats = scratch;
   }
@@ -234,6 +234,17 @@ int fm_work_threads(const fm_net *net, int batch) {
   return t < useful ? t : useful;
 }
 
+/* The scratch a shard of shard_batch images needs: the largest of any layer's. */
+static size_t scratch_floats(const fm_net *net, int shard_batch) {
+  size_t most = net->scratch_floats;
+  for (int l = 0; l < net->n_layers; l++)
+    if (net->layer[l].spec.kind == FM_LAYER_DENSE) {
+      size_t d = fm_dense_scratch_floats(shard_batch, (int)net->layer[l].in_size);
+      if (d > most) most = d;
+    }
+  return most;
+}
+
 static size_t shard_floats(const fm_net *net, int shard_batch, size_t *act_at, size_t *d0,
                            size_t *d1, size_t *scratch_at, size_t *in_at) {
   size_t at = 0;
@@ -246,18 +257,31 @@ static size_t shard_floats(const fm_net *net, int shard_batch, size_t *act_at, s
   *d1 = at;
   at += round16((size_t)net->max_size * shard_batch);
   *scratch_at = at;
-  at += round16(net->scratch_floats);
+  at += round16(scratch_floats(net, shard_batch));
   return at;
+}
+
+int fm_net_model_parallel = 1;
+
+static int use_mp(const fm_net *net, int shards) {
+  return fm_net_model_parallel && shards > 1 && fm_net_mp_applies(net);
+}
+
+/* Floats of the part of the workspace the passes use: the shards' areas and the extra shards'
+ * gradients, or the model-parallel step's layout if that is larger (the two never run at once). */
+static size_t pass_floats(const fm_net *net, int batch, int shards) {
+  int sb = (batch + shards - 1) / shards;
+  size_t a, d0, d1, sc, in;
+  size_t per = shard_floats(net, sb, &a, &d0, &d1, &sc, &in);
+  size_t dp = per * shards + round16((size_t)net->n_params) * (shards - 1);
+  size_t mp = use_mp(net, shards) ? fm_net_mp_floats(net, batch, shards) : 0;
+  return dp > mp ? dp : mp;
 }
 
 size_t fm_work_bytes(const fm_net *net, int batch, int shards) {
   if (batch < 1 || shards < 1 || shards > FM_NET_MAX_SHARDS) return 0;
-  int sb = (batch + shards - 1) / shards;
-  size_t a, d0, d1, sc, in;
-  size_t per = shard_floats(net, sb, &a, &d0, &d1, &sc, &in);
-  /* then a private gradient per extra shard, then the labels of a gathered batch */
-  return sizeof(float) * (per * shards + round16((size_t)net->n_params) * (shards - 1) +
-                          round16((size_t)batch / 4 + 1));
+  /* then the labels of a gathered batch */
+  return sizeof(float) * (pass_floats(net, batch, shards) + round16((size_t)batch / 4 + 1));
 }
 
 int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem, size_t bytes) {
@@ -279,7 +303,8 @@ int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem
   w->shard_floats = shard_floats(net, w->shard_batch, &w->act_at, &w->delta_at[0],
                                  &w->delta_at[1], &w->scratch_at, &w->in_at);
   w->grad_at = w->shard_floats * shards;
-  w->labels = (uint8_t *)(w->base + w->grad_at + round16((size_t)net->n_params) * (shards - 1));
+  w->labels = (uint8_t *)(w->base + pass_floats(net, batch, shards));
+  w->model_parallel = use_mp(net, shards);
   return FM_OK;
 }
 
@@ -303,7 +328,7 @@ static float *shard_grads(const fm_net *net, const fm_work *w, int s) {
 
 /* A 64-bit mix of seed, layer and image (the murmur3 finaliser): the key of that image's mask in
  * that dropout layer, the same whatever shard computes it. */
-static uint64_t mask_seed(uint64_t seed, int layer, int64_t image) {
+uint64_t fm_net_mask_key(uint64_t seed, int layer, int64_t image) {
   uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(layer + 1);
   z ^= (uint64_t)image * 0xd1b54a32d192ed03ULL;
   z ^= z >> 33;
@@ -340,7 +365,7 @@ static void forward_shard(const fm_net *net, const fm_work *w, int s, const floa
         if (train && L->spec.rate > 0.0f) {
           float *mask = shard_base(w, s) + w->act_at + (size_t)L->mask_offset * w->shard_batch;
           for (int j = 0; j < cnt; j++)
-            fm_dropout_mask(mask_seed(seed, l, first + j), L->out_size, L->spec.rate,
+            fm_dropout_mask(fm_net_mask_key(seed, l, first + j), L->out_size, L->spec.rate,
                             mask + j * L->out_size);
           fm_dropout_apply(cnt * L->out_size, in, mask, out);
         } else {
@@ -486,21 +511,21 @@ static void run_shard(const job *jb, int s) {
  * run with denormals flushed to zero (MXCSR FTZ and DAZ), restoring the caller's mode after. */
 #if defined(__SSE2__)
 #include <xmmintrin.h>
-static unsigned fp_enter(void) {
+unsigned fm_fp_enter(void) {
   unsigned old = _mm_getcsr();
   _mm_setcsr(old | 0x8040); /* FTZ | DAZ */
   return old;
 }
-static void fp_leave(unsigned old) { _mm_setcsr(old); }
+void fm_fp_leave(unsigned old) { _mm_setcsr(old); }
 #else
-static unsigned fp_enter(void) { return 0; }
-static void fp_leave(unsigned old) { (void)old; }
+unsigned fm_fp_enter(void) { return 0; }
+void fm_fp_leave(unsigned old) { (void)old; }
 #endif
 
 static void shard_item(void *ctx, int s) {
-  unsigned fp = fp_enter();
+  unsigned fp = fm_fp_enter();
   run_shard(ctx, s);
-  fp_leave(fp);
+  fm_fp_leave(fp);
 }
 
 /* OpenBLAS as the product kernel inside parallel shards: its own threads are pinned to 1 meanwhile
@@ -580,67 +605,18 @@ const float *fm_net_activation(const fm_net *net, const fm_work *w, int layer, i
   return layer_out(net, w, s, layer, NULL) + (size_t)j * net->layer[layer].out_size;
 }
 
-/* Block b of the S fixed parts of the parameter range (S = shards): the sum of the shards'
- * gradients, always added in shard order, goes into shard b's own buffer, so the thread that
- * handles block b reads the other shards' values but writes only memory already in its cache.
- * Returns the sum of squares of the block. The blocks depend only on the shard count, so the
- * partial sums and the order they are added in do too. */
-static float *block_grads(const fm_net *net, const fm_work *w, int b) {
-  return shard_grads(net, w, b);
-}
+/* ---- reducing the shards' gradients, and updating ----
+ * The parameters are cut into S fixed blocks (S = shards), block b handled by one parallel item.
+ * Its gradient is the sum of the shards' gradients, always added in shard order, one L1-sized
+ * chunk at a time; in a training step each chunk goes straight into the optimizer, so the summed
+ * gradient is never written out. The blocks depend only on the shard count, so every sum and the
+ * order of its terms do too. */
+
+enum { CHUNK = 1024 };
 
 static void block_range(const fm_net *net, int b, int blocks, int64_t *lo, int64_t *hi) {
   *lo = b * net->n_params / blocks;
   *hi = (b + 1) * net->n_params / blocks;
-}
-
-static double reduce_block(const fm_net *net, const fm_work *w, const int *has, int b) {
-  const int S = w->shards;
-  int64_t lo, hi;
-  block_range(net, b, S, &lo, &hi);
-  float *dst = block_grads(net, w, b);
-  const float *src[FM_NET_MAX_SHARDS];
-  int ns = 0;
-  for (int s = 0; s < S; s++)
-    if (has[s]) src[ns++] = shard_grads(net, w, s);
-  /* In chunks through a small buffer: dst is also one of the sources. */
-  enum { CHUNK = 1024 };
-  float acc[CHUNK];
-  double sq = 0.0;
-  for (int64_t c0 = lo; c0 < hi; c0 += CHUNK) {
-    int len = (int)(hi - c0 < CHUNK ? hi - c0 : CHUNK);
-    memcpy(acc, src[0] + c0, sizeof(float) * (size_t)len);
-    for (int k = 1; k < ns; k++) {
-      const float *g = src[k] + c0;
-#pragma omp simd
-      for (int i = 0; i < len; i++) acc[i] += g[i];
-    }
-    memcpy(dst + c0, acc, sizeof(float) * (size_t)len);
-    sq += fm_sum_squares(acc, len); /* while the chunk is in L1 */
-  }
-  return sq;
-}
-
-/* The optimizer on block b: weights get the decay, biases do not, so walk the layer segments that
- * meet the block. Returns how many updates were skipped as non-finite. */
-static int64_t update_block(const fm_net *net, const fm_work *w, const fm_optim *opt,
-                            const fm_optim_coef *c, float *state, int b) {
-  const int64_t N = net->n_params;
-  int64_t lo, hi, bad = 0;
-  block_range(net, b, w->shards, &lo, &hi);
-  const float *grads = block_grads(net, w, b);
-  const float wd = (float)opt->weight_decay;
-  for (int l = 0; l < net->n_layers; l++) {
-    const fm_layer *L = &net->layer[l];
-    int64_t seg[2][2] = {{L->offset, L->offset + L->n_weights},
-                         {L->offset + L->n_weights, L->offset + L->n_weights + L->n_biases}};
-    for (int k = 0; k < 2; k++) {
-      int64_t a = seg[k][0] > lo ? seg[k][0] : lo, z = seg[k][1] < hi ? seg[k][1] : hi;
-      if (a < z)
-        bad += fm_optim_apply(opt, c, net->params, grads, state, N, a, z - a, k == 0 ? wd : 0.0f);
-    }
-  }
-  return bad;
 }
 
 typedef struct step_ctx {
@@ -649,66 +625,112 @@ typedef struct step_ctx {
   fm_optim *opt;
   float *state;
   fm_optim_coef coef;
-  int has[FM_NET_MAX_SHARDS];
+  const float *src[FM_NET_MAX_SHARDS]; /* the gradients of the shards that had images */
+  int nsrc;
   double partial[FM_NET_MAX_SHARDS];
   int64_t bad[FM_NET_MAX_SHARDS];
 } step_ctx;
 
+/* acc = sum of the shards' gradients over [at, at + len). */
+static void sum_chunk(const step_ctx *c, int64_t at, int len, float *acc) {
+  memcpy(acc, c->src[0] + at, sizeof(float) * (size_t)len);
+  for (int k = 1; k < c->nsrc; k++) {
+    const float *g = c->src[k] + at;
+#pragma omp simd
+    for (int i = 0; i < len; i++) acc[i] += g[i];
+  }
+}
+
+/* fm_net_gradient: block b of the sum into net->grads (shard 0's buffer: chunks go through acc
+ * because net->grads is also a source). */
 static void reduce_item(void *ctx, int b) {
   step_ctx *c = ctx;
-  unsigned fp = fp_enter();
-  c->partial[b] = reduce_block(c->net, c->w, c->has, b);
-  fp_leave(fp);
-}
-
-/* For fm_net_gradient: block b's sum back into net->grads. */
-static void gather_item(void *ctx, int b) {
-  step_ctx *c = ctx;
-  if (b == 0) return;
+  unsigned fp = fm_fp_enter();
   int64_t lo, hi;
   block_range(c->net, b, c->w->shards, &lo, &hi);
-  memcpy(c->net->grads + lo, block_grads(c->net, c->w, b) + lo, sizeof(float) * (size_t)(hi - lo));
+  float acc[CHUNK];
+  double sq = 0.0;
+  for (int64_t at = lo; at < hi; at += CHUNK) {
+    int len = (int)(hi - at < CHUNK ? hi - at : CHUNK);
+    sum_chunk(c, at, len, acc);
+    sq += fm_sum_squares(acc, len);
+    memcpy(c->net->grads + at, acc, sizeof(float) * (size_t)len);
+  }
+  c->partial[b] = sq;
+  fm_fp_leave(fp);
 }
 
+/* A training step: block b summed chunk by chunk and updated at once. Weights get the decay,
+ * biases do not, so the chunks follow the layers' weight and bias segments. */
 static void update_item(void *ctx, int b) {
   step_ctx *c = ctx;
-  unsigned fp = fp_enter();
-  c->bad[b] = update_block(c->net, c->w, c->opt, &c->coef, c->state, b);
-  fp_leave(fp);
+  const fm_net *net = c->net;
+  unsigned fp = fm_fp_enter();
+  int64_t lo, hi, bad = 0, N = net->n_params;
+  block_range(net, b, c->w->shards, &lo, &hi);
+  const float wd = (float)c->opt->weight_decay;
+  float acc[CHUNK];
+  double sq = 0.0;
+  int adam = c->opt->kind == FM_OPTIM_ADAM;
+  for (int l = 0; l < net->n_layers; l++) {
+    const fm_layer *L = &net->layer[l];
+    int64_t seg[2][2] = {{L->offset, L->offset + L->n_weights},
+                         {L->offset + L->n_weights, L->offset + L->n_weights + L->n_biases}};
+    for (int k = 0; k < 2; k++) {
+      int64_t a = seg[k][0] > lo ? seg[k][0] : lo, z = seg[k][1] < hi ? seg[k][1] : hi;
+      for (int64_t at = a; at < z; at += CHUNK) {
+        int len = (int)(z - at < CHUNK ? z - at : CHUNK);
+        sum_chunk(c, at, len, acc);
+        sq += fm_sum_squares(acc, len);
+        float *s1 = c->state ? c->state + at : NULL;
+        float *s2 = c->state && adam ? c->state + N + at : NULL;
+        bad += fm_optim_apply_slice(c->opt, &c->coef, net->params + at, acc, s1, s2, len,
+                                    k == 0 ? wd : 0.0f);
+      }
+    }
+  }
+  c->partial[b] = sq;
+  c->bad[b] = bad;
+  fm_fp_leave(fp);
 }
 
-/* Forward + backward on every shard, the reduction of their gradients, and (opt not NULL) the
- * optimizer update if everything is finite: three parallel phases. */
+/* Forward + backward on every shard, then either the reduction into net->grads (opt NULL) or the
+ * update: two parallel phases. A loss that is not finite stops before any update; a gradient
+ * that is not finite shows in the update, which then leaves those parameters alone. */
 static void gradient_step(fm_net *net, fm_work *w, const job *jb, fm_optim *opt, float *state,
                           fm_batch_stats *st) {
   const int S = w->shards, n = jb->n;
   step_ctx c = {.net = net, .w = w, .opt = opt, .state = state};
-  for (int s = 0; s < S; s++) c.has[s] = shard_first(n, S, s + 1) > shard_first(n, S, s);
+  for (int s = 0; s < S; s++)
+    if (shard_first(n, S, s + 1) > shard_first(n, S, s)) c.src[c.nsrc++] = shard_grads(net, w, s);
   int saved = pin_blas(S);
   fm_parallel_for(S, S, shard_item, (void *)jb);
   unpin_blas(saved);
-  fm_parallel_for(S, S, reduce_item, &c);
-  double loss = 0.0, sq = 0.0;
+  double loss = 0.0;
   int correct = 0;
   for (int s = 0; s < S; s++) {
     loss += w->loss[s];
     correct += w->correct[s];
-    sq += c.partial[s];
   }
   st->n = n;
   st->loss = loss / n;
   st->correct = correct;
-  st->grad_norm = sqrt(sq);
-  st->diverged = !isfinite(st->loss) || !isfinite(st->grad_norm);
-  if (opt && !st->diverged) {
-    fm_optim_begin(opt, &c.coef);
-    fm_parallel_for(S, S, update_item, &c);
-    for (int b = 0; b < S; b++)
-      if (c.bad[b]) st->diverged = 2;
-  }
-  if (!opt && S > 1) fm_parallel_for(S, S, gather_item, &c);
   w->n = n;
   w->forward_done = 1;
+  if (opt && !isfinite(st->loss)) {
+    st->diverged = 1;
+    st->grad_norm = NAN;
+    return;
+  }
+  if (opt) fm_optim_begin(opt, &c.coef);
+  fm_parallel_for(S, S, opt ? update_item : reduce_item, &c);
+  double sq = 0.0;
+  for (int b = 0; b < S; b++) {
+    sq += c.partial[b];
+    if (opt && c.bad[b]) st->diverged = 2;
+  }
+  st->grad_norm = sqrt(sq);
+  if (!opt) st->diverged = !isfinite(st->loss) || !isfinite(st->grad_norm);
 }
 
 int fm_net_gradient(fm_net *net, fm_work *w, const float *x, const uint8_t *y, int n,
@@ -718,6 +740,10 @@ int fm_net_gradient(fm_net *net, fm_work *w, const float *x, const uint8_t *y, i
   if (n < 1) return fm_fail("gradient: needs at least one image");
   if (!net->grads) return fm_fail("gradient: the network has no gradient buffer");
   if (check_labels(y, n, net->classes, "gradient") != FM_OK) return FM_ERR;
+  if (w->model_parallel) {
+    fm_net_mp_step(net, w, x, NULL, NULL, y, n, seed, NULL, NULL, st);
+    return FM_OK;
+  }
   job jb = {.kind = JOB_GRADIENT, .net = net, .w = w, .x = x, .y = y, .n = n, .train = 1,
             .seed = seed};
   gradient_step(net, w, &jb, NULL, NULL, st);
@@ -740,6 +766,10 @@ int fm_net_train_step(fm_net *net, fm_work *w, fm_optim *opt, float *opt_state, 
   memset(st, 0, sizeof *st);
   if (check_step(net, w, opt, opt_state, x, n) != FM_OK) return FM_ERR;
   if (check_labels(y, n, net->classes, "train step") != FM_OK) return FM_ERR;
+  if (w->model_parallel) {
+    fm_net_mp_step(net, w, x, NULL, NULL, y, n, seed, opt, opt_state, st);
+    return FM_OK;
+  }
   job jb = {.kind = JOB_GRADIENT, .net = net, .w = w, .x = x, .y = y, .n = n, .train = 1,
             .seed = seed};
   gradient_step(net, w, &jb, opt, opt_state, st);
@@ -762,6 +792,10 @@ int fm_net_train_step_rows(fm_net *net, fm_work *w, fm_optim *opt, float *opt_st
     if (label >= net->classes)
       return fm_fail("train step: label %d of row %d is not a class of this network (0 to %d)",
                      label, rows[i], net->classes - 1);
+  }
+  if (w->model_parallel) {
+    fm_net_mp_step(net, w, NULL, d, rows, NULL, n, seed, opt, opt_state, st);
+    return FM_OK;
   }
   job jb = {.kind = JOB_GRADIENT, .net = net, .w = w, .y = w->labels, .n = n, .train = 1,
             .seed = seed, .d = d, .rows = rows};

@@ -81,7 +81,7 @@ typedef struct fm_net {
   int64_t n_params;
   int64_t act_floats;       /* activations kept per image */
   int64_t max_size;         /* largest input or output of any layer, per image */
-  size_t scratch_floats;    /* per thread */
+  size_t scratch_floats;    /* per thread, for the convolutions (dense layers' depends on the batch) */
   int64_t macs;             /* forward multiply-adds per image, all layers */
   float *params;            /* bound by fm_net_bind */
   float *grads;
@@ -117,12 +117,20 @@ typedef struct fm_work {
   size_t in_at, act_at, delta_at[2], scratch_at; /* offsets inside a shard's area */
   size_t grad_at;           /* the extra shards' gradients, after the shard areas */
   uint8_t *labels;          /* the labels of a batch gathered by fm_net_train_step_rows */
+  int model_parallel;       /* training steps run model-parallel (see fm_net_model_parallel) */
   /* the last call */
   int n;                    /* images */
   int forward_done;         /* activations hold the outputs for those images */
   double loss[FM_NET_MAX_SHARDS];
   int correct[FM_NET_MAX_SHARDS];
 } fm_work;
+
+/* Networks of dense layers only (with flatten, ReLU, dropout) train model-parallel on 2 or more
+ * threads: each thread owns column blocks of every dense layer instead of a part of the batch,
+ * which moves far less data between cores (engine/fm_net_mp.h). Results are deterministic for a
+ * given thread count either way, but differ between the two in the last bits. Set to 0 before
+ * fm_work_init to use the sharded step for every network. */
+extern int fm_net_model_parallel;
 
 size_t fm_work_bytes(const fm_net *net, int batch, int shards);
 /* mem: at least fm_work_bytes(net, batch, shards) bytes, 64-byte aligned. */
@@ -142,8 +150,8 @@ typedef struct fm_batch_stats {
   int correct;       /* images whose top class is the label */
   int n;
   double grad_norm;  /* L2 norm of the mean gradient (training step) */
-  int diverged;      /* 1: loss or gradient not finite, no update was made; 2: some updates would
-                        have overflowed and were skipped (fm_optim_apply) */
+  int diverged;      /* 1: the loss is not finite (no update was made); 2: some gradients or
+                        updates were not finite, and those parameters kept their values */
 } fm_batch_stats;
 
 /* Forward pass over n <= w->batch images (x: n * net->in_size floats). train: dropout on, with
@@ -158,13 +166,13 @@ const float *fm_net_activation(const fm_net *net, const fm_work *w, int layer, i
 int fm_net_gradient(fm_net *net, fm_work *w, const float *x, const uint8_t *y, int n,
                     uint64_t seed, fm_batch_stats *st);
 
-/* One training step: the gradient of the mean loss, then, only if the loss and every gradient are
- * finite, one optimizer update (weight decay on weights, not biases). The summed gradient stays
- * spread over the threads' buffers (each thread updates the part it summed), so net->grads is
- * scratch afterwards: call fm_net_gradient to read a gradient. Divergence is not an error: st->diverged
- * is set, and the parameters and optimizer state are left as they were (1), or updated except for
- * the entries whose update would have overflowed (2). Either way every weight stays finite, so the
- * caller can stop with the last finite weights. FM_ERR only for bad arguments. */
+/* One training step: the gradient of the mean loss, then, if the loss is finite, one optimizer
+ * update (weight decay on weights, not biases). The shards' gradients are summed chunk by chunk
+ * straight into the update, so net->grads is scratch afterwards (fm_net_gradient gives a
+ * gradient). Divergence is not an error: st->diverged is set, and the parameters and optimizer
+ * state are left as they were (1: the loss is not finite), or updated except where a gradient or
+ * the update itself was not finite (2). Either way every weight stays finite, so the caller can
+ * stop with the last finite weights. FM_ERR only for bad arguments. */
 int fm_net_train_step(fm_net *net, fm_work *w, fm_optim *opt, float *opt_state, const float *x,
                       const uint8_t *y, int n, uint64_t seed, fm_batch_stats *st);
 

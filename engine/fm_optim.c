@@ -145,7 +145,7 @@ static int64_t adam(const fm_optim_coef *c, float *p, const float *g, float *m, 
 
 #define AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,prfchw")))
 
-/* Floats ahead of the loop to prefetch for writing (1 KB). A prefetch past the end is harmless. */
+/* Floats ahead of the loop to prefetch for writing (1 KB). */
 #define PREFETCH_AHEAD 256
 #define PREFETCH_W(addr) __builtin_prefetch((addr), 1, 3)
 
@@ -207,9 +207,13 @@ AVX512 static int64_t adam_avx512(const fm_optim_coef *c, float *p, const float 
     /* Ask for the lines we are about to write well ahead: the parameters are also cached by the
      * other threads (they read them in the forward pass), and a store that finds a line shared
      * elsewhere otherwise waits for the invalidation one line at a time. */
-    PREFETCH_W(p + i + PREFETCH_AHEAD);
-    PREFETCH_W(mo + i + PREFETCH_AHEAD);
-    PREFETCH_W(ve + i + PREFETCH_AHEAD);
+    if (i + PREFETCH_AHEAD < count) {
+      /* (never past the slice: that memory may be another thread's, which the prefetch for
+       * writing would take from it) */
+      PREFETCH_W(p + i + PREFETCH_AHEAD);
+      PREFETCH_W(mo + i + PREFETCH_AHEAD);
+      PREFETCH_W(ve + i + PREFETCH_AHEAD);
+    }
     __m512 pv = _mm512_maskz_loadu_ps(m, p + i), gv = _mm512_maskz_loadu_ps(m, g + i);
     __m512 mv = _mm512_maskz_loadu_ps(m, mo + i), vv = _mm512_maskz_loadu_ps(m, ve + i);
     __m512 gi = _mm512_add_ps(gv, _mm512_mul_ps(vwd, pv));
@@ -254,18 +258,21 @@ double fm_sum_squares(const float *x, int64_t n) {
   return total;
 }
 
-int64_t fm_optim_apply(const fm_optim *o, const fm_optim_coef *c, float *params, const float *grads,
-                       float *state, int64_t n, int64_t first, int64_t count, float wd) {
-  float *p = params + first;
-  const float *g = grads + first;
+int64_t fm_optim_apply_slice(const fm_optim *o, const fm_optim_coef *c, float *p, const float *g,
+                             float *s1, float *s2, int64_t count, float wd) {
   int vec = fm_simd_avx512();
   if (o->kind == FM_OPTIM_ADAM)
-    return vec ? adam_avx512(c, p, g, state + first, state + n + first, count, wd)
-               : adam(c, p, g, state + first, state + n + first, count, wd);
+    return vec ? adam_avx512(c, p, g, s1, s2, count, wd) : adam(c, p, g, s1, s2, count, wd);
   if (o->momentum > 0.0)
-    return vec ? sgd_momentum_avx512(c, o->nesterov, p, g, state + first, count, wd)
-               : sgd_momentum(c, o->nesterov, p, g, state + first, count, wd);
+    return vec ? sgd_momentum_avx512(c, o->nesterov, p, g, s1, count, wd)
+               : sgd_momentum(c, o->nesterov, p, g, s1, count, wd);
   return vec ? sgd_plain_avx512(c, p, g, count, wd) : sgd_plain(c, p, g, count, wd);
+}
+
+int64_t fm_optim_apply(const fm_optim *o, const fm_optim_coef *c, float *params, const float *grads,
+                       float *state, int64_t n, int64_t first, int64_t count, float wd) {
+  float *s1 = state ? state + first : NULL, *s2 = state ? state + n + first : NULL;
+  return fm_optim_apply_slice(o, c, params + first, grads + first, s1, s2, count, wd);
 }
 
 int64_t fm_optim_step(fm_optim *o, float *params, const float *grads, float *state, int64_t n) {

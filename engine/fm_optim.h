@@ -69,6 +69,11 @@ void fm_optim_begin(fm_optim *o, fm_optim_coef *c);
 int64_t fm_optim_apply(const fm_optim *o, const fm_optim_coef *c, float *params, const float *grads,
                        float *state, int64_t n, int64_t first, int64_t count, float wd);
 
+/* The same on a slice given by pointers: p, g and the state slices s1 (momentum, or Adam's m) and
+ * s2 (Adam's v), each `count` long (s1, s2 unused when the optimizer keeps no such state). */
+int64_t fm_optim_apply_slice(const fm_optim *o, const fm_optim_coef *c, float *p, const float *g,
+                             float *s1, float *s2, int64_t count, float wd);
+
 /* Sum of squares of n floats, in double, accumulated in a fixed order (a gradient's squared
  * norm: the training step's finiteness check and statistic). */
 double fm_sum_squares(const float *x, int64_t n);

@@ -7,10 +7,12 @@
  * spin for a few tens of microseconds (enough to catch the next phase of a step) and then sleep
  * on a condition variable.
  *
- * fm_parallel_for runs fn(ctx, i) for every item i < items, item i on thread i % threads (the
- * caller is thread 0), and returns when all are done. Items must not depend on each other; which
- * thread runs an item never changes a result. A call made while the pool is busy (from another
- * thread, or from inside an item) runs its items on the calling thread. */
+ * fm_parallel_for runs fn(ctx, i) for every item i < items on up to `threads` threads (the caller
+ * works too) and returns when all are done. Threads claim items as they come, so a thread that
+ * another process delays does not hold the others up: its items are taken by whoever is running.
+ * Items must therefore not depend on each other or on the thread that runs them (none of the
+ * engine's results do). A call made while the pool is busy (from another thread, or from inside
+ * an item) runs its items on the calling thread. */
 #ifndef FM_THREADS_H
 #define FM_THREADS_H
 

@@ -6,7 +6,8 @@
 --   fm.plot.scatter(x, y, opts)      points, coloured by group (groups, labels)
 --   fm.plot.heatmap(m, opts)         a matrix with row/column labels, values in cells, colour scale
 --   fm.plot.image(t, opts)           one grayscale image
---   fm.plot.images(list, opts)       a grid of images with a caption under each
+--   fm.plot.images(list, opts)       a grid of images with a caption under each (captions may
+--                                    have several lines; colorbox, cblabel for a colour scale)
 --   fm.plot.close()                  ends the gnuplot process now (it also ends with the program)
 --
 -- Series (bar, lines) are given as a tensor or list of numbers (one series), a list of series
@@ -428,6 +429,7 @@ function M.lines(series, opts)
   for _, name in ipairs(opt_strings(fname, opts, "y2") or {}) do on_y2[name] = true end
   local cmds, plots = {}, {}
   local any_y2 = false
+  local xmin, xmax, whole = math.huge, -math.huge, true
   for i, s in ipairs(list) do
     local n = s.values:numel()
     local x = s.x or shared_x
@@ -438,6 +440,10 @@ function M.lines(series, opts)
       local xs = {}
       for k = 1, n do xs[k] = k end
       x = xs
+    end
+    for _, v in ipairs(is_tensor(x) and x:totable() or x) do
+      xmin, xmax = math.min(xmin, v), math.max(xmax, v)
+      whole = whole and v == math.floor(v)
     end
     local block = "$line" .. i
     cmds[#cmds + 1] = { name = block, columns = { x, s.values }, digits = 9 }
@@ -453,6 +459,14 @@ function M.lines(series, opts)
   cmds[#cmds + 1] = "set grid lc rgb " .. Q("#dddddd")
   cmds[#cmds + 1] = "set key outside right top"
   cmds[#cmds + 1] = "set xtics nomirror"
+  if whole and xmax - xmin <= 1e6 then
+    -- Whole x (epochs): tics on whole numbers only, never 1.5.
+    cmds[#cmds + 1] = string.format("set xtics %d", math.max(1, math.ceil((xmax - xmin) / 10)))
+  end
+  if xmin == xmax then
+    -- One point: a range around it, instead of gnuplot's warning about an empty range.
+    cmds[#cmds + 1] = string.format("set xrange [%s:%s]", num(xmin - 1), num(xmax + 1))
+  end
   labels(fname, opts, cmds)
   if any_y2 then
     cmds[#cmds + 1] = "set ytics nomirror"
@@ -688,7 +702,7 @@ end
 function M.images(list, opts)
   local fname = "plot.images"
   opts = check_opts(fname, opts, { cols = true, labels = true, captions = true, palette = true,
-    range = true, cell = true, fontsize = true })
+    range = true, cell = true, fontsize = true, colorbox = true, cblabel = true })
   local n, h, w
   if is_tensor(list) then
     local shape = list:shape()
@@ -716,17 +730,36 @@ function M.images(list, opts)
   end
   local cols = math.min(opt_int(fname, opts, "cols", math.min(n, 10), 1, 1000), n)
   local rows = (n + cols - 1) // cols
-  -- Gaps in image pixels: a little between columns, room for the caption under each row. The
+  local cell = opt_int(fname, opts, "cell", 84, 8, 1000) -- pixels of figure per image
+  local scale = cell / w
+  -- Captions may have several lines ("true: Coat\npred: Shirt"); each one more needs about 13
+  -- pixels of figure.
+  local caption_lines = 1
+  for _, c in ipairs(captions or {}) do
+    local _, breaks = c:gsub("\n", "")
+    caption_lines = math.max(caption_lines, breaks + 1)
+  end
+  -- Gaps in image pixels: a little between columns, room for the captions under each row. The
   -- gaps are NaN, which gnuplot leaves unpainted (white), unlike any grey level.
   local gap_x = math.max(2, w // 10)
-  local gap_y = captions and math.max(4, (h * 2) // 5) or gap_x
+  local gap_caption = math.max(4, (h * 2) // 5) -- room for one line
+  local gap_y = captions and gap_caption + math.ceil((caption_lines - 1) * 14 / scale) or gap_x
   local ok, canvas = pcall(fm.png.grid, list, { cols = cols, gap_x = gap_x, gap_y = gap_y,
     background = 0 / 0 })
   if not ok then fail(fname, "%s", (tostring(canvas):gsub("^png%.grid: ", ""))) end
   local H = rows * h + (rows - 1) * gap_y + (captions and gap_y or 0)
   local W = cols * w + (cols - 1) * gap_x
   local lo, hi = image_range(fname, opts, list)
-  local _, palette_cmd = palette(fname, opts, "gray")
+  local p, palette_cmd = palette(fname, opts, "gray")
+  if p.symmetric and opts.range == nil then
+    -- Diverging colours: zero in the middle, so that the sign of every value shows.
+    local a = math.max(math.abs(lo), math.abs(hi))
+    if a == 0 then a = 1 end
+    lo, hi = -a, a
+  end
+  -- A colour scale on the right when asked for (maps of weights, saliency, activations).
+  local colorbox = opts.colorbox or opts.cblabel ~= nil
+  local cblabel = opt_string(fname, opts, "cblabel")
   local cmds = {
     { name = "$grid", matrix = canvas, digits = 4 },
     palette_cmd,
@@ -736,26 +769,26 @@ function M.images(list, opts)
     "set size ratio -1",
     "unset xtics",
     "unset ytics",
-    "unset colorbox",
+    colorbox and "set colorbox" or "unset colorbox",
     "set border 0",
     "set lmargin 1",
-    "set rmargin 1",
+    colorbox and (cblabel and "set rmargin 16" or "set rmargin 11") or "set rmargin 1",
     "set bmargin 1",
   }
-  local cell = opt_int(fname, opts, "cell", 84, 8, 1000) -- pixels of figure per image
+  if cblabel then cmds[#cmds + 1] = "set cblabel " .. Q(cblabel) end
   local font = Q("," .. (cell >= 70 and 9 or 7))
   if captions then
     for k = 1, n do
       local x = ((k - 1) % cols) * (w + gap_x) + (w - 1) / 2
-      local y = ((k - 1) // cols) * (h + gap_y) + h - 0.5 + gap_y * 0.45
+      -- gnuplot puts a label's first line at y and the others below it.
+      local y = ((k - 1) // cols) * (h + gap_y) + h - 0.5 + gap_caption * 0.45
       cmds[#cmds + 1] = string.format("set label %d %s at %s,%s center front font %s", k,
         Q(captions[k]), num(x), num(y), font)
     end
   end
   labels(fname, opts, cmds)
   cmds[#cmds + 1] = "plot $grid matrix using 1:2:3 with image notitle"
-  local scale = cell / w
-  local width = math.floor(W * scale + 40)
+  local width = math.floor(W * scale + 40 + (colorbox and (cblabel and 150 or 110) or 0))
   local height = math.floor(H * scale + (opts.title and 70 or 30))
   -- The gaps are NaN on purpose.
   return draw(fname, opts, width, height, cmds, { "missing or undefined values" })

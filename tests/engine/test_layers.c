@@ -116,10 +116,10 @@ static double dense_loss(void *p) {
   return dot(c->y, c->r, (int64_t)c->n * c->out);
 }
 
-static void test_dense(const char *kname) {
-  dense_ctx c = {.n = 5, .in = 37, .out = 19};
+static void test_dense(const char *kname, int n, int in, int out) {
+  dense_ctx c = {.n = n, .in = in, .out = out};
   c.x = randvec(c.n * c.in, 1), c.w = randvec(c.in * c.out, 0.5f), c.b = randvec(c.out, 0.5f);
-  c.y = vec(c.n * c.out), c.r = randvec(c.n * c.out, 1), c.scratch = vec(fm_dense_scratch_floats());
+  c.y = vec(c.n * c.out), c.r = randvec(c.n * c.out, 1), c.scratch = vec((int64_t)fm_dense_scratch_floats(c.n, c.in));
   double *ref = malloc(sizeof(double) * c.n * c.out);
   for (int i = 0; i < c.n; i++)
     for (int o = 0; o < c.out; o++) {
@@ -128,8 +128,8 @@ static void test_dense(const char *kname) {
       ref[i * c.out + o] = s;
     }
   fm_dense_forward(c.n, c.in, c.out, c.x, c.w, c.b, c.y, 0, c.scratch);
-  CHECK(max_abs_diff(c.y, ref, c.n * c.out) < 1e-5, "dense (%s): forward matches the reference",
-        kname);
+  CHECK(max_abs_diff(c.y, ref, c.n * c.out) < 1e-5, "dense (%s) %dx%d, %d images: forward matches "
+        "the reference", kname, in, out, n);
   fm_dense_forward(c.n, c.in, c.out, c.x, c.w, c.b, c.y, 1, c.scratch);
   int relu_ok = 1;
   for (int i = 0; i < c.n * c.out; i++)
@@ -377,6 +377,9 @@ static void test_relu_dropout(const char *kname) {
   fm_dropout_mask(7, 37, 0.25f, mask2);
   CHECK(memcmp(mask, mask2, sizeof(float) * 37) == 0, "dropout (%s): a mask's prefix is the shorter mask",
         kname);
+  fm_dropout_mask_at(7, 1000, 77, 0.25f, mask2);
+  CHECK(memcmp(mask + 1000, mask2, sizeof(float) * 77) == 0,
+        "dropout (%s): a piece made alone equals that piece of the whole mask", kname);
   fm_dropout_mask(8, big, 0.25f, mask2);
   int64_t differ = 0;
   for (int64_t i = 0; i < big; i++) differ += mask[i] != mask2[i];
@@ -475,7 +478,9 @@ static void test_init(void) {
 
 static void run_kernel_tests(const char *name) {
   test_gemm(name);
-  test_dense(name);
+  test_dense(name, 20, 8, 6);   /* input gradient through dy w^T */
+  test_dense(name, 5, 37, 19);  /* through (w dy^T)^T: a small batch and a wide layer */
+  test_dense(name, 17, 50, 60); /* the same with whole 16x16 blocks to transpose */
   test_conv(name, 6, 7, 2, 3, 3, 5, 0, 2);    /* valid 3x3 */
   test_conv(name, 6, 7, 2, 3, 3, 5, 1, 2);    /* same 3x3 */
   test_conv(name, 7, 6, 1, 5, 5, 17, 1, 2);   /* same 5x5, one input channel */

@@ -358,8 +358,14 @@ static void test_learning_and_determinism(void) {
                          {.kind = FM_LAYER_DENSE, .units = 10}};
   model_open(&b, mlp, 4, 8, 8, 1, 32, 2, 3);
   acc = train_synthetic(&b, x, y, n, tx, ty, tn, 3, 1);
-  CHECK(acc > 0.9, "an MLP learns them too: %.1f%%", 100 * acc);
-  model_close(&b);
+  CHECK(b.work.model_parallel && acc > 0.9, "an MLP learns them too (model parallel): %.1f%%",
+        100 * acc);
+  model c;
+  model_open(&c, mlp, 4, 8, 8, 1, 32, 2, 3);
+  train_synthetic(&c, x, y, n, tx, ty, tn, 3, 1);
+  CHECK(memcmp(b.params, c.params, sizeof(float) * b.net.n_params) == 0,
+        "determinism: the model-parallel MLP trains to identical weights twice");
+  model_close(&b), model_close(&c);
   fm_layer_spec logreg[] = {{.kind = FM_LAYER_DENSE, .units = 10}};
   model_open(&b, logreg, 1, 8, 8, 1, 32, 1, 3);
   fm_optim_sgd(&b.opt, 0.5, 0.9, 1);
@@ -399,6 +405,88 @@ static void test_learning_and_determinism(void) {
   free(x), free(tx), free(y), free(ty), free(keep), free(keep_state);
 }
 
+/* ---- the model-parallel step of dense networks ---- */
+
+static const fm_layer_spec dense_net[] = {
+    {.kind = FM_LAYER_FLATTEN},
+    {.kind = FM_LAYER_DENSE, .units = 19},
+    {.kind = FM_LAYER_RELU},
+    {.kind = FM_LAYER_DROPOUT, .rate = 0.3f},
+    {.kind = FM_LAYER_DENSE, .units = 3}, /* fewer units than threads in one test */
+    {.kind = FM_LAYER_DROPOUT, .rate = 0.2f},
+    {.kind = FM_LAYER_RELU},
+    {.kind = FM_LAYER_DENSE, .units = 5},
+};
+
+static void test_model_parallel(int threads) {
+  model dp, mp;
+  fm_net_model_parallel = 0;
+  model_open(&dp, dense_net, 8, 5, 6, 1, 16, threads, 21);
+  fm_net_model_parallel = 1;
+  model_open(&mp, dense_net, 8, 5, 6, 1, 16, threads, 21);
+  CHECK(mp.work.model_parallel && !dp.work.model_parallel,
+        "model parallel (%d threads): chosen for a dense network", threads);
+  fm_rng r;
+  fm_rng_seed(&r, 6);
+  const int n = 13;
+  float *x = random_images(&r, n, 30);
+  uint8_t y[13];
+  for (int i = 0; i < n; i++) y[i] = (uint8_t)fm_rng_below(&r, 5);
+  for (int l = 0; l < 8; l++)
+    for (int64_t i = 0; i < dp.net.layer[l].n_biases; i++)
+      fm_net_biases(&dp.net, l)[i] = fm_net_biases(&mp.net, l)[i] = 0.1f;
+  fm_batch_stats a, b;
+  fm_net_gradient(&dp.net, &dp.work, x, y, n, 77, &a);
+  fm_net_gradient(&mp.net, &mp.work, x, y, n, 77, &b);
+  double worst = 0;
+  for (int64_t i = 0; i < dp.net.n_params; i++)
+    worst = fmax(worst, fabs(dp.grads[i] - mp.grads[i]) / fmax(1e-3, fabs(dp.grads[i])));
+  CHECK(fabs(a.loss - b.loss) < 1e-6 && a.correct == b.correct && worst < 1e-4,
+        "model parallel (%d threads): same loss and gradient as the sharded step, dropout "
+        "included (worst relative difference %.2g)", threads, worst);
+  /* Finite differences of the model-parallel loss. */
+  float *analytic = zalloc(sizeof(float) * mp.net.n_params);
+  memcpy(analytic, mp.grads, sizeof(float) * mp.net.n_params);
+  double num2 = 0, diff2 = 0;
+  for (int64_t i = 0; i < mp.net.n_params; i += 3) {
+    float keep = mp.params[i];
+    fm_batch_stats up, down;
+    mp.params[i] = keep + 1e-3f;
+    fm_net_gradient(&mp.net, &mp.work, x, y, n, 77, &up);
+    mp.params[i] = keep - 1e-3f;
+    fm_net_gradient(&mp.net, &mp.work, x, y, n, 77, &down);
+    mp.params[i] = keep;
+    double num = (up.loss - down.loss) / 2e-3;
+    num2 += num * num;
+    diff2 += (num - analytic[i]) * (num - analytic[i]);
+  }
+  CHECK(sqrt(diff2 / num2) < 2e-3,
+        "model parallel (%d threads): gradient matches finite differences (relative error %.2g)",
+        threads, sqrt(diff2 / num2));
+  /* Training steps: deterministic, close to the sharded step, and the same from dataset rows. */
+  model mp2;
+  model_open(&mp2, dense_net, 8, 5, 6, 1, 16, threads, 21);
+  memcpy(mp2.params, mp.params, sizeof(float) * mp.net.n_params);
+  uint8_t *pix = zalloc(n * 30);
+  for (int i = 0; i < n * 30; i++) pix[i] = (uint8_t)fm_rng_below(&r, 256);
+  fm_dataset ds = {.n = n, .rows = 5, .cols = 6, .pixels = pix, .labels = y};
+  int32_t rows[13];
+  for (int i = 0; i < n; i++) rows[i] = (i * 5) % n;
+  float *xr = zalloc(sizeof(float) * n * 30);
+  uint8_t yr[13];
+  fm_dataset_gather(&ds, rows, n, xr, yr);
+  for (int k = 0; k < 4; k++) {
+    fm_net_train_step(&mp.net, &mp.work, &mp.opt, mp.state, xr, yr, n, 5 + k, &a);
+    fm_net_train_step_rows(&mp2.net, &mp2.work, &mp2.opt, mp2.state, &ds, rows, n, 5 + k, &b);
+  }
+  CHECK(a.loss == b.loss && memcmp(mp.params, mp2.params, sizeof(float) * mp.net.n_params) == 0 &&
+            memcmp(mp.state, mp2.state, sizeof(float) * 2 * mp.net.n_params) == 0,
+        "model parallel (%d threads): steps from dataset rows equal steps from floats, bit for bit",
+        threads);
+  free(x), free(analytic), free(pix), free(xr);
+  model_close(&dp), model_close(&mp), model_close(&mp2);
+}
+
 int main(void) {
   fm_blas_set_threads(1);
   test_shapes();
@@ -409,6 +497,9 @@ int main(void) {
   fm_gemm_select(FM_GEMM_BLAS);
   test_predict_and_activations();
   fm_gemm_select(FM_GEMM_AUTO);
+  test_model_parallel(2);
+  test_model_parallel(3);
+  test_model_parallel(4); /* more threads than the 3 units of one layer */
   test_learning_and_determinism();
   return check_done();
 }

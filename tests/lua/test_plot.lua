@@ -202,6 +202,30 @@ T.err("series 2 has 2 values, series 1 has 3", fm.plot.bar, { { 1, 2, 3 }, { 1, 
 T.err("matrix must be 2-D", fm.plot.heatmap, fm.zeros(3))
 T.err("image 2", fm.plot.images, { ten[1], fm.zeros(5, 5) })
 
+-- A grid of images with a colour scale (maps of weights), and captions of several lines.
+local plain = fm.load_png(fm.plot.images(ten, { cols = 6, file = path("grid_plain.png") }))
+local scaled = fm.load_png(fm.plot.images(ten, { cols = 6, palette = "diverging",
+  cblabel = "weight", file = path("grid_scale.png") }))
+T.eq(scaled:shape()[2] - plain:shape()[2], 150, "images with cblabel: 150 pixels wider for the scale")
+T.eq(scaled:shape()[1], plain:shape()[1], "and as tall")
+local caps1, caps3 = {}, {}
+for i = 1, #ten do caps1[i], caps3[i] = "one", "true: a\npred: b\n97%" end
+local short = fm.load_png(fm.plot.images(ten, { cols = 6, captions = caps1, file = path("c1.png") }))
+local tall = fm.load_png(fm.plot.images(ten, { cols = 6, captions = caps3, file = path("c3.png") }))
+-- two rows of images, each with two more lines of about 14 pixels
+T.ok(tall:shape()[1] >= short:shape()[1] + 2 * 2 * 13,
+  "three-line captions: each row of images gets room for two more lines ("
+    .. short:shape()[1] .. " -> " .. tall:shape()[1] .. " pixels)")
+
+-- Lines over whole numbers (epochs) get whole-number tics; a single point no warning.
+fm.plot.lines({ 0.5, 0.4, 0.3 }, { file = path("epochs.txt") })
+s = read(path("epochs.txt")) or ""
+T.ok(s:find("\n%s+1%s+2%s+3%s*\n") and not s:find("1.5", 1, true), "epochs 1, 2, 3: tics 1 2 3")
+out = capture(host .. " -e " .. shell_quote([[local fm = require "fmnist"
+print(fm.plot.lines({training = {0.5}, validation = {0.6}}, {file = "]] .. path("one.png") .. [["}))]]))
+T.ok(out:find("one.png", 1, true) and not out:find("arning", 1, true),
+  "one epoch: drawn without a warning about an empty range (" .. out:gsub("%s+$", "") .. ")")
+
 -- ---- one process for many figures, none left behind ----
 local function self_pid()
   local stat = read("/proc/self/stat")
