@@ -11,6 +11,7 @@
  *            --data DIR  --synthetic
  *            --no-direct (one-channel convolutions through im2col + GEMM too)
  *            --plain (no AVX-512 code at all: plain C loops and OpenBLAS, as on an older CPU)
+ *            --no-mp (dense networks too train batch-sharded instead of model-parallel)
  *
  * Every figure is printed on a line of its own and again in one "RESULT key=value ..." line that
  * bench/run.sh collects. Run one model per process so that its peak RSS is its own. */
@@ -321,10 +322,10 @@ static int bench_model(const options *o) {
       printf("test accuracy %.1f%% not reached in %d epochs (%.4f)\n", 100 * o->target, epochs, acc);
   }
   printf("RESULT model=%s epoch_s=%.3f cpu_s=%.3f gflops=%.1f infer_img_s=%.0f rss_mb=%.1f "
-         "test_acc=%.4f epochs=%d kernel=%s%s%s threads=%d batch=%d data=%s target_s=%.2f\n",
+         "test_acc=%.4f epochs=%d kernel=%s%s%s%s threads=%d batch=%d data=%s target_s=%.2f\n",
          o->model, ep, cpu_ep, train_flops / ep / 1e9, infer, peak_rss_mb(), acc, epochs,
          fm_gemm_name(fm_gemm_current()), o->plain ? "+plain" : "", o->no_direct ? "+im2col" : "",
-         threads, o->batch, dt.source, reached);
+         work.model_parallel ? "+mp" : "", threads, o->batch, dt.source, reached);
   free(params), free(grads), free(state), free(wmem), free(imem), free(order);
   for (int s = 0; s < 2; s++) free(dt.pixels[s]), free(dt.labels[s]);
   return 0;
@@ -336,8 +337,10 @@ int main(int argc, char **argv) {
                .threads = 0, .batch = 64, .schedule = "constant"};
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--synthetic") || !strcmp(a, "--plain") || !strcmp(a, "--no-direct")) {
+    if (!strcmp(a, "--synthetic") || !strcmp(a, "--plain") || !strcmp(a, "--no-direct") ||
+        !strcmp(a, "--no-mp")) {
       if (!strcmp(a, "--synthetic")) o.synthetic = 1;
+      if (!strcmp(a, "--no-mp")) fm_net_model_parallel = 0;
       if (!strcmp(a, "--plain")) o.plain = 1;
       if (!strcmp(a, "--no-direct")) o.no_direct = 1;
       continue;

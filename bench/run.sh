@@ -35,6 +35,7 @@ if [ -n "$BENCH_COMPARE" ]; then
   run cnn --epochs 2 --kernel blas --threads 1
   run cnn --epochs 2 --plain
   run mlp --epochs 3 --threads 1
+  run mlp --epochs 3 --no-mp
 fi
 
 awk '

@@ -13,12 +13,14 @@
  *     each extra thread.
  *
  * Threads and determinism: a call on n images splits them into `shards` fixed contiguous parts
- * (shard s gets images [s*n/S, (s+1)*n/S)), one per thread. Each shard runs the whole forward and
- * backward pass on its images with single-threaded matrix products and writes its own gradient
- * buffer; the buffers are then added in shard order. No float is ever accumulated in an order
- * that depends on timing, so results are bit-for-bit reproducible for a given seed, shard count
- * and matrix kernel (fm_gemm_select), whichever thread runs which shard. Dropout masks are drawn
- * per image from (seed, layer, image index), so they do not depend on the split either.
+ * (shard s gets images [s*n/S, (s+1)*n/S)), run on the engine's thread pool (fm_threads.h).
+ * Each shard runs the whole forward and backward pass on its images with single-threaded matrix
+ * products and writes its own gradient buffer; the buffers are then added in shard order.
+ * Networks of dense layers only train model-parallel instead (fm_net_model_parallel below). No
+ * float is ever accumulated in an order that depends on timing, so results are bit-for-bit
+ * reproducible for a given seed, shard count and matrix kernel (fm_gemm_select), whichever thread
+ * runs which part. Dropout masks are drawn per image and unit from (seed, layer, image index), so
+ * they do not depend on the split either. The passes run with denormals flushed to zero.
  *
  * Errors: FM_ERR with a message (fm_error()) naming the layer, the argument and the shapes. */
 #ifndef FM_NET_H
@@ -95,8 +97,8 @@ const char *fm_layer_describe(const fm_layer *L, char *buf, size_t size);
 const char *fm_layer_shape(const fm_layer *L, char *buf, size_t size);
 
 /* Checks the specs against each other and the input shape and lays the network out. A dense layer
- * takes a flat input: after a conv2d or max-pool a flatten layer must come first. The last layer
- * must be dense (its outputs are the class logits). */
+ * flattens its input (HWC order), so a flatten layer before it is optional. The last layer's
+ * output must be flat, 2 to 256 values: the class logits. */
 int fm_net_build(fm_net *net, int in_h, int in_w, int in_c, const fm_layer_spec *specs, int n);
 /* grads may be NULL for a network that only predicts. */
 void fm_net_bind(fm_net *net, float *params, float *grads);
@@ -125,11 +127,11 @@ typedef struct fm_work {
   int correct[FM_NET_MAX_SHARDS];
 } fm_work;
 
-/* Networks of dense layers only (with flatten, ReLU, dropout) train model-parallel on 2 or more
- * threads: each thread owns column blocks of every dense layer instead of a part of the batch,
- * which moves far less data between cores (engine/fm_net_mp.h). Results are deterministic for a
- * given thread count either way, but differ between the two in the last bits. Set to 0 before
- * fm_work_init to use the sharded step for every network. */
+/* Networks of dense layers only (flatten first, ReLU and dropout between, a dense layer last)
+ * train model-parallel on 2 or more threads: each thread owns a block of rows of every dense
+ * layer's weights instead of a part of the batch, which moves far less data between cores
+ * (engine/fm_net_mp.h). Results are deterministic for a given thread count either way, but differ
+ * between the two in the last bits. Set to 0 before fm_work_init to shard every network. */
 extern int fm_net_model_parallel;
 
 size_t fm_work_bytes(const fm_net *net, int batch, int shards);
@@ -157,8 +159,10 @@ typedef struct fm_batch_stats {
 /* Forward pass over n <= w->batch images (x: n * net->in_size floats). train: dropout on, with
  * masks drawn from seed. Every layer's output stays in the workspace (fm_net_activation). */
 int fm_net_forward(const fm_net *net, fm_work *w, const float *x, int n, int train, uint64_t seed);
-/* Layer `layer`'s output for image i (0 <= i < n) of the last forward pass: out_size floats,
- * HWC. NULL (with a message) when out of range or no forward pass was made. */
+/* Layer `layer`'s output for image i (0 <= i < n) of the last pass (fm_net_forward, the last
+ * chunk of fm_net_predict, a sharded gradient or training step): out_size floats, HWC. NULL
+ * (with a message) when out of range or no such pass was made since (a model-parallel training
+ * step keeps its activations elsewhere). */
 const float *fm_net_activation(const fm_net *net, const fm_work *w, int layer, int i);
 
 /* Forward (training mode) + mean softmax cross-entropy + backward: net->grads becomes the gradient

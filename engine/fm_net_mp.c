@@ -1,11 +1,21 @@
 /* fm_net_mp: the model-parallel training step for networks of dense layers (see fm_net_mp.h).
  *
- * Workspace (whole batch, not per shard): each block's private copy of gathered input images,
- * every layer's output for the batch (the same per-layer offsets as a shard's activations, with
- * the batch in place of the shard's images), one output-gradient buffer, each block's partial
- * input gradient, and each block's product scratch. Block t of a dense layer with `out` units is
- * columns [t*out/T, (t+1)*out/T); a phase's item t always handles block t, whatever thread runs
- * it, so results depend on the thread count T only. */
+ * Block t of a dense layer is a contiguous range of its weight rows, the input units
+ * [t*in/T, (t+1)*in/T), plus the bias entries [t*out/T, (t+1)*out/T); a phase's item t always
+ * handles block t, whatever thread runs it, so results depend on the thread count T only.
+ *  - forward, layer l, block t: its input columns are the sum of the previous layer's partial
+ *    outputs over the blocks (in block order) plus that layer's bias, then its ReLU and dropout;
+ *    its partial output is those columns times its weight rows (the whole batch);
+ *  - loss: the last layer's partial outputs summed into logits, cross-entropy over a part of
+ *    the images per block;
+ *  - backward, layer l, block t: the weight gradient of its rows and the bias gradient of its
+ *    entries (no sum between blocks needed), the input gradient of its columns (complete: a row
+ *    block of the weights gives whole columns of it), the previous layer's ReLU and dropout
+ *    backward on those columns, then the update of its weights, which occupy one contiguous range
+ *    of the parameters, gradients and optimizer state and so stream well.
+ * Workspace (whole batch): the gathered input images, every layer's output (the shards' per-layer
+ * offsets with the batch in place of a shard's images), two sets of per-block partial outputs,
+ * two output-gradient buffers, and per-block product scratch. */
 #include "fm_net_mp.h"
 
 #include <math.h>
@@ -33,17 +43,17 @@ int fm_net_mp_applies(const fm_net *net) {
       default: return 0;
     }
   }
-  return dense;
+  /* The logits must be a dense layer's own output (the loss phase sums them). */
+  return dense && net->layer[net->n_layers - 1].spec.kind == FM_LAYER_DENSE;
 }
 
 /* ---- layout ---- */
 
 typedef struct mp_layout {
-  size_t x, x_stride;       /* private inputs, one per block */
+  size_t x;                 /* gathered input images */
   size_t act;               /* outputs and dropout masks of the batch */
-  size_t dact;              /* the output gradient of the layer being differentiated */
-  size_t part, part_stride; /* partial input gradients, one per block, in two sets: a phase
-                               reads the set the previous phase wrote and writes the other */
+  size_t dy[2];             /* output gradients, alternating between layers */
+  size_t part, part_stride; /* partial outputs, two sets of one per block */
   size_t scratch, scratch_stride;
   size_t total;
 } mp_layout;
@@ -51,12 +61,13 @@ typedef struct mp_layout {
 static void layout(const fm_net *net, int batch, int T, mp_layout *m) {
   size_t at = 0;
   m->x = at;
-  m->x_stride = round16((size_t)batch * net->in_size);
-  at += m->x_stride * T;
+  at += round16((size_t)batch * net->in_size);
   m->act = at;
   at += round16((size_t)batch * net->act_floats);
-  m->dact = at;
-  at += round16((size_t)batch * net->max_size);
+  for (int k = 0; k < 2; k++) {
+    m->dy[k] = at;
+    at += round16((size_t)batch * net->max_size);
+  }
   m->part = at;
   m->part_stride = round16((size_t)batch * net->max_size);
   at += m->part_stride * T * 2;
@@ -79,7 +90,7 @@ typedef struct mp_ctx {
   fm_work *w;
   mp_layout m;
   int T, n;
-  const float *x;       /* the caller's images, or NULL: gather from d */
+  const float *x;       /* the caller's images, or NULL: gather them from d */
   const fm_dataset *d;
   const int32_t *rows;
   const uint8_t *y;
@@ -87,29 +98,28 @@ typedef struct mp_ctx {
   fm_optim *opt;        /* NULL: gradient only */
   float *state;
   fm_optim_coef coef;
-  int first_dense, last_dense;
   int l;                /* the dense layer of the current phase */
-  int next;             /* the dense layer after it (backward), or -1 */
-  int parity;           /* which set of partial input gradients this phase writes */
+  int prev;             /* the dense layer before it, or -1 */
+  int parity;           /* which set of partial outputs / output gradients this phase writes */
   double sq[FM_NET_MAX_SHARDS];
   int64_t bad[FM_NET_MAX_SHARDS];
   double loss[FM_NET_MAX_SHARDS];
   int correct[FM_NET_MAX_SHARDS];
 } mp_ctx;
 
-static void block(int units, int T, int t, int *c0, int *c1) {
-  *c0 = (int)((int64_t)t * units / T);
-  *c1 = (int)((int64_t)(t + 1) * units / T);
+static void block(int units, int T, int t, int *u0, int *u1) {
+  *u0 = (int)((int64_t)t * units / T);
+  *u1 = (int)((int64_t)(t + 1) * units / T);
 }
 
-static float *input_of(const mp_ctx *c, int t) {
-  return c->x ? (float *)c->x : c->w->base + c->m.x + c->m.x_stride * t;
+static float *input(const mp_ctx *c) {
+  return c->x ? (float *)c->x : c->w->base + c->m.x;
 }
 
 /* Layer l's output for the batch (the input itself for a flatten view of it). */
-static float *out_of(const mp_ctx *c, int l, int t) {
+static float *out_of(const mp_ctx *c, int l) {
   int64_t off = c->net->layer[l].act_offset;
-  if (off < 0) return input_of(c, t);
+  if (off < 0) return input(c);
   return c->w->base + c->m.act + (size_t)off * c->w->batch;
 }
 
@@ -125,84 +135,134 @@ static float *part_of(const mp_ctx *c, int set, int t) {
   return c->w->base + c->m.part + c->m.part_stride * ((size_t)set * c->T + t);
 }
 
-/* The layers after dense layer l up to the next dense layer (ReLU, dropout) run on the block's
- * columns [c0, c1) of every image. */
-static void tail_forward(const mp_ctx *c, int l, int c0, int c1, int t) {
+static float *dy_of(const mp_ctx *c, int set) { return c->w->base + c->m.dy[set]; }
+
+/* The layers from dense layer l's output to the next dense layer's input: the last of them. */
+static int tail_end(const fm_net *net, int l) {
+  int k = l + 1;
+  while (k < net->n_layers && net->layer[k].spec.kind != FM_LAYER_DENSE) k++;
+  return k - 1;
+}
+
+/* Columns [u0, u1) of dense layer l's output for every image: the sum of its blocks' partial
+ * outputs (set `set`) plus the bias, then the ReLU and dropout after it. */
+static void assemble_columns(const mp_ctx *c, int l, int set, int u0, int u1) {
   const fm_net *net = c->net;
-  const int width = net->layer[l].out_c;
-  for (int k = l + 1; k < net->n_layers && net->layer[k].spec.kind != FM_LAYER_DENSE; k++) {
-    const fm_layer *L = &net->layer[k];
-    const float *in = out_of(c, k - 1, t);
-    float *out = out_of(c, k, t);
+  const fm_layer *L = &net->layer[l];
+  const int width = L->out_c, nu = u1 - u0;
+  const float *b = net->params + L->offset + L->n_weights;
+  float *out = out_of(c, l);
+  for (int i = 0; i < c->n; i++) {
+    float *row = out + (size_t)i * width + u0;
+    const float *p0 = part_of(c, set, 0) + (size_t)i * width + u0;
+#pragma omp simd
+    for (int j = 0; j < nu; j++) row[j] = p0[j];
+    for (int s = 1; s < c->T; s++) {
+      const float *p = part_of(c, set, s) + (size_t)i * width + u0;
+#pragma omp simd
+      for (int j = 0; j < nu; j++) row[j] += p[j];
+    }
+#pragma omp simd
+    for (int j = 0; j < nu; j++) row[j] += b[u0 + j];
+  }
+  for (int k = l + 1; k <= tail_end(net, l); k++) {
+    const fm_layer *K = &net->layer[k];
+    const float *in = out_of(c, k - 1);
+    float *o = out_of(c, k);
     for (int i = 0; i < c->n; i++) {
-      size_t at = (size_t)i * width + c0;
-      if (L->spec.kind == FM_LAYER_RELU) {
-        if (!net->layer[k - 1].fused_relu) fm_relu_forward(c1 - c0, in + at, out + at);
-      } else if (L->spec.kind == FM_LAYER_DROPOUT) {
-        if (L->spec.rate > 0.0f) {
+      size_t at = (size_t)i * width + u0;
+      if (K->spec.kind == FM_LAYER_RELU) {
+        fm_relu_forward(nu, in + at, o + at);
+      } else if (K->spec.kind == FM_LAYER_DROPOUT) {
+        if (K->spec.rate > 0.0f) {
           float *mask = mask_of(c, k) + at;
-          fm_dropout_mask_at(fm_net_mask_key(c->seed, k, i), c0, c1 - c0, L->spec.rate, mask);
-          fm_dropout_apply(c1 - c0, in + at, mask, out + at);
+          fm_dropout_mask_at(fm_net_mask_key(c->seed, k, i), u0, nu, K->spec.rate, mask);
+          fm_dropout_apply(nu, in + at, mask, o + at);
         } else {
-          memcpy(out + at, in + at, sizeof(float) * (size_t)(c1 - c0));
+          memcpy(o + at, in + at, sizeof(float) * (size_t)nu);
         }
       }
     }
   }
 }
 
-/* ...and their backward passes, last first, on dy (the gradient of the last of them). */
-static void tail_backward(const mp_ctx *c, int l, int c0, int c1, float *dy, int t) {
+/* The backward passes of the ReLU and dropout after dense layer l, last first, on columns
+ * [u0, u1) of dy (the gradient of the last of them). */
+static void tail_backward(const mp_ctx *c, int l, int u0, int u1, float *dy) {
   const fm_net *net = c->net;
-  const int width = net->layer[l].out_c;
-  int end = l + 1;
-  while (end < net->n_layers && net->layer[end].spec.kind != FM_LAYER_DENSE) end++;
-  for (int k = end - 1; k > l; k--) {
-    const fm_layer *L = &net->layer[k];
+  const int width = net->layer[l].out_c, nu = u1 - u0;
+  for (int k = tail_end(net, l); k > l; k--) {
+    const fm_layer *K = &net->layer[k];
     for (int i = 0; i < c->n; i++) {
-      size_t at = (size_t)i * width + c0;
-      if (L->spec.kind == FM_LAYER_RELU)
-        fm_relu_backward(c1 - c0, out_of(c, k, t) + at, dy + at, dy + at);
-      else if (L->spec.kind == FM_LAYER_DROPOUT && L->spec.rate > 0.0f)
-        fm_dropout_apply(c1 - c0, dy + at, mask_of(c, k) + at, dy + at);
+      size_t at = (size_t)i * width + u0;
+      if (K->spec.kind == FM_LAYER_RELU)
+        fm_relu_backward(nu, out_of(c, k) + at, dy + at, dy + at);
+      else if (K->spec.kind == FM_LAYER_DROPOUT && K->spec.rate > 0.0f)
+        fm_dropout_apply(nu, dy + at, mask_of(c, k) + at, dy + at);
     }
+  }
+}
+
+/* Columns [u0, u1) of the images, scaled from the uint8 pixels as fm_dataset_gather does. */
+static void gather_columns(const mp_ctx *c, int u0, int u1, int labels) {
+  const fm_dataset *d = c->d;
+  const int64_t p = fm_dataset_pixels(d);
+  float *x = c->w->base + c->m.x;
+  for (int i = 0; i < c->n; i++) {
+    int64_t r = fm_dataset_row(d, c->rows[i]);
+    const uint8_t *src = d->pixels + r * p;
+    float *dst = x + (size_t)i * p;
+#pragma omp simd
+    for (int j = u0; j < u1; j++) dst[j] = (float)src[j] / 255.0f;
+    if (labels) c->w->labels[i] = d->labels[r];
   }
 }
 
 static void forward_item(void *ctx, int t) {
   mp_ctx *c = ctx;
   const fm_layer *L = &c->net->layer[c->l];
+  const int in = (int)L->in_size;
   unsigned fp = fm_fp_enter();
-  if (c->l == c->first_dense && !c->x) {
-    /* Every block reads every image: each gathers its own copy rather than reading another
-     * core's. Block 0 also keeps the labels. */
-    fm_dataset_gather(c->d, c->rows, c->n, input_of(c, t), t == 0 ? c->w->labels : NULL);
+  int r0, r1;
+  block(in, c->T, t, &r0, &r1);
+  if (c->prev < 0) {
+    if (!c->x) gather_columns(c, r0, r1, t == 0);
+  } else {
+    assemble_columns(c, c->prev, !c->parity, r0, r1);
   }
-  int c0, c1;
-  block(L->out_c, c->T, t, &c0, &c1);
-  if (c1 > c0) {
-    const float *in = c->l > 0 ? out_of(c, c->l - 1, t) : input_of(c, t);
-    const float *wt = c->net->params + L->offset, *b = wt + L->n_weights;
-    float *out = out_of(c, c->l, t);
-    fm_gemm(0, 0, c->n, c1 - c0, (int)L->in_size, in, (int)L->in_size, wt + c0, L->out_c, 0.0f,
-            out + c0, L->out_c, b + c0, L->fused_relu, scratch_of(c, t));
-    tail_forward(c, c->l, c0, c1, t);
-  }
+  /* This block's partial output: its input columns times its weight rows. */
+  const float *x = c->l > 0 ? out_of(c, c->l - 1) : input(c);
+  const float *wt = c->net->params + L->offset + (size_t)r0 * L->out_c;
+  fm_gemm(0, 0, c->n, L->out_c, r1 - r0, x + r0, in, wt, L->out_c, 0.0f, part_of(c, c->parity, t),
+          L->out_c, NULL, 0, scratch_of(c, t));
   fm_fp_leave(fp);
 }
 
 static void loss_item(void *ctx, int t) {
   mp_ctx *c = ctx;
+  const fm_net *net = c->net;
+  const fm_layer *L = &net->layer[c->l];
+  const int k = net->classes;
   unsigned fp = fm_fp_enter();
-  const int k = c->net->classes;
-  int r0 = (int)((int64_t)t * c->n / c->T), r1 = (int)((int64_t)(t + 1) * c->n / c->T);
-  const float *logits = out_of(c, c->net->n_layers - 1, t);
-  float *d = c->w->base + c->m.dact;
+  int i0, i1;
+  block(c->n, c->T, t, &i0, &i1);
+  const float *b = net->params + L->offset + L->n_weights;
+  float *logits = out_of(c, c->l);
+  for (int i = i0; i < i1; i++) {
+    float *row = logits + (size_t)i * k;
+    memcpy(row, part_of(c, !c->parity, 0) + (size_t)i * k, sizeof(float) * (size_t)k);
+    for (int s = 1; s < c->T; s++) {
+      const float *p = part_of(c, !c->parity, s) + (size_t)i * k;
+      for (int j = 0; j < k; j++) row[j] += p[j];
+    }
+    for (int j = 0; j < k; j++) row[j] += b[j];
+  }
   c->loss[t] = 0.0;
   c->correct[t] = 0;
-  if (r1 > r0)
-    c->loss[t] = fm_softmax_xent(r1 - r0, k, logits + (size_t)r0 * k, c->y + r0,
-                                 1.0f / (float)c->n, d + (size_t)r0 * k, &c->correct[t]);
+  if (i1 > i0)
+    c->loss[t] = fm_softmax_xent(i1 - i0, k, logits + (size_t)i0 * k, c->y + i0,
+                                 1.0f / (float)c->n, dy_of(c, c->parity) + (size_t)i0 * k,
+                                 &c->correct[t]);
   fm_fp_leave(fp);
 }
 
@@ -212,58 +272,44 @@ static void backward_item(void *ctx, int t) {
   const fm_layer *L = &net->layer[c->l];
   const int out = L->out_c, in = (int)L->in_size;
   unsigned fp = fm_fp_enter();
-  int c0, c1;
-  block(out, c->T, t, &c0, &c1);
-  const int nb = c1 - c0;
-  float *dy = c->w->base + c->m.dact;
-  /* This layer's output gradient: the loss's, or the sum of the next dense layer's partial input
-   * gradients, added in block order. */
-  if (c->next >= 0)
-    for (int i = 0; i < c->n; i++) {
-      float *row = dy + (size_t)i * out + c0;
-      memcpy(row, part_of(c, !c->parity, 0) + (size_t)i * out + c0, sizeof(float) * (size_t)nb);
-      for (int s = 1; s < c->T; s++) {
-        const float *p = part_of(c, !c->parity, s) + (size_t)i * out + c0;
-#pragma omp simd
-        for (int j = 0; j < nb; j++) row[j] += p[j];
-      }
-    }
-  tail_backward(c, c->l, c0, c1, dy, t);
-  const float *x = c->l > 0 ? out_of(c, c->l - 1, t) : input_of(c, t);
-  const float *wt = net->params + L->offset;
-  float *gw = net->grads + L->offset, *gb = gw + L->n_weights;
+  int r0, r1, u0, u1;
+  block(in, c->T, t, &r0, &r1);
+  block(out, c->T, t, &u0, &u1);
+  const int nr = r1 - r0, nu = u1 - u0;
+  const float *dy = dy_of(c, !c->parity);
+  const float *x = c->l > 0 ? out_of(c, c->l - 1) : input(c);
+  const float *wt = net->params + L->offset + (size_t)r0 * out;
+  float *gw = net->grads + L->offset + (size_t)r0 * out;
+  float *gb = net->grads + L->offset + L->n_weights;
   float *scratch = scratch_of(c, t);
-  double sq = 0.0;
-  if (nb > 0) {
-    /* The block's weight and bias gradients over the whole batch: no other thread has any. */
-    fm_gemm(1, 0, in, nb, c->n, x, in, dy + c0, out, 0.0f, gw + c0, out, NULL, 0, scratch);
-    memset(gb + c0, 0, sizeof(float) * (size_t)nb);
-    for (int i = 0; i < c->n; i++) {
-      const float *row = dy + (size_t)i * out + c0;
+  /* The weight gradient of this block's rows and the bias gradient of its entries, over the
+   * whole batch: no other block has any part of them. */
+  fm_gemm(1, 0, nr, out, c->n, x + r0, in, dy, out, 0.0f, gw, out, NULL, 0, scratch);
+  memset(gb + u0, 0, sizeof(float) * (size_t)nu);
+  for (int i = 0; i < c->n; i++) {
+    const float *row = dy + (size_t)i * out + u0;
 #pragma omp simd
-      for (int j = 0; j < nb; j++) gb[c0 + j] += row[j];
-    }
-    for (int i = 0; i < in; i++) sq += fm_sum_squares(gw + (size_t)i * out + c0, nb);
-    sq += fm_sum_squares(gb + c0, nb);
+    for (int j = 0; j < nu; j++) gb[u0 + j] += row[j];
   }
-  /* The block's share of the input gradient, before its weights change. */
-  if (c->l != c->first_dense)
-    fm_gemm(0, 1, c->n, in, nb, dy + c0, out, wt + c0, out, 0.0f, part_of(c, c->parity, t), in,
-            NULL, 0, scratch);
-  c->sq[t] += sq;
-  if (c->opt && nb > 0) {
+  c->sq[t] += fm_sum_squares(gw, (int64_t)nr * out) + fm_sum_squares(gb + u0, nu);
+  /* The input gradient of its columns (whole: a block of weight rows gives whole columns), with
+   * the previous layer's ReLU and dropout, before the weights change. */
+  if (c->prev >= 0) {
+    float *dx = dy_of(c, c->parity);
+    fm_gemm(0, 1, c->n, nr, out, dy, out, wt, out, 0.0f, dx + r0, in, NULL, 0, scratch);
+    tail_backward(c, c->prev, r0, r1, dx);
+  }
+  if (c->opt) {
     const int adam = c->opt->kind == FM_OPTIM_ADAM;
     const int64_t N = net->n_params;
-    const float wd = (float)c->opt->weight_decay;
-    int64_t bad = 0;
-    for (int i = 0; i <= in; i++) {
-      /* rows of the weights, then the biases (no decay) */
-      int64_t at = i < in ? L->offset + (int64_t)i * out + c0 : L->offset + L->n_weights + c0;
-      float *s1 = c->state ? c->state + at : NULL, *s2 = c->state && adam ? c->state + N + at : NULL;
-      bad += fm_optim_apply_slice(c->opt, &c->coef, net->params + at, net->grads + at, s1, s2, nb,
-                                  i < in ? wd : 0.0f);
-    }
-    c->bad[t] += bad;
+    int64_t at = L->offset + (int64_t)r0 * out, bias_at = L->offset + L->n_weights + u0;
+    float *s1 = c->state ? c->state + at : NULL, *s2 = c->state && adam ? c->state + N + at : NULL;
+    c->bad[t] += fm_optim_apply_slice(c->opt, &c->coef, net->params + at, net->grads + at, s1,
+                                      s2, (int64_t)nr * out, (float)c->opt->weight_decay);
+    s1 = c->state ? c->state + bias_at : NULL;
+    s2 = c->state && adam ? c->state + N + bias_at : NULL;
+    c->bad[t] += fm_optim_apply_slice(c->opt, &c->coef, net->params + bias_at,
+                                      net->grads + bias_at, s1, s2, nu, 0.0f);
   }
   fm_fp_leave(fp);
 }
@@ -274,44 +320,44 @@ void fm_net_mp_step(fm_net *net, fm_work *w, const float *x, const fm_dataset *d
   mp_ctx c = {.net = net, .w = w, .T = w->shards, .n = n, .x = x, .d = d, .rows = rows,
               .y = x ? y : w->labels, .seed = seed, .opt = opt, .state = state};
   layout(net, w->batch, w->shards, &c.m);
-  c.first_dense = c.last_dense = -1;
+  int dense[FM_NET_MAX_LAYERS] = {0}, nd = 0;
   for (int l = 0; l < net->n_layers; l++)
-    if (net->layer[l].spec.kind == FM_LAYER_DENSE) {
-      if (c.first_dense < 0) c.first_dense = l;
-      c.last_dense = l;
-    }
-  for (int l = c.first_dense; l < net->n_layers; l++)
-    if (net->layer[l].spec.kind == FM_LAYER_DENSE) {
-      c.l = l;
-      fm_parallel_for(c.T, c.T, forward_item, &c);
-    }
+    if (net->layer[l].spec.kind == FM_LAYER_DENSE) dense[nd++] = l;
+  /* Forward: phase k computes dense layer k's partial outputs (and finishes layer k-1's). */
+  for (int k = 0; k < nd; k++) {
+    c.l = dense[k];
+    c.prev = k > 0 ? dense[k - 1] : -1;
+    fm_parallel_for(c.T, c.T, forward_item, &c);
+    c.parity = !c.parity;
+  }
+  c.l = dense[nd - 1];
   fm_parallel_for(c.T, c.T, loss_item, &c);
+  c.parity = !c.parity;
   double loss = 0.0;
   int correct = 0;
   for (int t = 0; t < c.T; t++) {
     loss += c.loss[t];
     correct += c.correct[t];
+    c.sq[t] = 0.0;
+    c.bad[t] = 0;
   }
   st->n = n;
   st->loss = loss / n;
   st->correct = correct;
   w->n = n;
-  w->forward_done = 0; /* the sharded layout of activations does not hold this batch */
+  w->forward_done = 0; /* the shards' layout of activations does not hold this batch */
   if (opt && !isfinite(st->loss)) {
     st->diverged = 1;
     st->grad_norm = NAN;
     return;
   }
   if (opt) fm_optim_begin(opt, &c.coef);
-  for (int t = 0; t < c.T; t++) c.sq[t] = 0.0, c.bad[t] = 0;
-  c.next = -1;
-  for (int l = c.last_dense; l >= c.first_dense; l--)
-    if (net->layer[l].spec.kind == FM_LAYER_DENSE) {
-      c.l = l;
-      fm_parallel_for(c.T, c.T, backward_item, &c);
-      c.next = l;
-      c.parity = !c.parity;
-    }
+  for (int k = nd - 1; k >= 0; k--) {
+    c.l = dense[k];
+    c.prev = k > 0 ? dense[k - 1] : -1;
+    fm_parallel_for(c.T, c.T, backward_item, &c);
+    c.parity = !c.parity;
+  }
   double sq = 0.0;
   for (int t = 0; t < c.T; t++) {
     sq += c.sq[t];

@@ -5,12 +5,14 @@
  * gradients, so each step moves the whole parameter vector between cores twice. For a dense
  * network the weights outweigh the activations (an MLP on a batch of 64 has 235,146 weights and
  * about 25,000 activations), and moving data between cores is what costs most on a machine whose
- * cores do not share a cache. Here each thread owns a column block of every dense layer instead
- * (the same blocks every step): it computes those outputs for the whole batch, their weight and
- * bias gradients (no sum between threads is needed), and updates them and their optimizer state,
- * which never leave its cache. Only activations cross: the layer outputs, and the partial input
- * gradients, which are added in block order. Dropout masks are the sharded step's, keyed by
- * (seed, layer, image) and indexed by unit, so both steps compute the same function.
+ * cores do not share a cache. Here each thread owns a block of every dense layer instead (the
+ * same blocks every step): a contiguous range of its weight rows, i.e. of its input units. It
+ * computes their contribution to the layer's outputs for the whole batch, their weight gradient
+ * (no sum between threads is needed) and the input gradient of its units (complete), and updates
+ * them and their optimizer state, which never leave its cache. Only activations cross: the
+ * partial outputs, added in block order, and the output gradients. Dropout masks are the sharded
+ * step's, keyed by (seed, layer, image) and indexed by unit, so both steps compute the same
+ * function.
  *
  * The step runs as a chain of parallel phases (one per dense layer forward, the loss, one per
  * dense layer backward), each a parallel-for over the blocks, so a delayed thread's block is taken
@@ -24,8 +26,8 @@
 #include "fm_dataset.h"
 #include "fm_net.h"
 
-/* 1 when every layer is dense, flatten, ReLU or dropout, and every ReLU and dropout comes after a
- * dense layer. */
+/* 1 when every layer is dense, flatten, ReLU or dropout, flatten comes before the first dense
+ * layer, every ReLU and dropout after one, and the last layer is dense. */
 int fm_net_mp_applies(const fm_net *net);
 /* Floats of workspace the step needs for batches of `batch` on `shards` threads. */
 size_t fm_net_mp_floats(const fm_net *net, int batch, int shards);

@@ -4,6 +4,7 @@
  * compiled in from the files in lua/fmnist/ are installed in package.preload as "fmnist.NAME" and appear
  * lazily as fm.NAME on first use, so start-up stays fast. */
 #include <string.h>
+#include <time.h>
 
 #include <cblas.h>
 #include <png.h>
@@ -102,6 +103,15 @@ static int fm_versions(lua_State *L) {
   return 1;
 }
 
+/* fm.clock() -> seconds on a monotonic wall clock (os.clock adds up the CPU time of every thread,
+ * os.time counts whole seconds). */
+static int fm_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
 /* package.preload loader for an embedded module; upvalue 1 is its index in lfm_lua_modules. */
 static int load_embedded(lua_State *L) {
   const lfm_lua_module *m = &lfm_lua_modules[lua_tointeger(L, lua_upvalueindex(1))];
@@ -141,7 +151,7 @@ static void install_embedded(lua_State *L) {
 }
 
 int luaopen_fmnist(lua_State *L) {
-  static const luaL_Reg functions[] = {{"versions", fm_versions}, {NULL, NULL}};
+  static const luaL_Reg functions[] = {{"versions", fm_versions}, {"clock", fm_clock}, {NULL, NULL}};
   luaL_newlib(L, functions);
   lua_pushstring(L, LFM_VERSION);
   lua_setfield(L, -2, "version");

@@ -193,10 +193,10 @@ static void check_known(lua_State *L, int opts, const char *fname, const char *c
   }
 }
 
-/* fm.LogReg{l2 =, seed =}: one dense layer from the 784 pixels to the 10 classes. */
+/* fm.LogReg{l2 =}: one dense layer from the 784 pixels to the 10 classes, starting from zero. */
 static int model_logreg(lua_State *L) {
   int opts = lfm_optopts(L, 1);
-  static const char *const known[] = {"l2", "seed", NULL};
+  static const char *const known[] = {"l2", "seed", NULL}; /* seed: accepted, nothing random */
   check_known(L, opts, "LogReg", known);
   fm_model_desc d;
   memset(&d, 0, sizeof d);
@@ -204,7 +204,9 @@ static int model_logreg(lua_State *L) {
   add_layer(&d, FM_LAYER_DENSE, FM_CLASSES, 0, 0);
   model *m = new_model(L, &d);
   m->def.weight_decay = lfm_optfield_num(L, opts, "l2", 0.0);
-  init_weights(L, m, opts);
+  /* Zero weights, as logistic regression usually starts: a pixel that is rarely lit then keeps a
+   * weight near 0 instead of its random start, and the weight maps show what was learnt (the
+   * parameters of a new model are zero). */
   return 1;
 }
 
@@ -320,8 +322,10 @@ static int predict_common(lua_State *L, int want_probs, const char *fname) {
   int opts = lfm_optopts(L, 3);
   int threads = thread_option(L, opts);
   int64_t n = d ? d->n : tensor_images(L, m, t, fname);
+  /* A workspace no larger than the call needs: a few images should not pay for 256. */
+  int chunk = n < PREDICT_BATCH ? (int)(n ? n : 1) : PREDICT_BATCH;
   fm_work w;
-  push_work(L, m, &w, PREDICT_BATCH, threads);
+  push_work(L, m, &w, chunk, threads);
   uint8_t *pred = push_block(L, (size_t)n + 1);
   float *probs = NULL;
   if (want_probs) {
@@ -330,9 +334,9 @@ static int predict_common(lua_State *L, int want_probs, const char *fname) {
   }
   int rc;
   if (d) {
-    float *x = push_block(L, sizeof(float) * PREDICT_BATCH * (size_t)m->net.in_size);
-    uint8_t *y = push_block(L, PREDICT_BATCH);
-    rc = fm_eval_dataset(&m->net, &w, d, x, y, PREDICT_BATCH, probs, pred, NULL, NULL);
+    float *x = push_block(L, sizeof(float) * (size_t)chunk * (size_t)m->net.in_size);
+    uint8_t *y = push_block(L, (size_t)chunk);
+    rc = fm_eval_dataset(&m->net, &w, d, x, y, chunk, probs, pred, NULL, NULL);
     lua_pop(L, 2);
   } else {
     rc = fm_net_predict(&m->net, &w, t->data, n, probs, pred, NULL, NULL, NULL);
@@ -351,14 +355,15 @@ static int model_predict_proba(lua_State *L) { return predict_common(L, 1, "pred
 /* Loss and confusion matrix of the model on a dataset. */
 static void evaluate_dataset(lua_State *L, model *m, const fm_dataset *d, int threads,
                              double *loss, int64_t *confusion) {
+  int chunk = d->n < PREDICT_BATCH ? (int)(d->n ? d->n : 1) : PREDICT_BATCH;
   fm_work w;
-  push_work(L, m, &w, PREDICT_BATCH, threads);
-  float *x = push_block(L, sizeof(float) * PREDICT_BATCH * (size_t)m->net.in_size);
-  uint8_t *y = push_block(L, PREDICT_BATCH);
+  push_work(L, m, &w, chunk, threads);
+  float *x = push_block(L, sizeof(float) * (size_t)chunk * (size_t)m->net.in_size);
+  uint8_t *y = push_block(L, (size_t)chunk);
   uint8_t *pred = push_block(L, (size_t)d->n + 1);
   double loss_sum = 0;
   int64_t correct = 0;
-  if (fm_eval_dataset(&m->net, &w, d, x, y, PREDICT_BATCH, NULL, pred, &loss_sum, &correct) != FM_OK)
+  if (fm_eval_dataset(&m->net, &w, d, x, y, chunk, NULL, pred, &loss_sum, &correct) != FM_OK)
     lfm_engine_error(L, "evaluate");
   *loss = d->n ? loss_sum / (double)d->n : NAN;
   if (confusion) {

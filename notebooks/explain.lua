@@ -69,9 +69,10 @@ if by_name.mlp then
   local r = explain.occlusion(by_name.mlp.model, sample, occlusion_opts)
   by_name.mlp.occlusion = r
   local row, col, worst = explain.peak(r.map)
-  print(("A %dx%d black patch at %d positions in %d test images (%.1f s): hiding the pixels "
-    .. "around row %d, column %d costs the most, %.1f points of accuracy (%.1f%% intact).")
-    :format(r.patch, r.patch, r.positions, r.n, nb.clock() - t0, row, col, worst, 100 * r.base))
+  print(("A %dx%d black patch at %d positions in %d test images (%.1f s). Intact accuracy %.4f;")
+    :format(r.patch, r.patch, r.positions, r.n, nb.clock() - t0, r.base))
+  print(("hiding the pixels around row %d, column %d costs the most, %.1f points of accuracy.")
+    :format(row, col, worst))
   explain.draw_occlusion(r, test.classes, "MLP", figs)
 end
 

@@ -37,11 +37,11 @@ local sample = test:split(math.min(1, (o.quick and 200 or 1000) / #test),
 local t0 = nb.clock()
 local occ = explain.occlusion(model, sample, { patch = 4, stride = 2 })
 local row, col, worst = explain.peak(occ.map)
-print(("Occlusion: a %dx%d patch set to black at %d positions (stride %d) in %d test images,")
-  :format(occ.patch, occ.patch, occ.positions, occ.stride, occ.n))
-print(("%.1f s. Intact accuracy %.4f; the pixels that matter most are around row %d, column %d,")
-  :format(nb.clock() - t0, occ.base, row, col))
-print(("where hiding a patch costs %.1f points of accuracy on average."):format(worst))
+print(("Occlusion (%.1f s): a %dx%d black patch at %d positions (stride %d) in %d test images.")
+  :format(nb.clock() - t0, occ.patch, occ.patch, occ.positions, occ.stride, occ.n))
+print(("Intact accuracy %.4f; hiding the pixels around row %d, column %d costs the most,")
+  :format(occ.base, row, col))
+print(("%.1f points of accuracy on average."):format(worst))
 explain.draw_occlusion(occ, test.classes, "MLP", figs)
 
 nb.save_model(model, o, { train_seconds = seconds, train_images = #fit,

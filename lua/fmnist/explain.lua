@@ -89,14 +89,17 @@ M.abs_quantile = abs_quantile
 -- standard deviation.
 function M.draw_logreg(model, classes, title, figs, train)
   local maps = M.class_weights(model)
-  -- One colour range for all ten, symmetric so that white is exactly zero and the classes compare;
-  -- the top 0.5% of |weights| saturate rather than wash the rest out.
-  local a = abs_quantile(maps, 0.995)
+  -- One colour range for all ten, symmetric so that white is exactly zero and the classes compare.
+  -- The largest weights sit on the border pixels that are almost always black (an adaptive
+  -- optimizer moves rarely used weights as far as the others); the top 2% saturate, so that the
+  -- garment's shape is not washed out by them.
+  local a = abs_quantile(maps, 0.98)
   if a == 0 then a = 1 end
   figs:add(fm.plot.images(maps, {
     cols = 5, cell = 150, captions = classes, palette = "diverging", range = { -a, a },
     cblabel = "weight (red: evidence for the class, blue: against)",
-    title = title .. ": weights of each class over the 28x28 pixels",
+    title = ("%s: weights of each class over the 28x28 pixels\n(colours saturate beyond "
+      .. "+-%.2g, the largest 2%% of the weights)"):format(title, a),
     file = figs:path("weights_per_class.png"),
   }), "weight map of every class")
   figs:add(fm.plot.heatmap(M.pixel_importance(model), {
@@ -454,8 +457,8 @@ end
 -- explain.draw_occlusion(r, classes, title, figs): the overall map of an occlusion result and one
 -- map per class.
 function M.draw_occlusion(r, classes, title, figs)
-  local what = ("a %dx%d patch at %d positions (stride %d), %d test images"):format(r.patch,
-    r.patch, r.positions, r.stride, r.n)
+  local what = ("%dx%d patch, stride %d, %d positions, %d test images"):format(r.patch, r.patch,
+    r.stride, r.positions, r.n)
   figs:add(fm.plot.heatmap(r.map, {
     palette = "magma", values = false, cblabel = "accuracy drop (percentage points)",
     title = ("%s: occlusion, the accuracy lost when a patch is hidden\n(%s; %.1f%% intact)")
@@ -470,8 +473,8 @@ function M.draw_occlusion(r, classes, title, figs)
   figs:add(fm.plot.images(r.by_class, {
     cols = 5, cell = 150, captions = classes, palette = "diverging", range = { -a, a },
     cblabel = "drop in the class's accuracy (points)",
-    title = ("%s: occlusion per class, accuracy lost when a patch is hidden\n(%s)"):format(title,
-      what),
+    title = ("%s: occlusion per class, accuracy lost when a patch is hidden\n(%s; the top 1%% "
+      .. "saturate)"):format(title, what),
     file = figs:path("occlusion_per_class.png"),
   }), "occlusion importance per class")
   return r

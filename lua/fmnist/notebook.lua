@@ -29,7 +29,7 @@ local COMMON_OPTIONS = {
     help = "folder for the figures (default out/NAME; also the first plain argument)" },
   { name = "epochs", kind = "int", arg = "N", help = "epochs to train (default: the model's own)" },
   { name = "seed", kind = "int", arg = "N",
-    help = "seed of the validation split, the weights, the batches and the examples shown (default 1)" },
+    help = "seed of the split, the weights, the batches and the examples shown (default 1)" },
   { name = "quick", kind = "flag",
     help = ("a quick run: %d training and %d test images, %d epoch"):format(M.QUICK.train,
       M.QUICK.test, M.QUICK.epochs) },
@@ -40,7 +40,7 @@ local function usage(name, list)
   local lines = { ("usage: fmnist-lua notebooks/%s.lua [outdir] [options]"):format(name), "" }
   for _, spec in ipairs(list) do
     local flag = "--" .. spec.name .. (spec.arg and (" " .. spec.arg) or "")
-    lines[#lines + 1] = ("  %-16s %s"):format(flag, spec.help)
+    lines[#lines + 1] = ("  %-16s %s"):format(flag, (spec.help:gsub("NAME", name)))
   end
   return table.concat(lines, "\n")
 end
@@ -86,6 +86,12 @@ function M.options(name, argv, extra, omit)
         if spec.kind == "int" then
           local n = math.tointeger(tonumber(value))
           if not n or n < 0 then bad("option --%s needs a whole number, not '%s'", key, value) end
+          value = n
+        elseif spec.kind == "number" then
+          local n = tonumber(value)
+          if not n or n < 0 or n ~= n or n == math.huge then
+            bad("option --%s needs a number of at least 0, not '%s'", key, value)
+          end
           value = n
         end
         o[key] = value
@@ -169,17 +175,8 @@ end
 
 -- ---- time ----
 
--- Seconds of wall-clock time (os.clock counts the CPU time of every thread, and os.time whole
--- seconds): the system's uptime where there is one, to the hundredth of a second.
-function M.clock()
-  local f = io.open("/proc/uptime", "r")
-  if f then
-    local s = f:read("n")
-    f:close()
-    if s then return s end
-  end
-  return os.time()
-end
+-- Seconds on the wall clock (os.clock counts the CPU time of every thread).
+M.clock = require("fmnist").clock
 
 -- ---- tables ----
 
@@ -420,7 +417,7 @@ function M.save_model(model, o, info)
 end
 
 -- nb.images_per_second(model, ds) -> prediction speed, timed on the wall clock over at least
--- min_seconds (the clock ticks in hundredths).
+-- min_seconds.
 function M.images_per_second(model, ds, min_seconds)
   min_seconds = min_seconds or 1
   local runs, t0 = 0, M.clock()

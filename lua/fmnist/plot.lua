@@ -348,8 +348,9 @@ function M.bar(values, opts)
     cmds[#cmds + 1] = "set logscale y"
   else
     cmds[#cmds + 1] = "set yrange [0:*]"
-    -- Room above the bars for the key and the values.
-    cmds[#cmds + 1] = "set offsets 0, 0, graph 0.12, 0"
+    -- Room above the bars for their values (the key is outside); without values the axis ends
+    -- at the tic above the tallest bar (1 for shares, not 1.2).
+    if opts.values then cmds[#cmds + 1] = "set offsets 0, 0, graph 0.12, 0" end
   end
   local plots = {}
   for i, s in ipairs(list) do

@@ -101,10 +101,16 @@ static void test_shapes(void) {
                          {.kind = FM_LAYER_DENSE, .units = 10}};
   CHECK(fm_net_build(&net, 28, 28, 1, mlp, 8) == FM_OK && net.n_params == 235146,
         "MLP 784-256-128-10: 235,146 parameters");
+  int mlp_threads = fm_work_threads(&net, 64);
   fm_layer_spec logreg[] = {{.kind = FM_LAYER_DENSE, .units = 10}};
   CHECK(fm_net_build(&net, 28, 28, 1, logreg, 1) == FM_OK && net.n_params == 7850 &&
             net.layer[0].in_size == 784,
         "logistic regression: one dense layer on the flattened image, 7,850 parameters");
+  int cores = fm_default_threads();
+  CHECK(fm_work_threads(&net, 64) == 1 && mlp_threads == (cores < 4 ? cores : 4) &&
+            fm_work_threads(&net, 64) == fm_work_threads(&net, 64),
+        "thread counts: logistic regression trains on 1 thread, the MLP on %d of %d", mlp_threads,
+        cores);
   fm_layer_spec same[] = {{.kind = FM_LAYER_CONV2D, .units = 8, .kh = 5, .same = 1},
                           {.kind = FM_LAYER_MAXPOOL},
                           {.kind = FM_LAYER_DENSE, .units = 10}};

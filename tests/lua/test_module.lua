@@ -28,4 +28,8 @@ local v = fm.versions()
 for _, k in ipairs{"fmnist", "lua", "openblas", "libpng", "zlib"} do
   T.ok(type(v[k]) == "string" and #v[k] > 0, "fm.versions()." .. k .. " = " .. tostring(v[k]))
 end
+local t0 = fm.clock()
+local spin = 0
+repeat spin = spin + 1 until fm.clock() - t0 > 0.01
+T.ok(fm.clock() - t0 < 1, "fm.clock measures wall seconds with sub-second resolution")
 T.done()

@@ -24,6 +24,10 @@ T.eq(o.epochs, 4, "--quick --epochs 4 trains 4")
 o = nb.options("explain", { "--models", "m" }, { { name = "models", kind = "string", arg = "DIR",
   default = "out", help = "" } })
 T.eq({ o.models, o.outdir }, { "m", "out/explain" }, "a notebook's own option")
+o = nb.options("logreg", { "--l2", "3e-4" }, { { name = "l2", kind = "number", arg = "X", help = "" } })
+T.eq(o.l2, 3e-4, "a number option")
+T.err("option --l2 needs a number of at least 0, not '-1'", nb.options, "logreg", { "--l2=-1" },
+  { { name = "l2", kind = "number", arg = "X", help = "" } })
 T.err("mlp.lua: unknown option '--bogus' (--help lists the options)", nb.options, "mlp", { "--bogus" })
 T.err("unknown option '-x'", nb.options, "mlp", { "-x" })
 T.err("option --epochs needs a whole number, not '2.5'", nb.options, "mlp", { "--epochs", "2.5" })

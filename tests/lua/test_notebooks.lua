@@ -166,6 +166,22 @@ do
   check_figure(out, outdir .. "/confused_pairs.png", "compare/confused_pairs.png")
 end
 
+-- ---- compare --retrain: trains the three as the notebooks do, to the same scores ----
+do
+  local outdir = dir .. "/compare2"
+  local out, stderr, ok, seconds = run("compare.lua",
+    shell_quote(outdir) .. " --models " .. shell_quote(dir) .. " --quick --retrain")
+  T.ok(ok, "compare.lua --retrain runs to the end (" .. seconds .. " s)")
+  if not ok then show_failure(out, stderr) end
+  T.ok(out:find("LogReg%s+training") and out:find("CNN%s+training")
+    and select(2, stderr:gsub("Epoch 1/1", "")) == 3, "compare --retrain: the three are trained")
+  for _, nbk in ipairs(NOTEBOOKS) do
+    local acc = out:match("\n" .. nbk.kind .. "%s+(%d%.%d+)%s")
+    T.near(tonumber(acc) or -1, accuracy[nbk.name] or -2, 1e-4,
+      "compare --retrain: " .. nbk.kind .. " as trained by its notebook (same seed, same model)")
+  end
+end
+
 -- ---- options ----
 do
   local out, stderr, ok = run("logreg.lua", shell_quote(dir .. "/two") .. " --quick --epochs 2 --seed 7")
