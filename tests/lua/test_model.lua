@@ -48,7 +48,7 @@ T.ok(s:find("conv2d_1 (Conv2D)           (None, 26, 26, 32)        320", 1, true
 T.ok(s:find("Total params: 225,034", 1, true), "summary: total")
 T.eq(fm.MLP{hidden = {256, 128}}.params, 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10, "MLP parameters")
 T.eq(fm.LogReg{}.params, 7850, "LogReg parameters")
-T.eq(fm.CNN{}.defaults.epochs, 12, "model.defaults: the CNN trains 12 epochs")
+T.eq(fm.CNN{}.defaults.epochs, 15, "model.defaults: the CNN trains 15 epochs")
 T.eq(fm.LogReg{l2 = 1e-4}.defaults.weight_decay, 1e-4, "LogReg{l2} is the default weight decay")
 local custom = fm.CNN{layers = {{"conv2d", 8, 5, padding = "same"}, "relu", {"maxpool", 2}, "flatten", {"dense", 10}}}
 T.eq(custom:layer(1).output, {28, 28, 8}, "custom CNN: 'same' padding keeps 28x28")
