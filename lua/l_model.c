@@ -45,7 +45,7 @@ typedef struct model {
  * (see the README); the user's l2 is added by the constructors. */
 static defaults kind_defaults(const char *kind) {
   if (strcmp(kind, "LogReg") == 0) return (defaults){10, 64, 3e-3, FM_OPTIM_ADAM, 0, FM_SCHED_COSINE};
-  if (strcmp(kind, "MLP") == 0) return (defaults){20, 128, 1e-3, FM_OPTIM_ADAM, 0, FM_SCHED_COSINE};
+  if (strcmp(kind, "MLP") == 0) return (defaults){30, 64, 1e-3, FM_OPTIM_ADAM, 0, FM_SCHED_COSINE};
   if (strcmp(kind, "CNN") == 0) return (defaults){15, 32, 1e-3, FM_OPTIM_ADAM, 0, FM_SCHED_COSINE};
   return (defaults){10, 64, 1e-3, FM_OPTIM_ADAM, 0, FM_SCHED_COSINE};
 }
