@@ -491,10 +491,40 @@ static void schedule_option(lua_State *L, int opts, fm_optim *o, int epochs, fm_
   lua_pop(L, 1);
 }
 
-/* Restores the SIGINT handler and raises the message on top of the stack. */
-static int fit_fail(lua_State *L, const struct sigaction *old) {
-  sigaction(SIGINT, old, NULL);
-  return lua_error(L);
+/* While fit runs, Ctrl-C sets a flag that stops training after the current batch. The handler
+ * it replaced is kept in a to-be-closed userdata, so that it comes back however fit ends: a
+ * return, an engine error, or an error in the user's on_epoch. */
+#define LFM_SIGGUARD "fmnist.SigintGuard"
+typedef struct sigint_guard {
+  struct sigaction old;
+  int active;
+} sigint_guard;
+
+static int sigint_guard_close(lua_State *L) {
+  sigint_guard *g = luaL_checkudata(L, 1, LFM_SIGGUARD);
+  if (g->active) sigaction(SIGINT, &g->old, NULL);
+  g->active = 0;
+  return 0;
+}
+
+/* Installs the handler and pushes its guard, marked to be closed. */
+static void push_sigint_guard(lua_State *L) {
+  sigint_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
+  g->active = 0;
+  if (luaL_newmetatable(L, LFM_SIGGUARD)) {
+    lua_pushcfunction(L, sigint_guard_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, sigint_guard_close);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  interrupted = 0;
+  if (sigaction(SIGINT, &sa, &g->old) == 0) g->active = 1;
+  lua_toclose(L, -1);
 }
 
 /* model:fit(ds, {epochs =, batch =, lr =, optimizer =, momentum =, weight_decay =, schedule =,
@@ -596,12 +626,7 @@ static int model_fit(lua_State *L) {
   double best_loss = INFINITY;
   int best_epoch = 0, since_best = 0;
   const char *stop_reason = NULL;
-  struct sigaction sa, old;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
-  sigemptyset(&sa.sa_mask);
-  interrupted = 0;
-  sigaction(SIGINT, &sa, &old);
+  push_sigint_guard(L);
 
   for (int e = 0; e < epochs; e++) {
     for (int64_t i = 0; i < train->n; i++) order[i] = (int32_t)i;
@@ -620,16 +645,16 @@ static int model_fit(lua_State *L) {
     if (c.bar) fputc('\n', stderr);
     if (rc != FM_OK) {
       lua_pushfstring(L, "fit: %s", fm_error());
-      return fit_fail(L, &old);
+      return lua_error(L);
     }
     if (st.diverged) {
       lua_pushfstring(L, "fit: %s", fm_error());
-      return fit_fail(L, &old);
+      return lua_error(L);
     }
     if (st.stopped) {
       lua_pushfstring(L, "fit: interrupted at epoch %d, batch %I; the model keeps the weights "
                          "trained so far", e + 1, (lua_Integer)st.batches);
-      return fit_fail(L, &old);
+      return lua_error(L);
     }
     m->epochs_trained++;
     /* the epoch's record */
@@ -679,7 +704,7 @@ static int model_fit(lua_State *L) {
       lua_pushvalue(L, on_epoch);
       lua_pushinteger(L, e + 1);
       lua_pushvalue(L, rec);
-      if (lua_pcall(L, 2, 1, 0) != LUA_OK) return fit_fail(L, &old);
+      if (lua_pcall(L, 2, 1, 0) != LUA_OK) return lua_error(L);
       int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
       lua_pop(L, 1);
       if (stop) stop_reason = "on_epoch returned false";
@@ -698,7 +723,6 @@ static int model_fit(lua_State *L) {
     }
     if (stop_reason) break;
   }
-  sigaction(SIGINT, &old, NULL);
   if (stop_reason && best && best_epoch > 0 && strcmp(stop_reason, "early stopping") == 0) {
     memcpy(m->params, best, sizeof(float) * (size_t)m->net.n_params);
     lua_pushinteger(L, best_epoch);
@@ -713,6 +737,7 @@ static int model_fit(lua_State *L) {
   }
   lua_pushinteger(L, (lua_Integer)lua_rawlen(L, hist));
   lua_setfield(L, hist, "epochs");
+  lua_pushvalue(L, hist); /* above the handler's guard, which closes on return */
   return 1;
 }
 
