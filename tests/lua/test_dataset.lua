@@ -3,17 +3,8 @@
 local T = require "testlib"
 local fm = require "fmnist"
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p " .. dir))
-
-local function write(name, bytes)
-  local path = dir .. "/" .. name
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-  return path
-end
+local dir = T.tmpdir()
+local function write(name, bytes) return T.write(dir .. "/" .. name, bytes) end
 
 -- n images of 28x28 where image i is filled with pixel value (i * 10) % 256, label i % 10
 local function idx_images(n)
@@ -134,5 +125,4 @@ else
   T.ok(true, "# skip real dataset: " .. tostring(test))
 end
 
-os.execute("rm -rf " .. dir)
 T.done()

@@ -4,17 +4,12 @@ local fm = require "fmnist"
 local T = require "testlib"
 
 local function idx(path, n, side)
-  local f = assert(io.open(path .. "-images-idx3-ubyte", "wb"))
-  f:write(string.pack(">I4>I4>I4>I4", 0x803, n, side, side), string.rep("\1", n * side * side))
-  f:close()
-  f = assert(io.open(path .. "-labels-idx1-ubyte", "wb"))
-  f:write(string.pack(">I4>I4", 0x801, n), string.rep("\1", n))
-  f:close()
+  T.write(path .. "-images-idx3-ubyte",
+          string.pack(">I4>I4>I4>I4", 0x803, n, side, side) .. string.rep("\1", n * side * side))
+  T.write(path .. "-labels-idx1-ubyte", string.pack(">I4>I4", 0x801, n) .. string.rep("\1", n))
   return fm.load(path .. "-images-idx3-ubyte")
 end
-local dir = os.tmpname()
-os.remove(dir)
-os.execute("mkdir -p " .. dir)
+local dir = T.tmpdir()
 local train, small = idx(dir .. "/a", 64, 28), idx(dir .. "/b", 8, 10)
 
 -- system() ignores SIGINT while its child runs, so the signal comes from a background job
@@ -35,5 +30,4 @@ local ok, err = pcall(function()
   repeat until fm.clock() - t0 > 5
 end)
 T.ok(not ok and tostring(err):find("interrupted", 1, true), "SIGINT after fit reaches the host: " .. tostring(err))
-os.execute("rm -rf " .. dir)
 T.done()

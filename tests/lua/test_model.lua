@@ -4,9 +4,7 @@
 local T = require "testlib"
 local fm = require "fmnist"
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p " .. dir))
+local dir = T.tmpdir()
 
 -- The data: 3000 training and 1000 test images of the real set, or a synthetic set of ten
 -- distinguishable patterns written as IDX files.
@@ -30,8 +28,8 @@ else
       px[#px + 1] = table.concat(img)
       lb[#lb + 1] = string.char(c)
     end
-    local f = assert(io.open(dir .. "/" .. name .. "-images-idx3-ubyte", "wb")); f:write(table.concat(px)); f:close()
-    f = assert(io.open(dir .. "/" .. name .. "-labels-idx1-ubyte", "wb")); f:write(table.concat(lb)); f:close()
+    T.write(dir .. "/" .. name .. "-images-idx3-ubyte", table.concat(px))
+    T.write(dir .. "/" .. name .. "-labels-idx1-ubyte", table.concat(lb))
     return fm.load(dir .. "/" .. name .. "-images-idx3-ubyte")
   end
   train, test = write_set("syn-train", 3000, 1), write_set("syn-test", 1000, 2)
@@ -136,8 +134,7 @@ local cpath = dir .. "/cnn.fmn"
 c:save(cpath)
 T.ok(fm.load_model(cpath):predict_proba(test:images(1, 20)) == c:predict_proba(test:images(1, 20)), "CNN round trip")
 
-local function slurp(p) local f = assert(io.open(p, "rb")); local d = f:read("a"); f:close(); return d end
-local function spit(p, d) local f = assert(io.open(p, "wb")); f:write(d); f:close() end
+local slurp, spit = T.read, T.write
 local good = slurp(path)
 spit(dir .. "/trunc.fmn", good:sub(1, #good // 2))
 T.err("trunc.fmn: truncated or corrupt model file", function() return fm.load_model(dir .. "/trunc.fmn") end)
@@ -179,5 +176,4 @@ T.err("option 'epochs' must be a number, got string", function() return mlp:fit(
 T.err("fit: validation fraction must be in (0, 1)", function() return mlp:fit(train, {validation = 2}) end)
 T.err("bad argument #1 to 'evaluate' (fmnist.Dataset expected, got no value)", function() return mlp:evaluate() end)
 
-os.execute("rm -rf " .. dir)
 T.done()

@@ -5,6 +5,8 @@
 --   T.eq(a, b, name)            a == b; plain tables are compared element by element
 --   T.near(a, b, tol, name)     |a - b| <= tol; numbers, or nested tables of numbers
 --   T.err(text, f, ...)         f(...) must raise an error whose message contains text (plain find)
+--   T.tmpdir()                  a new empty directory, removed by T.done()
+--   T.read(path) / T.write(path, data)   a whole file's bytes (nil if it cannot be read) / writes them
 --   T.done()                    prints the plan "1..N" and exits with status 1 if anything failed
 --
 -- Each check prints "ok N - name" or "not ok N - name"; a failure adds "#   " lines saying what
@@ -111,7 +113,33 @@ function T.err(text, f, ...)
   return msg
 end
 
+local tmpdirs = {}
+
+function T.tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p '" .. dir .. "'"))
+  tmpdirs[#tmpdirs + 1] = dir
+  return dir
+end
+
+function T.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local data = f:read("a")
+  f:close()
+  return data
+end
+
+function T.write(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+  return path
+end
+
 function T.done()
+  for _, dir in ipairs(tmpdirs) do os.execute("rm -rf '" .. dir .. "'") end
   print("1.." .. count)
   if failed > 0 then
     print(string.format("# %d of %d checks failed", failed, count))
