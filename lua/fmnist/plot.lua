@@ -86,6 +86,15 @@ local function opt_string(fname, opts, key)
   return tostring(v)
 end
 
+-- opts.range: {low, high} with low < high.
+local function opt_range(fname, opts)
+  local r = opts.range
+  if type(r) ~= "table" or type(r[1]) ~= "number" or type(r[2]) ~= "number" or not (r[1] < r[2]) then
+    fail(fname, "option 'range' must be {low, high} with low < high")
+  end
+  return r[1], r[2]
+end
+
 local function opt_int(fname, opts, key, default, lo, hi)
   local v = opts[key]
   if v == nil then return default end
@@ -380,11 +389,7 @@ function M.hist(values, opts)
   local bins = opt_int(fname, opts, "bins", 50, 1, 100000)
   local lo, hi
   if opts.range ~= nil then
-    local r = opts.range
-    if type(r) ~= "table" or type(r[1]) ~= "number" or type(r[2]) ~= "number" or not (r[1] < r[2]) then
-      fail(fname, "option 'range' must be {low, high} with low < high")
-    end
-    lo, hi = r[1], r[2]
+    lo, hi = opt_range(fname, opts)
   else
     lo, hi = t:min(), t:max()
     if lo ~= lo or hi ~= hi then fail(fname, "values contain NaN") end
@@ -565,11 +570,7 @@ function M.heatmap(matrix, opts)
   local p, palette_cmd = palette(fname, opts, "blues")
   local lo, hi
   if opts.range ~= nil then
-    local r = opts.range
-    if type(r) ~= "table" or type(r[1]) ~= "number" or type(r[2]) ~= "number" or not (r[1] < r[2]) then
-      fail(fname, "option 'range' must be {low, high} with low < high")
-    end
-    lo, hi = r[1], r[2]
+    lo, hi = opt_range(fname, opts)
   else
     lo, hi = m:min(), m:max()
     if p.symmetric then

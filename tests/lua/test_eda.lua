@@ -12,13 +12,11 @@ if not pcall(fm.load, "test") then
   return
 end
 
-local p = io.popen("mktemp -d /tmp/fmnist-eda-test-XXXXXX")
-local dir = p:read("a"):gsub("%s+$", "")
-p:close()
+local dir = T.tmpdir()
 local outdir = dir .. "/figures" -- not there yet: the notebook makes it
 
 local t0 = os.time()
-p = io.popen(host .. " notebooks/eda.lua " .. shell_quote(outdir) .. " 2>&1")
+local p = io.popen(host .. " notebooks/eda.lua " .. shell_quote(outdir) .. " 2>&1")
 local out = p:read("a")
 local ok = p:close()
 local seconds = os.time() - t0
@@ -53,5 +51,4 @@ local samples = fm.load_png(outdir .. "/samples.png")
 local shape = samples:shape()
 T.ok(shape[1] > shape[2], "samples.png is taller than wide (ten rows of images with captions)")
 
-os.execute("rm -rf " .. shell_quote(dir))
 T.done()

@@ -14,9 +14,7 @@ if not pcall(fm.load, "test") then
   return
 end
 
-local p = io.popen("mktemp -d /tmp/fmnist-notebooks-test-XXXXXX")
-local dir = p:read("a"):gsub("%s+$", "")
-p:close()
+local dir = T.tmpdir()
 
 -- Runs a notebook; returns its standard output, standard error, whether it succeeded and the
 -- seconds it took.
@@ -205,5 +203,4 @@ do
     "explain without models says which notebooks to run")
 end
 
-os.execute("rm -rf " .. shell_quote(dir))
 T.done()
