@@ -158,21 +158,7 @@ static void load_data(data *dt, const char *dir, int force_synthetic) {
 /* ---- models ---- */
 
 static int model_specs(const char *name, fm_layer_spec *s) {
-  if (!strcmp(name, "cnn")) {
-    fm_layer_spec cnn[] = {{.kind = FM_LAYER_CONV2D, .units = 32, .kh = 3},
-                           {.kind = FM_LAYER_RELU},
-                           {.kind = FM_LAYER_MAXPOOL, .pool = 2},
-                           {.kind = FM_LAYER_CONV2D, .units = 64, .kh = 3},
-                           {.kind = FM_LAYER_RELU},
-                           {.kind = FM_LAYER_MAXPOOL, .pool = 2},
-                           {.kind = FM_LAYER_FLATTEN},
-                           {.kind = FM_LAYER_DENSE, .units = 128},
-                           {.kind = FM_LAYER_RELU},
-                           {.kind = FM_LAYER_DROPOUT, .rate = 0.5f},
-                           {.kind = FM_LAYER_DENSE, .units = 10}};
-    memcpy(s, cnn, sizeof cnn);
-    return 11;
-  }
+  if (!strcmp(name, "cnn")) return fm_reference_cnn(s);
   if (!strcmp(name, "mlp")) {
     fm_layer_spec mlp[] = {{.kind = FM_LAYER_FLATTEN},
                            {.kind = FM_LAYER_DENSE, .units = 256},

@@ -53,6 +53,23 @@ const char *fm_layer_shape(const fm_layer *L, char *buf, size_t size) {
 
 /* ---- building ---- */
 
+int fm_reference_cnn(fm_layer_spec *specs) {
+  static const fm_layer_spec cnn[FM_REFERENCE_CNN_LAYERS] = {
+      {.kind = FM_LAYER_CONV2D, .units = 32, .kh = 3},
+      {.kind = FM_LAYER_RELU},
+      {.kind = FM_LAYER_MAXPOOL, .pool = 2},
+      {.kind = FM_LAYER_CONV2D, .units = 64, .kh = 3},
+      {.kind = FM_LAYER_RELU},
+      {.kind = FM_LAYER_MAXPOOL, .pool = 2},
+      {.kind = FM_LAYER_FLATTEN},
+      {.kind = FM_LAYER_DENSE, .units = 128},
+      {.kind = FM_LAYER_RELU},
+      {.kind = FM_LAYER_DROPOUT, .rate = 0.5f},
+      {.kind = FM_LAYER_DENSE, .units = 10}};
+  memcpy(specs, cnn, sizeof cnn);
+  return FM_REFERENCE_CNN_LAYERS;
+}
+
 static int layer_fail_shape(int i, const fm_layer_spec *s, const char *what, int h, int w, int c) {
   return fm_fail("layer %d (%s): %s (input %dx%dx%d)", i + 1, fm_layer_kind_name(s->kind), what, h,
                  w, c);

@@ -90,6 +90,11 @@ typedef struct fm_net {
 } fm_net;
 
 const char *fm_layer_kind_name(fm_layer_kind kind);
+
+/* The reference CNN (conv 3x3x32, ReLU, max-pool 2 -> conv 3x3x64, ReLU, max-pool 2 -> flatten,
+ * dense 128, ReLU, dropout 0.5 -> dense 10) into specs (room for FM_REFERENCE_CNN_LAYERS). */
+#define FM_REFERENCE_CNN_LAYERS 11
+int fm_reference_cnn(fm_layer_spec *specs);
 /* For a Keras-like summary: "conv2d 3x3, 32 filters, valid", "maxpool 2x2", "dense 128",
  * "dropout 0.5", "relu", "flatten" into buf; and the output shape "26x26x32" (or "128" when
  * flat). Both return buf. */

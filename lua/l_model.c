@@ -265,19 +265,7 @@ static int model_cnn(lua_State *L) {
       lua_pop(L, 1);
     }
   } else {
-    add_layer(&d, FM_LAYER_CONV2D, 32, 3, 0);
-    add_layer(&d, FM_LAYER_RELU, 0, 0, 0);
-    add_layer(&d, FM_LAYER_MAXPOOL, 0, 0, 0);
-    d.specs[d.n_layers - 1].pool = 2;
-    add_layer(&d, FM_LAYER_CONV2D, 64, 3, 0);
-    add_layer(&d, FM_LAYER_RELU, 0, 0, 0);
-    add_layer(&d, FM_LAYER_MAXPOOL, 0, 0, 0);
-    d.specs[d.n_layers - 1].pool = 2;
-    add_layer(&d, FM_LAYER_FLATTEN, 0, 0, 0);
-    add_layer(&d, FM_LAYER_DENSE, 128, 0, 0);
-    add_layer(&d, FM_LAYER_RELU, 0, 0, 0);
-    add_layer(&d, FM_LAYER_DROPOUT, 0, 0, 0.5f);
-    add_layer(&d, FM_LAYER_DENSE, FM_CLASSES, 0, 0);
+    d.n_layers = fm_reference_cnn(d.specs);
   }
   if (opts) lua_pop(L, 1);
   model *m = new_model(L, &d);

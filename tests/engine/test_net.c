@@ -47,22 +47,10 @@ static void model_close(model *m) {
   free(m->params), free(m->grads), free(m->state), free(m->mem);
 }
 
-static const fm_layer_spec reference_cnn[] = {
-    {.kind = FM_LAYER_CONV2D, .units = 32, .kh = 3},
-    {.kind = FM_LAYER_RELU},
-    {.kind = FM_LAYER_MAXPOOL, .pool = 2},
-    {.kind = FM_LAYER_CONV2D, .units = 64, .kh = 3},
-    {.kind = FM_LAYER_RELU},
-    {.kind = FM_LAYER_MAXPOOL, .pool = 2},
-    {.kind = FM_LAYER_FLATTEN},
-    {.kind = FM_LAYER_DENSE, .units = 128},
-    {.kind = FM_LAYER_RELU},
-    {.kind = FM_LAYER_DROPOUT, .rate = 0.5f},
-    {.kind = FM_LAYER_DENSE, .units = 10},
-};
-
 static void test_shapes(void) {
   fm_net net;
+  fm_layer_spec reference_cnn[FM_REFERENCE_CNN_LAYERS];
+  CHECK(fm_reference_cnn(reference_cnn) == 11, "the reference CNN has 11 layers");
   CHECK(fm_net_build(&net, 28, 28, 1, reference_cnn, 11) == FM_OK, "reference CNN builds");
   static const int shapes[11][3] = {{26, 26, 32}, {26, 26, 32}, {13, 13, 32}, {11, 11, 64},
                                     {11, 11, 64}, {5, 5, 64},   {1, 1, 1600}, {1, 1, 128},

@@ -15,16 +15,9 @@ local function capture(cmd)
   return out, ok, status
 end
 
-local dir = capture("mktemp -d /tmp/fmnist-plot-test-XXXXXX"):gsub("%s+$", "")
+local dir = T.tmpdir()
 local function path(name) return dir .. "/" .. name end
-
-local function read(name)
-  local f = io.open(name, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = T.read
 
 local function exists(name) return read(name) ~= nil end
 
@@ -298,5 +291,4 @@ out = capture("PATH=/nonexistent " .. host .. " -e " .. shell_quote(missing))
 T.ok(out:find("gnuplot not found: install gnuplot-nox", 1, true), "gnuplot not on PATH")
 T.ok(os.time() - t0 <= 10, "no hang")
 
-os.execute("rm -rf " .. shell_quote(dir))
 T.done()

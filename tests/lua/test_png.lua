@@ -3,25 +3,9 @@
 local T = require "testlib"
 local fm = require "fmnist"
 
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local p = io.popen("mktemp -d /tmp/fmnist-png-test-XXXXXX")
-local dir = p:read("a"):gsub("%s+$", "")
-p:close()
+local dir = T.tmpdir()
 local function path(name) return dir .. "/" .. name end
-
-local function read(name)
-  local f = io.open(name, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(name, data)
-  local f = assert(io.open(name, "wb"))
-  f:write(data)
-  f:close()
-end
+local read, write = T.read, T.write
 
 -- Values k/255 survive 8 bits exactly.
 local function levels(rows, cols, step)
@@ -122,5 +106,4 @@ T.err("image 2 is a string", fm.png.grid, { a, "b" })
 T.err("cols must be at least 1", fm.png.grid, { a }, { cols = 0 })
 T.err("one square image a row; got 3x5", fm.png.grid, fm.zeros(3, 5))
 
-os.execute("rm -rf " .. shell_quote(dir))
 T.done()
