@@ -80,6 +80,52 @@ lua_Number lfm_optfield_num(lua_State *L, int opts, const char *key, lua_Number 
   return v;
 }
 
+lua_Integer lfm_optfield_range(lua_State *L, int opts, const char *key, lua_Integer def,
+                               lua_Integer lo, lua_Integer hi) {
+  if (!optfield(L, opts, key, LUA_TNUMBER)) return def;
+  int isnum;
+  lua_Integer v = lua_tointegerx(L, -1, &isnum);
+  if (!isnum || v < lo || v > hi)
+    luaL_error(L, "option '%s' must be an integer from %I to %I, got %s", key, lo, hi,
+               luaL_tolstring(L, -1, NULL));
+  lua_pop(L, 1);
+  return v;
+}
+
+uint64_t lfm_optfield_seed(lua_State *L, int opts, const char *key, fm_rng *fallback) {
+  if (!optfield(L, opts, key, LUA_TNUMBER)) return fm_rng_next(fallback);
+  int isnum;
+  lua_Integer v = lua_tointegerx(L, -1, &isnum);
+  if (!isnum)
+    luaL_error(L, "option '%s' must be an integer, got %s", key, luaL_tolstring(L, -1, NULL));
+  lua_pop(L, 1);
+  return (uint64_t)v;
+}
+
+void lfm_check_options(lua_State *L, int opts, const char *fname, const char *const *known) {
+  if (!opts) return;
+  lua_pushnil(L);
+  while (lua_next(L, opts)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    int ok = 0;
+    for (int i = 0; k && known[i]; i++) ok |= strcmp(known[i], k) == 0;
+    if (ok) continue;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 0; known[i]; i++) {
+      if (i) luaL_addstring(&b, ", ");
+      luaL_addstring(&b, known[i]);
+    }
+    luaL_pushresult(&b);
+    if (k)
+      luaL_error(L, "%s: unknown option '%s' (known: %s)", fname, k, lua_tostring(L, -1));
+    else
+      luaL_error(L, "%s: option keys are names, not %s (known: %s)", fname,
+                 luaL_typename(L, -2), lua_tostring(L, -1));
+  }
+}
+
 int lfm_optfield_bool(lua_State *L, int opts, const char *key, int def) {
   if (!optfield(L, opts, key, LUA_TBOOLEAN)) return def;
   int v = lua_toboolean(L, -1);

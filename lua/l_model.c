@@ -173,31 +173,14 @@ static void add_layer(fm_model_desc *d, fm_layer_kind kind, int units, int k, fl
 
 /* Seeds the weights from opts.seed, or from the generator fm.seed controls. */
 static void init_weights(lua_State *L, model *m, int opts) {
-  uint64_t seed = opts && lua_getfield(L, opts, "seed") != LUA_TNIL
-                      ? (uint64_t)lua_tointeger(L, -1)
-                      : fm_rng_next(lfm_rng());
-  if (opts) lua_pop(L, 1);
-  fm_net_init(&m->net, seed);
-}
-
-static void check_known(lua_State *L, int opts, const char *fname, const char *const *known) {
-  if (!opts) return;
-  lua_pushnil(L);
-  while (lua_next(L, opts)) {
-    lua_pop(L, 1);
-    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    int ok = 0;
-    for (int i = 0; k && known[i]; i++) ok |= strcmp(known[i], k) == 0;
-    if (!ok)
-      luaL_error(L, "%s: unknown option '%s'", fname, k ? k : luaL_typename(L, -1));
-  }
+  fm_net_init(&m->net, lfm_optfield_seed(L, opts, "seed", lfm_rng()));
 }
 
 /* fm.LogReg{l2 =}: one dense layer from the 784 pixels to the 10 classes, starting from zero. */
 static int model_logreg(lua_State *L) {
   int opts = lfm_optopts(L, 1);
   static const char *const known[] = {"l2", "seed", NULL}; /* seed: accepted, nothing random */
-  check_known(L, opts, "LogReg", known);
+  lfm_check_options(L, opts, "LogReg", known);
   fm_model_desc d;
   memset(&d, 0, sizeof d);
   set_kind(&d, "LogReg");
@@ -214,7 +197,7 @@ static int model_logreg(lua_State *L) {
 static int model_mlp(lua_State *L) {
   int opts = lfm_optopts(L, 1);
   static const char *const known[] = {"hidden", "dropout", "l2", "seed", NULL};
-  check_known(L, opts, "MLP", known);
+  lfm_check_options(L, opts, "MLP", known);
   fm_model_desc d;
   memset(&d, 0, sizeof d);
   set_kind(&d, "MLP");
@@ -250,7 +233,7 @@ static int model_mlp(lua_State *L) {
 static int model_cnn(lua_State *L) {
   int opts = lfm_optopts(L, 1);
   static const char *const known[] = {"layers", "l2", "seed", NULL};
-  check_known(L, opts, "CNN", known);
+  lfm_check_options(L, opts, "CNN", known);
   fm_model_desc d;
   memset(&d, 0, sizeof d);
   set_kind(&d, "CNN");
@@ -526,7 +509,7 @@ static int model_fit(lua_State *L) {
                                       "weight_decay", "schedule", "min_lr", "step_epochs", "gamma",
                                       "seed", "validation", "patience", "restore_best", "on_epoch",
                                       "verbose", "threads", "shuffle", NULL};
-  check_known(L, opts, "fit", known);
+  lfm_check_options(L, opts, "fit", known);
   int epochs = (int)lfm_optfield_int(L, opts, "epochs", m->def.epochs);
   int batch = (int)lfm_optfield_int(L, opts, "batch", m->def.batch);
   if (epochs < 0 || epochs > 100000) return luaL_error(L, "fit: epochs must be 0 to 100000");
@@ -539,9 +522,7 @@ static int model_fit(lua_State *L) {
   if (opts && lua_getfield(L, opts, "verbose") != LUA_TNIL)
     verbose = lua_isboolean(L, -1) ? lua_toboolean(L, -1) : (int)lua_tointeger(L, -1);
   if (opts) lua_pop(L, 1);
-  uint64_t seed = opts && lua_getfield(L, opts, "seed") != LUA_TNIL ? (uint64_t)lua_tointeger(L, -1)
-                                                                    : fm_rng_next(lfm_rng());
-  if (opts) lua_pop(L, 1);
+  uint64_t seed = lfm_optfield_seed(L, opts, "seed", lfm_rng());
 
   /* The optimizer. */
   fm_optim opt;

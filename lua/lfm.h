@@ -66,6 +66,14 @@ void lfm_addmethods(lua_State *L, const char *tname, const luaL_Reg *methods);
 lua_Integer lfm_optfield_int(lua_State *L, int opts, const char *key, lua_Integer def);
 lua_Number lfm_optfield_num(lua_State *L, int opts, const char *key, lua_Number def);
 int lfm_optfield_bool(lua_State *L, int opts, const char *key, int def);
+/* An integer option that must lie in [lo, hi]; the error names the key, the range and the value. */
+lua_Integer lfm_optfield_range(lua_State *L, int opts, const char *key, lua_Integer def,
+                               lua_Integer lo, lua_Integer hi);
+/* A seed: any integer (taken as 64 bits), or the next number of `fallback` when absent. */
+uint64_t lfm_optfield_seed(lua_State *L, int opts, const char *key, fm_rng *fallback);
+/* Raises "fname: unknown option 'k' (known: a, b, c)" for any key of opts not in the
+ * NULL-terminated list known. */
+void lfm_check_options(lua_State *L, int opts, const char *fname, const char *const *known);
 /* Checks that arg is a table of options or absent; returns its index or 0. */
 int lfm_optopts(lua_State *L, int arg);
 
