@@ -1,6 +1,7 @@
 /* host.c: the fmnist-lua program, a Lua 5.4 interpreter with the fmnist module built in.
  *
  *   fmnist-lua [options] [script [args]]
+ *   fmnist-lua COMMAND [args]          (report, predict, ...: see run_command)
  *
  * It behaves like the stock `lua` (lua.c): options are collected first, then -e and -l run in
  * order, then the script with the global `arg`, then the REPL for -i. With no script it is a REPL
@@ -718,11 +719,62 @@ static void preload_fmnist(lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* Everything runs here, inside a protected call. Pushes true when all went well. */
+/* A command is a word such as "report" or "predict" for which the module embeds
+ * "fmnist.cmd_<word>" (lua/fmnist/cmd_<word>.lua). That module returns a function taking the
+ * words after the command as a list (also in `arg`, with the command as arg[0]) and returning an
+ * exit status (an integer, or true/nil for success and false for failure). Returns -1 when
+ * argv[1] names no command, so that it runs as a script (a file named like a command runs as
+ * ./name). Otherwise pushes nothing and returns the status. */
+static int run_command(lua_State *L, char **argv, int argc) {
+  const char *word = argv[1];
+  if (argc < 2 || word[0] == '\0' || strspn(word, "abcdefghijklmnopqrstuvwxyz") != strlen(word))
+    return -1;
+  require_fmnist(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  int known = lua_getfield(L, -1, lua_pushfstring(L, "fmnist.cmd_%s", word)) != LUA_TNIL;
+  lua_pop(L, 4); /* the module, preload, the name, the loader */
+  if (!known) return -1;
+  create_arg_table(L, argv, argc, 1);
+  lua_getglobal(L, "require");
+  lua_pushfstring(L, "fmnist.cmd_%s", word);
+  int status = docall(L, 1, 1);
+  if (status == LUA_OK) {
+    lua_getglobal(L, "arg");
+    lua_createtable(L, argc - 2, 0);
+    for (int i = 2; i < argc; i++) {
+      lua_pushstring(L, argv[i]);
+      lua_rawseti(L, -2, i - 1);
+    }
+    lua_remove(L, -2);
+    status = docall(L, 1, 1);
+  }
+  if (status != LUA_OK) {
+    report(L, status);
+    return EXIT_FAILURE;
+  }
+  int code = lua_isinteger(L, -1)   ? (int)lua_tointeger(L, -1)
+             : lua_isboolean(L, -1) ? (lua_toboolean(L, -1) ? EXIT_SUCCESS : EXIT_FAILURE)
+                                    : EXIT_SUCCESS;
+  lua_pop(L, 1);
+  return code;
+}
+
+/* Everything runs here, inside a protected call. Pushes true when all went well, or the exit
+ * status of a command. */
 static int pmain(lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
   char **argv = (char **)lua_touserdata(L, 2);
   int script = 0;
+  if (argc > 1 && argv[1][0] != '-') {
+    luaL_checkversion(L);
+    luaL_openlibs(L);
+    preload_fmnist(L);
+    int code = run_command(L, argv, argc);
+    if (code >= 0) {
+      lua_pushinteger(L, code);
+      return 1;
+    }
+  }
   int args = collect_args(argv, argc, &script);
   luaL_checkversion(L);
   if (args == HAS_ERROR) {
@@ -734,8 +786,10 @@ static int pmain(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  luaL_openlibs(L);
-  preload_fmnist(L);
+  if (!(argc > 1 && argv[1][0] != '-')) { /* else opened above */
+    luaL_openlibs(L);
+    preload_fmnist(L);
+  }
   create_arg_table(L, argv, argc, script);
   if (args & HAS_V) print_versions(L);
   if (!run_args(L, argv, script > 0 ? script : argc)) return 0;
@@ -764,8 +818,11 @@ int main(int argc, char **argv) {
   lua_pushinteger(L, argc);
   lua_pushlightuserdata(L, argv);
   int status = lua_pcall(L, 2, 1, 0);
+  int command = status == LUA_OK && lua_isinteger(L, -1);
+  int code = command ? (int)lua_tointeger(L, -1) : EXIT_FAILURE;
   int result = lua_toboolean(L, -1);
   report(L, status);
   lua_close(L);
+  if (command) return code;
   return (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
 }
