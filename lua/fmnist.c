@@ -10,6 +10,7 @@
 #include <png.h>
 #include <zlib.h>
 
+#include "fm_gemm.h"
 #include "lfm.h"
 #include "lfm_modules.h"
 
@@ -133,9 +134,10 @@ int lfm_optfield_bool(lua_State *L, int opts, const char *key, int def) {
   return v;
 }
 
-/* fm.versions() -> {fmnist=, lua=, openblas=, libpng=, zlib=} */
+/* fm.versions() -> {fmnist=, lua=, openblas=, libpng=, zlib=, gemm=} (gemm: the matrix product
+ * kernel in use, "avx512" or "openblas": trained weights match bit for bit only on the same one) */
 static int fm_versions(lua_State *L) {
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
   lua_pushstring(L, LFM_VERSION);
   lua_setfield(L, -2, "fmnist");
   lua_pushstring(L, LUA_RELEASE);
@@ -146,6 +148,8 @@ static int fm_versions(lua_State *L) {
   lua_setfield(L, -2, "libpng");
   lua_pushstring(L, zlibVersion());
   lua_setfield(L, -2, "zlib");
+  lua_pushstring(L, fm_gemm_name(fm_gemm_current()));
+  lua_setfield(L, -2, "gemm");
   return 1;
 }
 

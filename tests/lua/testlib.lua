@@ -5,6 +5,7 @@
 --   T.eq(a, b, name)            a == b; plain tables are compared element by element
 --   T.near(a, b, tol, name)     |a - b| <= tol; numbers, or nested tables of numbers
 --   T.err(text, f, ...)         f(...) must raise an error whose message contains text (plain find)
+--   T.skip(name, reason)        prints "ok N - name # SKIP reason" (counted apart from passes)
 --   T.tmpdir()                  a new empty directory, removed by T.done()
 --   T.read(path) / T.write(path, data)   a whole file's bytes (nil if it cannot be read) / writes them
 --   T.done()                    prints the plan "1..N" and exits with status 1 if anything failed
@@ -114,6 +115,11 @@ function T.err(text, f, ...)
 end
 
 local tmpdirs = {}
+
+function T.skip(name, reason)
+  count = count + 1
+  print(string.format("ok %d - %s # SKIP %s", count, name, reason))
+end
 
 function T.tmpdir()
   local dir = os.tmpname()
