@@ -204,7 +204,8 @@ static double evaluate(const fm_net *net, fm_work *w, const fm_dataset *d, doubl
 }
 
 static int bench_model(const options *o) {
-  fm_layer_spec specs[FM_NET_MAX_LAYERS];
+  fm_layer_spec specs[64];
+  static fm_layer layers[64];
   int nl = model_specs(o->model, specs);
   if (!nl) {
     fprintf(stderr, "bench_nn: unknown model '%s' (sgemm, cnn, mlp, logreg)\n", o->model);
@@ -219,12 +220,12 @@ static int bench_model(const options *o) {
   load_data(&dt, o->data_dir, o->synthetic);
 
   fm_net net;
-  if (fm_net_build(&net, 28, 28, 1, specs, nl) != FM_OK) {
+  if (fm_net_build(&net, layers, 28, 28, 1, specs, nl) != FM_OK) {
     fprintf(stderr, "bench_nn: %s\n", fm_error());
     return 1;
   }
   float *params = xalloc(sizeof(float) * net.n_params), *grads = xalloc(sizeof(float) * net.n_params);
-  fm_net_bind(&net, params, grads);
+  fm_net_bind(&net, params, grads, NULL);
   fm_net_init(&net, 1);
   fm_optim opt;
   if (!strcmp(o->optim, "sgd"))

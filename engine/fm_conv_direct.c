@@ -23,7 +23,8 @@ int fm_conv_direct_enabled = 1;
 
 static int direct_ok(const fm_conv_geom *g) {
   /* Up to 7x7: the tap offsets live in a fixed array; larger one-channel kernels are rare. */
-  return fm_simd_avx512() && g->cin == 1 && g->kh * g->kw <= 49 && fm_conv_direct_enabled;
+  return fm_simd_avx512() && g->cin == 1 && g->kh * g->kw <= 49 && g->stride == 1 &&
+         g->groups == 1 && fm_conv_direct_enabled;
 }
 
 /* The input image as the loops want it: padded with zeros when "same", else x itself. */
@@ -178,7 +179,7 @@ size_t fm_conv_direct_scratch_floats(const fm_conv_geom *g) {
 
 int fm_conv_direct_forward(const fm_conv_geom *g, int n, const float *x, const float *w,
                            const float *bias, float *y, int relu, float *scratch) {
-  if (!direct_ok(g)) return 0;
+  if (!direct_ok(g) || !bias) return 0; /* without a bias: im2col + GEMM */
   forward_avx512(g, n, x, w, bias, y, relu, scratch);
   return 1;
 }

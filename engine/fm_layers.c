@@ -4,6 +4,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "fm_conv_direct.h"
@@ -42,7 +43,7 @@ void fm_dense_backward(int n, int in, int out, const float *x, const float *w, c
                        float *dx, float *dw, float *db, float *scratch) {
   if (dw) {
     fm_gemm(1, 0, in, out, n, x, in, dy, out, 0.0f, dw, out, NULL, 0, scratch);
-    column_sums(n, out, dy, db);
+    if (db) column_sums(n, out, dy, db);
   }
   if (!dx) return;
   if ((int64_t)(in + out) * n < (int64_t)in * out) {
@@ -58,33 +59,133 @@ void fm_dense_backward(int n, int in, int out, const float *x, const float *w, c
 
 /* ---- conv2d ---- */
 
-int fm_conv_geom_init(fm_conv_geom *g, int h, int w, int cin, int kh, int kw, int cout, int same) {
+/* Depthwise convolution (groups = cin = cout): every channel has its own kh x kw filter, so a
+ * patch matrix would be mostly zeros. These loops run over output pixels with the channels as the
+ * vector dimension (NHWC keeps them side by side), in a fixed order. */
+static void depthwise_forward(const fm_conv_geom *g, int n, const float *x, const float *w,
+                              const float *bias, float *y, int relu) {
+  const int C = g->cin;
+  for (int i = 0; i < n; i++) {
+    const float *img = x + (size_t)i * g->h * g->w * C;
+    for (int oy = 0; oy < g->oh; oy++)
+      for (int ox = 0; ox < g->ow; ox++) {
+        float *out = y + (((size_t)i * g->oh + oy) * g->ow + ox) * C;
+        if (bias)
+          memcpy(out, bias, sizeof(float) * (size_t)C);
+        else
+          memset(out, 0, sizeof(float) * (size_t)C);
+        for (int ky = 0; ky < g->kh; ky++) {
+          int iy = oy * g->stride + ky - g->pad_top;
+          if (iy < 0 || iy >= g->h) continue;
+          for (int kx = 0; kx < g->kw; kx++) {
+            int ix = ox * g->stride + kx - g->pad_left;
+            if (ix < 0 || ix >= g->w) continue;
+            const float *p = img + ((size_t)iy * g->w + ix) * C;
+            const float *k = w + (size_t)(ky * g->kw + kx) * C;
+#pragma omp simd
+            for (int c = 0; c < C; c++) out[c] += p[c] * k[c];
+          }
+        }
+        if (relu)
+#pragma omp simd
+          for (int c = 0; c < C; c++) out[c] = out[c] < 0.0f ? 0.0f : out[c];
+      }
+  }
+}
+
+/* dx = the adjoint of the forward pass (overwritten); dw, db = sums over the n images. */
+static void depthwise_backward(const fm_conv_geom *g, int n, const float *x, const float *w,
+                               const float *dy, float *dx, float *dw, float *db) {
+  const int C = g->cin;
+  if (dx) memset(dx, 0, sizeof(float) * (size_t)n * g->h * g->w * C);
+  if (dw) memset(dw, 0, sizeof(float) * (size_t)g->kh * g->kw * C);
+  if (db) memset(db, 0, sizeof(float) * (size_t)C);
+  for (int i = 0; i < n; i++) {
+    const float *img = x + (size_t)i * g->h * g->w * C;
+    float *dimg = dx ? dx + (size_t)i * g->h * g->w * C : NULL;
+    for (int oy = 0; oy < g->oh; oy++)
+      for (int ox = 0; ox < g->ow; ox++) {
+        const float *d = dy + (((size_t)i * g->oh + oy) * g->ow + ox) * C;
+        if (db)
+#pragma omp simd
+          for (int c = 0; c < C; c++) db[c] += d[c];
+        for (int ky = 0; ky < g->kh; ky++) {
+          int iy = oy * g->stride + ky - g->pad_top;
+          if (iy < 0 || iy >= g->h) continue;
+          for (int kx = 0; kx < g->kw; kx++) {
+            int ix = ox * g->stride + kx - g->pad_left;
+            if (ix < 0 || ix >= g->w) continue;
+            size_t at = ((size_t)iy * g->w + ix) * C, tap = (size_t)(ky * g->kw + kx) * C;
+            if (dw) {
+              const float *p = img + at;
+              float *q = dw + tap;
+#pragma omp simd
+              for (int c = 0; c < C; c++) q[c] += p[c] * d[c];
+            }
+            if (dimg) {
+              const float *k = w + tap;
+              float *q = dimg + at;
+#pragma omp simd
+              for (int c = 0; c < C; c++) q[c] += k[c] * d[c];
+            }
+          }
+        }
+      }
+  }
+}
+
+int fm_conv_geom_init(fm_conv_geom *g, int h, int w, int cin, int kh, int kw, int cout, int same,
+                      int stride, int groups) {
+  memset(g, 0, sizeof *g);
   if (h <= 0 || w <= 0 || cin <= 0)
     return fm_fail("conv2d: input %dx%dx%d must have positive sizes", h, w, cin);
   if (kh <= 0 || kw <= 0 || cout <= 0)
     return fm_fail("conv2d: kernel %dx%d with %d filters must have positive sizes", kh, kw, cout);
+  if (stride <= 0) return fm_fail("conv2d: stride %d must be positive", stride);
+  if (groups != 1 && !(groups == cin && cout == cin))
+    return fm_fail("conv2d: %d groups: only 1, or depthwise (groups = input channels = filters "
+                   "= %d), are supported", groups, cin);
   if (!same && (kh > h || kw > w))
     return fm_fail("conv2d: kernel %dx%d is larger than the %dx%d input ('valid' padding)", kh,
                    kw, h, w);
+  /* The patch length and a filter's weights must fit an int (the product's dimensions). */
+  int64_t k = (int64_t)kh * kw * (cin / groups);
+  if (k > INT32_MAX / 2 || (int64_t)k * cout > INT32_MAX)
+    return fm_fail("conv2d: kernel %dx%d over %d channels with %d filters is too large", kh, kw,
+                   cin, cout);
   g->h = h;
   g->w = w;
   g->cin = cin;
   g->kh = kh;
   g->kw = kw;
   g->cout = cout;
-  g->pad_top = same ? (kh - 1) / 2 : 0;
-  g->pad_left = same ? (kw - 1) / 2 : 0;
-  g->oh = same ? h : h - kh + 1;
-  g->ow = same ? w : w - kw + 1;
-  g->k = kh * kw * cin;
+  g->stride = stride;
+  g->groups = groups;
+  if (same) {
+    g->oh = (h + stride - 1) / stride;
+    g->ow = (w + stride - 1) / stride;
+    int pad_h = (g->oh - 1) * stride + kh - h, pad_w = (g->ow - 1) * stride + kw - w;
+    g->pad_top = pad_h > 0 ? pad_h / 2 : 0;
+    g->pad_left = pad_w > 0 ? pad_w / 2 : 0;
+  } else {
+    g->oh = (h - kh) / stride + 1;
+    g->ow = (w - kw) / stride + 1;
+  }
+  g->k = (int)k;
   size_t per_image = (size_t)g->oh * g->ow * g->k;
   g->chunk = per_image >= CONV_CHUNK_FLOATS ? 1 : (int)(CONV_CHUNK_FLOATS / per_image);
   return FM_OK;
 }
 
+/* A 1x1 convolution with stride 1 needs no patch matrix: the NHWC input already is one. */
+static int pointwise(const fm_conv_geom *g) {
+  return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->groups == 1;
+}
+
 /* Two patch matrices (the forward one and its gradient), then the product's scratch; at least
  * what the direct kernels need. */
 size_t fm_conv_scratch_floats(const fm_conv_geom *g) {
+  if (g->groups > 1) return 0;
   size_t col = round16((size_t)g->chunk * g->oh * g->ow * g->k);
   size_t direct = fm_conv_direct_scratch_floats(g);
   size_t gemm = 2 * col + FM_GEMM_SCRATCH_FLOATS;
@@ -101,11 +202,11 @@ static void im2col(const fm_conv_geom *g, int cn, const float *x, float *col) {
     const float *img = x + (size_t)i * g->h * g->w * c;
     for (int oy = 0; oy < g->oh; oy++)
       for (int ox = 0; ox < g->ow; ox++) {
-        int ix0 = ox - g->pad_left;
+        int ix0 = ox * g->stride - g->pad_left;
         int kx_lo = ix0 < 0 ? -ix0 : 0;
         int kx_hi = g->w - ix0 < g->kw ? g->w - ix0 : g->kw;
         for (int ky = 0; ky < g->kh; ky++, dst += run) {
-          int iy = oy + ky - g->pad_top;
+          int iy = oy * g->stride + ky - g->pad_top;
           if (iy < 0 || iy >= g->h || kx_hi <= kx_lo) {
             memset(dst, 0, sizeof(float) * (size_t)run);
             continue;
@@ -130,11 +231,11 @@ static void col2im(const fm_conv_geom *g, int cn, const float *dcol, float *dx) 
     float *img = dx + (size_t)i * g->h * g->w * c;
     for (int oy = 0; oy < g->oh; oy++)
       for (int ox = 0; ox < g->ow; ox++) {
-        int ix0 = ox - g->pad_left;
+        int ix0 = ox * g->stride - g->pad_left;
         int kx_lo = ix0 < 0 ? -ix0 : 0;
         int kx_hi = g->w - ix0 < g->kw ? g->w - ix0 : g->kw;
         for (int ky = 0; ky < g->kh; ky++, src += run) {
-          int iy = oy + ky - g->pad_top;
+          int iy = oy * g->stride + ky - g->pad_top;
           if (iy < 0 || iy >= g->h || kx_hi <= kx_lo) continue;
           float *d = img + ((size_t)iy * g->w + ix0 + kx_lo) * c;
           const float *s = src + kx_lo * c;
@@ -148,8 +249,17 @@ static void col2im(const fm_conv_geom *g, int cn, const float *dcol, float *dx) 
 
 void fm_conv_forward(const fm_conv_geom *g, int n, const float *x, const float *w,
                      const float *bias, float *y, int relu, float *scratch) {
+  if (g->groups > 1) {
+    depthwise_forward(g, n, x, w, bias, y, relu);
+    return;
+  }
   if (fm_conv_direct_forward(g, n, x, w, bias, y, relu, scratch)) return;
   const size_t in_img = (size_t)g->h * g->w * g->cin, pix = (size_t)g->oh * g->ow;
+  if (pointwise(g)) {
+    fm_gemm(0, 0, (int)(n * pix), g->cout, g->k, x, g->k, w, g->cout, 0.0f, y, g->cout, bias,
+            relu, scratch);
+    return;
+  }
   float *col = scratch;
   float *gscratch = scratch + 2 * round16((size_t)g->chunk * pix * g->k);
   for (int i0 = 0; i0 < n; i0 += g->chunk) {
@@ -162,10 +272,20 @@ void fm_conv_forward(const fm_conv_geom *g, int n, const float *x, const float *
 
 void fm_conv_backward(const fm_conv_geom *g, int n, const float *x, const float *w,
                       const float *dy, float *dx, float *dw, float *db, float *scratch) {
+  if (g->groups > 1) {
+    depthwise_backward(g, n, x, w, dy, dx, dw, dw ? db : NULL);
+    return;
+  }
   const size_t in_img = (size_t)g->h * g->w * g->cin, pix = (size_t)g->oh * g->ow;
   if (dw && fm_conv_direct_weight_grad(g, n, x, dy, dw, db, scratch)) dw = NULL;
-  if (dw) column_sums((int64_t)n * (int64_t)pix, g->cout, dy, db);
+  else if (dw && db) column_sums((int64_t)n * (int64_t)pix, g->cout, dy, db);
   if (!dw && !dx) return;
+  if (pointwise(g)) {
+    const int rows = (int)(n * pix);
+    if (dw) fm_gemm(1, 0, g->k, g->cout, rows, x, g->k, dy, g->cout, 0.0f, dw, g->cout, NULL, 0, scratch);
+    if (dx) fm_gemm(0, 1, rows, g->k, g->cout, dy, g->cout, w, g->cout, 0.0f, dx, g->k, NULL, 0, scratch);
+    return;
+  }
   size_t col_floats = round16((size_t)g->chunk * pix * g->k);
   float *col = scratch, *dcol = scratch + col_floats, *gscratch = scratch + 2 * col_floats;
   for (int i0 = 0; i0 < n; i0 += g->chunk) {
@@ -496,4 +616,156 @@ void fm_init_glorot(fm_rng *r, float *w, int64_t count, int fan_in, int fan_out)
   double limit = sqrt(6.0 / (fan_in + fan_out > 0 ? fan_in + fan_out : 1));
   for (int64_t i = 0; i < count; i++)
     w[i] = (float)(limit * (2.0 * fm_rng_uniform(r) - 1.0));
+}
+
+/* ---- ReLU6 ---- */
+
+void fm_relu6_forward(int64_t count, const float *x, float *y) {
+  /* Written so that a NaN passes through, as ReLU's does. */
+#pragma omp simd
+  for (int64_t i = 0; i < count; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i] > 6.0f ? 6.0f : x[i];
+}
+
+void fm_relu6_backward(int64_t count, const float *y, const float *dy, float *dx) {
+#pragma omp simd
+  for (int64_t i = 0; i < count; i++) dx[i] = y[i] > 0.0f && y[i] < 6.0f ? dy[i] : 0.0f;
+}
+
+/* ---- average pooling ---- */
+
+void fm_avgpool_forward(int n, int h, int w, int c, int size, const float *x, float *y) {
+  const int oh = h / size, ow = w / size;
+  const float scale = 1.0f / (float)(size * size);
+  for (int i = 0; i < n; i++) {
+    const float *img = x + (size_t)i * h * w * c;
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++) {
+        float *out = y + (((size_t)i * oh + oy) * ow + ox) * c;
+        memset(out, 0, sizeof(float) * (size_t)c);
+        for (int wy = 0; wy < size; wy++)
+          for (int wx = 0; wx < size; wx++) {
+            const float *p = img + (((size_t)oy * size + wy) * w + (size_t)ox * size + wx) * c;
+#pragma omp simd
+            for (int ch = 0; ch < c; ch++) out[ch] += p[ch];
+          }
+#pragma omp simd
+        for (int ch = 0; ch < c; ch++) out[ch] *= scale;
+      }
+  }
+}
+
+void fm_avgpool_backward(int n, int h, int w, int c, int size, const float *dy, float *dx) {
+  const int oh = h / size, ow = w / size;
+  const float scale = 1.0f / (float)(size * size);
+  memset(dx, 0, sizeof(float) * (size_t)n * h * w * c);
+  for (int i = 0; i < n; i++) {
+    float *dimg = dx + (size_t)i * h * w * c;
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++) {
+        const float *g = dy + (((size_t)i * oh + oy) * ow + ox) * c;
+        for (int wy = 0; wy < size; wy++)
+          for (int wx = 0; wx < size; wx++) {
+            float *q = dimg + (((size_t)oy * size + wy) * w + (size_t)ox * size + wx) * c;
+#pragma omp simd
+            for (int ch = 0; ch < c; ch++) q[ch] = g[ch] * scale;
+          }
+      }
+  }
+}
+
+void fm_global_avgpool_forward(int n, int pixels, int c, const float *x, float *y) {
+  const float scale = 1.0f / (float)pixels;
+  for (int i = 0; i < n; i++) {
+    const float *img = x + (size_t)i * pixels * c;
+    float *out = y + (size_t)i * c;
+    memset(out, 0, sizeof(float) * (size_t)c);
+    for (int p = 0; p < pixels; p++) {
+      const float *px = img + (size_t)p * c;
+#pragma omp simd
+      for (int ch = 0; ch < c; ch++) out[ch] += px[ch];
+    }
+#pragma omp simd
+    for (int ch = 0; ch < c; ch++) out[ch] *= scale;
+  }
+}
+
+void fm_global_avgpool_backward(int n, int pixels, int c, const float *dy, float *dx) {
+  const float scale = 1.0f / (float)pixels;
+  for (int i = 0; i < n; i++) {
+    const float *g = dy + (size_t)i * c;
+    float *dimg = dx + (size_t)i * pixels * c;
+    for (int p = 0; p < pixels; p++) {
+      float *q = dimg + (size_t)p * c;
+#pragma omp simd
+      for (int ch = 0; ch < c; ch++) q[ch] = g[ch] * scale;
+    }
+  }
+}
+
+/* ---- add ---- */
+
+void fm_add_forward(int64_t count, int k, const float *const *x, float *y) {
+  const float *a = x[0], *b = x[1];
+#pragma omp simd
+  for (int64_t i = 0; i < count; i++) y[i] = a[i] + b[i];
+  for (int j = 2; j < k; j++) {
+    const float *c = x[j];
+#pragma omp simd
+    for (int64_t i = 0; i < count; i++) y[i] += c[i];
+  }
+}
+
+/* ---- batch normalisation ---- */
+
+void fm_bn_sums(int64_t rows, int c, const float *x, double *sums) {
+  double *s1 = sums, *s2 = sums + c;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *v = x + r * c;
+#pragma omp simd
+    for (int ch = 0; ch < c; ch++) {
+      double d = v[ch];
+      s1[ch] += d;
+      s2[ch] += d * d;
+    }
+  }
+}
+
+void fm_bn_grad_sums(int64_t rows, int c, const float *x, const float *dy, double *sums) {
+  double *s1 = sums, *s2 = sums + c;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *v = x + r * c, *g = dy + r * c;
+#pragma omp simd
+    for (int ch = 0; ch < c; ch++) {
+      s1[ch] += g[ch];
+      s2[ch] += (double)g[ch] * v[ch];
+    }
+  }
+}
+
+void fm_bn_apply(int64_t rows, int c, const float *x, const float *a, const float *b, float *y,
+                 int relu) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *v = x + r * c;
+    float *o = y + r * c;
+    if (relu) {
+#pragma omp simd
+      for (int ch = 0; ch < c; ch++) {
+        float t = v[ch] * a[ch] + b[ch];
+        o[ch] = t < 0.0f ? 0.0f : t;
+      }
+    } else {
+#pragma omp simd
+      for (int ch = 0; ch < c; ch++) o[ch] = v[ch] * a[ch] + b[ch];
+    }
+  }
+}
+
+void fm_bn_backward(int64_t rows, int c, const float *x, const float *dy, const float *a,
+                    const float *p, const float *q, float *dx) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *v = x + r * c, *g = dy + r * c;
+    float *o = dx + r * c;
+#pragma omp simd
+    for (int ch = 0; ch < c; ch++) o[ch] = a[ch] * g[ch] + p[ch] * v[ch] + q[ch];
+  }
 }

@@ -23,27 +23,32 @@
 size_t fm_dense_scratch_floats(int n, int in);
 void fm_dense_forward(int n, int in, int out, const float *x, const float *w, const float *bias,
                       float *y, int relu, float *scratch);
-/* dx (n x in), dw (in x out) and db (out) may each be NULL to skip them (dw and db together). */
+/* dx (n x in), dw (in x out) and db (out) may each be NULL to skip them; bias may be NULL. */
 void fm_dense_backward(int n, int in, int out, const float *x, const float *w, const float *dy,
                        float *dx, float *dw, float *db, float *scratch);
 
-/* ---- conv2d, stride 1 ---- */
+/* ---- conv2d ---- */
 typedef struct fm_conv_geom {
   int h, w, cin;          /* input image */
   int kh, kw, cout;       /* kernel and filters */
-  int pad_top, pad_left;  /* "same": (k - 1) / 2 (the extra row/column of an even kernel goes at
-                             the bottom/right, as TensorFlow); "valid": 0 */
-  int oh, ow;             /* output: h + kh - 1 - 2 pad ("same": h; "valid": h - kh + 1) */
-  int k;                  /* kh * kw * cin, the length of one patch */
+  int stride;             /* the same along both axes */
+  int groups;             /* 1: every filter sees every input channel; cin (= cout): depthwise,
+                             filter c sees channel c only */
+  int pad_top, pad_left;  /* "same": half the padding that makes the output ceil(size / stride)
+                             (the odd one goes at the bottom/right, as TensorFlow); "valid": 0 */
+  int oh, ow;             /* output: (h + padding - kh) / stride + 1 */
+  int k;                  /* kh * kw * cin / groups, the length of one patch */
   int chunk;              /* images per im2col chunk (keeps the patch matrix in L2) */
 } fm_conv_geom;
 
-/* Fails (naming the shapes) when the kernel does not fit the image or a size is not positive. */
-int fm_conv_geom_init(fm_conv_geom *g, int h, int w, int cin, int kh, int kw, int cout, int same);
+/* Fails (naming the shapes) when the kernel does not fit the image, a size is not positive, a
+ * product of sizes would overflow, or groups is neither 1 nor a depthwise cin = cout. */
+int fm_conv_geom_init(fm_conv_geom *g, int h, int w, int cin, int kh, int kw, int cout, int same,
+                      int stride, int groups);
 size_t fm_conv_scratch_floats(const fm_conv_geom *g);
 void fm_conv_forward(const fm_conv_geom *g, int n, const float *x, const float *w,
                      const float *bias, float *y, int relu, float *scratch);
-/* dx, and dw with db, may be NULL to skip them. */
+/* dx, and dw, may be NULL to skip them; db may be NULL (no bias). bias may be NULL in forward. */
 void fm_conv_backward(const fm_conv_geom *g, int n, const float *x, const float *w,
                       const float *dy, float *dx, float *dw, float *db, float *scratch);
 
@@ -71,6 +76,39 @@ void fm_dropout_mask(uint64_t key, int64_t count, float rate, float *mask);
 void fm_dropout_mask_at(uint64_t key, int64_t first, int64_t count, float rate, float *mask);
 /* y = x * mask; also the backward pass (dx = dy * mask). y may alias x. */
 void fm_dropout_apply(int64_t count, const float *x, const float *mask, float *y);
+
+/* ---- ReLU6: min(max(x, 0), 6), in place allowed ---- */
+void fm_relu6_forward(int64_t count, const float *x, float *y);
+/* From the output y: dx = dy where 0 < y < 6, else 0. dx may alias dy. */
+void fm_relu6_backward(int64_t count, const float *y, const float *dy, float *dx);
+
+/* ---- average pooling, window size x size, stride size (floor, as max-pool) ---- */
+void fm_avgpool_forward(int n, int h, int w, int c, int size, const float *x, float *y);
+/* Every input of a window gets dy / size^2; rows and columns left over get 0. */
+void fm_avgpool_backward(int n, int h, int w, int c, int size, const float *dy, float *dx);
+/* ---- global average pooling: the mean of each channel over the h x w pixels ---- */
+void fm_global_avgpool_forward(int n, int pixels, int c, const float *x, float *y);
+void fm_global_avgpool_backward(int n, int pixels, int c, const float *dy, float *dx);
+
+/* ---- batch normalisation over the channels of NHWC data (rows of c values) ----
+ * Training normalises with the batch's mean and variance; the network combines the per-image sums
+ * below in image order. With a = scale / std and b = shift - mean * a per channel, forward is
+ * y = x * a + b; backward is dx = a * (dy - sum(dy) / m - xhat * sum(dy * xhat) / m) with
+ * xhat = (x - mean) / std and m the values per channel in the batch, which is dx = a * dy + p * x + q
+ * for per-channel p and q (fm_bn_backward_coefs). */
+/* sums[ch] += sum over the rows of x, sums[c + ch] += sum of x^2 (doubles, row order). */
+void fm_bn_sums(int64_t rows, int c, const float *x, double *sums);
+/* sums[ch] += sum of dy, sums[c + ch] += sum of dy * x. */
+void fm_bn_grad_sums(int64_t rows, int c, const float *x, const float *dy, double *sums);
+/* y = x * a + b, then ReLU when relu (y may alias x). */
+void fm_bn_apply(int64_t rows, int c, const float *x, const float *a, const float *b, float *y,
+                 int relu);
+/* dx = a * dy + p * x + q (dx may alias dy). */
+void fm_bn_backward(int64_t rows, int c, const float *x, const float *dy, const float *a,
+                    const float *p, const float *q, float *dx);
+
+/* ---- add: y = sum of k inputs of count floats (y may alias the first) ---- */
+void fm_add_forward(int64_t count, int k, const float *const *x, float *y);
 
 /* ---- softmax and cross-entropy ---- */
 /* probs = softmax of each row of logits (n x classes); may alias. */

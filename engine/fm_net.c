@@ -1,6 +1,6 @@
-/* fm_net: building a sequential network from specs, its workspace, and the forward, backward,
+/* fm_net: building a network graph from specs, its workspace, and the forward, backward,
  * training, prediction and saliency passes, each split over threads by fixed shards of the batch
- * (see fm_net.h for the memory and determinism rules). */
+ * (see fm_net.h for the memory and determinism rules; the kinds of layer are in fm_ops.c). */
 #include "fm_net.h"
 
 #include <math.h>
@@ -11,32 +11,29 @@
 #include "fm_error.h"
 #include "fm_gemm.h"
 #include "fm_net_mp.h"
+#include "fm_ops.h"
 #include "fm_threads.h"
 
 /* Areas inside the workspace start on 64-byte boundaries. */
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-const char *fm_layer_kind_name(fm_layer_kind kind) {
-  switch (kind) {
-    case FM_LAYER_DENSE: return "dense";
-    case FM_LAYER_CONV2D: return "conv2d";
-    case FM_LAYER_MAXPOOL: return "maxpool";
-    case FM_LAYER_RELU: return "relu";
-    case FM_LAYER_DROPOUT: return "dropout";
-    case FM_LAYER_FLATTEN: return "flatten";
-  }
-  return "unknown";
-}
-
 const char *fm_layer_describe(const fm_layer *L, char *buf, size_t size) {
   const fm_layer_spec *s = &L->spec;
   switch (s->kind) {
     case FM_LAYER_DENSE: snprintf(buf, size, "dense %d", s->units); break;
-    case FM_LAYER_CONV2D:
-      snprintf(buf, size, "conv2d %dx%d, %d filters, %s", s->kh, s->kw ? s->kw : s->kh, s->units,
-               s->same ? "same" : "valid");
+    case FM_LAYER_CONV2D: {
+      char extra[64] = "";
+      if (s->stride > 1) snprintf(extra, sizeof extra, ", stride %d", s->stride);
+      if (s->groups > 1)
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", depthwise");
+      snprintf(buf, size, "conv2d %dx%d, %d filters, %s%s", s->kh, s->kw ? s->kw : s->kh, s->units,
+               s->same ? "same" : "valid", extra);
       break;
-    case FM_LAYER_MAXPOOL: snprintf(buf, size, "maxpool %dx%d", s->pool, s->pool); break;
+    }
+    case FM_LAYER_MAXPOOL:
+    case FM_LAYER_AVGPOOL:
+      snprintf(buf, size, "%s %dx%d", fm_layer_kind_name(s->kind), s->pool, s->pool);
+      break;
     case FM_LAYER_DROPOUT: snprintf(buf, size, "dropout %g", (double)s->rate); break;
     default: snprintf(buf, size, "%s", fm_layer_kind_name(s->kind)); break;
   }
@@ -70,110 +67,226 @@ int fm_reference_cnn(fm_layer_spec *specs) {
   return FM_REFERENCE_CNN_LAYERS;
 }
 
-static int layer_fail_shape(int i, const fm_layer_spec *s, const char *what, int h, int w, int c) {
-  return fm_fail("layer %d (%s): %s (input %dx%dx%d)", i + 1, fm_layer_kind_name(s->kind), what, h,
-                 w, c);
+/* The defaults of fm_layer_spec's zero fields, filled in so that a layer (and a saved model)
+ * says what it is. */
+static void fill_defaults(fm_layer_spec *s) {
+  switch (s->kind) {
+    case FM_LAYER_CONV2D:
+      if (!s->kw) s->kw = s->kh;
+      if (!s->stride) s->stride = 1;
+      if (!s->groups) s->groups = 1;
+      break;
+    case FM_LAYER_MAXPOOL:
+    case FM_LAYER_AVGPOOL:
+      if (!s->pool) s->pool = 2;
+      if (!s->stride) s->stride = s->pool;
+      break;
+    case FM_LAYER_BATCHNORM:
+      if (s->eps == 0.0f) s->eps = 1e-5f;
+      if (s->momentum == 0.0f) s->momentum = 0.9f;
+      break;
+    default: break;
+  }
 }
 
-/* Fills in one layer from its spec and the current shape; *act is the running size of the
- * activation area (per image). */
-static int build_layer(fm_net *net, int i, const fm_layer_spec *spec, int64_t *act) {
-  fm_layer *L = &net->layer[i];
-  memset(L, 0, sizeof *L);
-  L->spec = *spec;
-  const fm_layer *prev = i > 0 ? &net->layer[i - 1] : NULL;
-  L->in_h = prev ? prev->out_h : net->in_h;
-  L->in_w = prev ? prev->out_w : net->in_w;
-  L->in_c = prev ? prev->out_c : net->in_c;
-  L->in_size = (int64_t)L->in_h * L->in_w * L->in_c;
-  int64_t in_act = prev ? prev->act_offset : -1; /* -1: the network input */
-  int h = L->in_h, w = L->in_w, c = L->in_c;
-  switch (spec->kind) {
-    case FM_LAYER_DENSE:
-      if (spec->units <= 0)
-        return fm_fail("layer %d (dense): units must be positive (got %d)", i + 1, spec->units);
-      if (L->in_size > INT32_MAX / 2)
-        return layer_fail_shape(i, spec, "input too large", h, w, c);
-      L->out_h = L->out_w = 1;
-      L->out_c = spec->units;
-      L->n_weights = L->in_size * spec->units;
-      L->n_biases = spec->units;
-      L->fan_in = (int)L->in_size;
-      L->fan_out = spec->units;
-      L->macs = L->n_weights;
-      break;
-    case FM_LAYER_CONV2D: {
-      int kh = spec->kh, kw = spec->kw ? spec->kw : spec->kh;
-      if (spec->units <= 0)
-        return fm_fail("layer %d (conv2d): filters must be positive (got %d)", i + 1, spec->units);
-      if (fm_conv_geom_init(&L->conv, h, w, c, kh, kw, spec->units, spec->same) != FM_OK) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", fm_error());
-        return fm_fail("layer %d: %s", i + 1, msg);
-      }
-      L->spec.kw = kw;
-      L->out_h = L->conv.oh;
-      L->out_w = L->conv.ow;
-      L->out_c = spec->units;
-      L->n_weights = (int64_t)L->conv.k * spec->units;
-      L->n_biases = spec->units;
-      L->fan_in = L->conv.k;
-      L->fan_out = kh * kw * spec->units;
-      L->macs = (int64_t)L->out_h * L->out_w * L->n_weights;
-      break;
-    }
-    case FM_LAYER_MAXPOOL: {
-      int p = spec->pool ? spec->pool : 2;
-      if (p < 1) return fm_fail("layer %d (maxpool): size must be positive (got %d)", i + 1, p);
-      if (h < p || w < p) return layer_fail_shape(i, spec, "input smaller than the window", h, w, c);
-      L->spec.pool = p;
-      L->out_h = h / p;
-      L->out_w = w / p;
-      L->out_c = c;
-      break;
-    }
-    case FM_LAYER_RELU:
-    case FM_LAYER_FLATTEN:
-      L->out_h = spec->kind == FM_LAYER_FLATTEN ? 1 : h;
-      L->out_w = spec->kind == FM_LAYER_FLATTEN ? 1 : w;
-      L->out_c = spec->kind == FM_LAYER_FLATTEN ? (int)L->in_size : c;
-      break;
-    case FM_LAYER_DROPOUT:
-      if (!(spec->rate >= 0.0f && spec->rate < 1.0f))
-        return fm_fail("layer %d (dropout): rate must be in [0, 1) (got %g)", i + 1,
-                       (double)spec->rate);
-      L->out_h = h;
-      L->out_w = w;
-      L->out_c = c;
-      break;
-    default: return fm_fail("layer %d: unknown layer kind %d", i + 1, (int)spec->kind);
+/* Input k's shape: the network input's or an earlier layer's output. */
+static void input_shape(const fm_net *net, int in, int *h, int *w, int *c) {
+  if (in < 0) {
+    *h = net->in_h, *w = net->in_w, *c = net->in_c;
+  } else {
+    const fm_layer *I = &net->layer[in];
+    *h = I->out_h, *w = I->out_w, *c = I->out_c;
   }
-  L->out_size = (int64_t)L->out_h * L->out_w * L->out_c;
-  /* Where the output goes: flatten is a view of its input; ReLU works in place (and in the
-   * product's epilogue right after dense/conv2d) unless its input is the caller's x. */
-  if (spec->kind == FM_LAYER_FLATTEN ||
-      (spec->kind == FM_LAYER_RELU && in_act >= 0)) {
-    L->act_offset = in_act;
-    if (spec->kind == FM_LAYER_RELU && prev &&
-        (prev->spec.kind == FM_LAYER_DENSE || prev->spec.kind == FM_LAYER_CONV2D))
-      net->layer[i - 1].fused_relu = 1;
+}
+
+/* Resolves the inputs of layer i and checks them against its kind. */
+static int resolve_inputs(fm_net *net, int i, const fm_layer_spec *spec) {
+  fm_layer *L = &net->layer[i];
+  const fm_layer_type *t = fm_layer_type_of(spec->kind);
+  if (spec->n_inputs == 0) {
+    L->n_in = 1;
+    L->in[0] = i - 1; /* -1: the network input */
+  } else {
+    if (spec->n_inputs < 1 || spec->n_inputs > FM_NET_MAX_INPUTS)
+      return fm_fail("layer %d (%s): %d inputs (1 to %d)", i + 1, t->name, spec->n_inputs,
+                     FM_NET_MAX_INPUTS);
+    L->n_in = spec->n_inputs;
+    for (int k = 0; k < L->n_in; k++) {
+      int in = spec->inputs[k];
+      if (in != FM_NET_INPUT && (in < 0 || in >= i))
+        return fm_fail("layer %d (%s): input %d is layer %d, which does not come before it",
+                       i + 1, t->name, k + 1, in + 1);
+      L->in[k] = in;
+    }
+  }
+  if (L->n_in < t->min_inputs || L->n_in > t->max_inputs)
+    return fm_fail("layer %d (%s): takes %d to %d inputs, not %d", i + 1, t->name, t->min_inputs,
+                   t->max_inputs, L->n_in);
+  for (int k = 0; k < L->n_in; k++)
+    if (L->in[k] >= 0) net->layer[L->in[k]].consumers++;
+  return FM_OK;
+}
+
+static int aliases_input(const fm_net *net, const fm_layer *L) {
+  return L->n_in > 0 && L->act_offset >= 0 &&
+         ((L->in[0] >= 0 && net->layer[L->in[0]].act_offset == L->act_offset));
+}
+
+/* Whether a layer may write its output over layer k's: k's output (and whatever it is a view of
+ * or was written over) is read by k's one consumer only, and by no backward pass. */
+static int can_overwrite(const fm_net *net, int k) {
+  if (k < 0) return 0; /* never the caller's images */
+  for (int m = k;;) {
+    const fm_layer *M = &net->layer[m];
+    if (M->consumers != 1 || (fm_op_of(M->spec.kind)->flags & FM_OP_READS_OUTPUT)) return 0;
+    if (!aliases_input(net, M)) return 1;
+    m = M->in[0];
+  }
+}
+
+/* Where layer i's output goes (per image, in a shard's activations): a view of its input
+ * (flatten), in place of its input when the graph allows, or an area of its own. */
+static int place_output(fm_net *net, int i, int64_t *act) {
+  fm_layer *L = &net->layer[i];
+  const fm_op *op = fm_op_of(L->spec.kind);
+  int in0 = L->in[0];
+  if (L->spec.kind == FM_LAYER_FLATTEN) {
+    L->act_offset = in0 >= 0 ? net->layer[in0].act_offset : -1;
+  } else if ((op->flags & FM_OP_INPLACE) && in0 >= 0 && can_overwrite(net, in0)) {
+    fm_layer *I = &net->layer[in0];
+    L->act_offset = I->act_offset;
+    if (L->spec.kind == FM_LAYER_RELU && (fm_op_of(I->spec.kind)->flags & FM_OP_FUSES_RELU))
+      I->fused_relu = 1;
   } else {
     L->act_offset = *act;
     *act += (int64_t)round16((size_t)L->out_size);
   }
-  if (spec->kind == FM_LAYER_DROPOUT) {
+  if (L->spec.kind == FM_LAYER_DROPOUT) {
     L->mask_offset = *act;
     *act += (int64_t)round16((size_t)L->out_size);
   }
+  if (*act > ((int64_t)1 << 40)) return fm_fail("layer %d: activations too large", i + 1);
   return FM_OK;
 }
 
-int fm_net_build(fm_net *net, int in_h, int in_w, int in_c, const fm_layer_spec *specs, int n) {
+/* ---- the gradients of layer outputs ----
+ * Slots are given out walking the layers backwards: a layer's output gradient is needed from the
+ * moment its last consumer's backward pass writes it until its own backward pass has read it,
+ * and then its slot serves another layer. A consumer whose input gradient may overwrite its own
+ * output gradient (ReLU, dropout, batch norm, add, flatten) hands its slot down when it is that
+ * input's only consumer. The records' delta_size and delta_state keep the books. */
+enum { SLOT_NONE = 0, SLOT_LIVE, SLOT_FREE };
+
+/* A slot of `need` floats for layer t: the smallest free one that fits, or a new one. */
+static int64_t take_slot(fm_net *net, int t, int64_t need, int64_t *end) {
+  int best = -1;
+  for (int j = 0; j < net->n_layers; j++) {
+    const fm_layer *J = &net->layer[j];
+    if (J->delta_state == SLOT_FREE && J->delta_size >= need &&
+        (best < 0 || J->delta_size < net->layer[best].delta_size))
+      best = j;
+  }
+  fm_layer *T = &net->layer[t];
+  T->delta_state = SLOT_LIVE;
+  if (best >= 0) {
+    fm_layer *B = &net->layer[best];
+    B->delta_state = SLOT_NONE;
+    T->delta_size = B->delta_size;
+    return B->delta_offset;
+  }
+  int64_t at = *end;
+  *end += need;
+  T->delta_size = need;
+  return at;
+}
+
+static void place_deltas(fm_net *net) {
+  const int n = net->n_layers;
+  int64_t end = 0;
+  int input_written = 0;
+  for (int i = 0; i < n; i++) {
+    net->layer[i].delta_offset = -1;
+    net->layer[i].delta_state = SLOT_NONE;
+  }
+  fm_layer *last = &net->layer[n - 1];
+  last->delta_offset = take_slot(net, n - 1, (int64_t)round16((size_t)last->out_size), &end);
+  for (int i = n - 1; i >= 0; i--) {
+    fm_layer *L = &net->layer[i];
+    if (L->skip_backward) continue;
+    const fm_op *op = fm_op_of(L->spec.kind);
+    int handed_down = 0;
+    for (int k = 0; k < L->n_in; k++) {
+      int t = L->bwd_target[k];
+      if (t < 0) {
+        L->accumulate[k] = input_written;
+        input_written = 1;
+        continue;
+      }
+      fm_layer *T = &net->layer[t];
+      if (T->delta_offset >= 0) {
+        L->accumulate[k] = 1;
+        continue;
+      }
+      L->accumulate[k] = 0;
+      if (k == 0 && !handed_down && (op->flags & FM_OP_DX_ALIAS) && t == L->in[0] &&
+          T->consumers == 1 && T->out_size == L->out_size && L->delta_state == SLOT_LIVE) {
+        T->delta_offset = L->delta_offset;
+        T->delta_size = L->delta_size;
+        T->delta_state = SLOT_LIVE;
+        L->delta_state = SLOT_NONE;
+        handed_down = 1;
+      } else {
+        T->delta_offset = take_slot(net, t, (int64_t)round16((size_t)T->out_size), &end);
+      }
+    }
+    if (L->delta_state == SLOT_LIVE) L->delta_state = SLOT_FREE;
+  }
+  net->delta_floats = end;
+}
+
+/* Fills in layer i from its spec and its inputs' shapes. */
+static int build_layer(fm_net *net, int i, const fm_layer_spec *spec, int64_t *act) {
+  fm_layer *L = &net->layer[i];
+  memset(L, 0, sizeof *L);
+  const fm_op *op = fm_op_of(spec->kind);
+  if (!op) return fm_fail("layer %d: unknown layer kind %d", i + 1, (int)spec->kind);
+  L->spec = *spec;
+  fill_defaults(&L->spec);
+  if (resolve_inputs(net, i, &L->spec) != FM_OK) return FM_ERR;
+  input_shape(net, L->in[0], &L->in_h, &L->in_w, &L->in_c);
+  L->in_size = (int64_t)L->in_h * L->in_w * L->in_c;
+  if (op->infer(net, L, i) != FM_OK) return FM_ERR;
+  for (int k = 0; k < L->n_in; k++) L->bwd_target[k] = L->in[k];
+  L->grad_upstream = L->n_weights + L->n_biases > 0;
+  for (int k = 0; k < L->n_in; k++)
+    if (L->in[k] >= 0 && net->layer[L->in[k]].grad_upstream) L->grad_upstream = 1;
+  return place_output(net, i, act);
+}
+
+/* A max-pool whose input is a ReLU that only it reads does the ReLU's backward pass itself. */
+static void fold_relus(fm_net *net) {
+  for (int i = 0; i < net->n_layers; i++) {
+    fm_layer *L = &net->layer[i];
+    int r = L->in[0];
+    if (L->spec.kind != FM_LAYER_MAXPOOL || r < 0) continue;
+    fm_layer *R = &net->layer[r];
+    if (R->spec.kind != FM_LAYER_RELU || R->consumers != 1) continue;
+    L->relu_folded = 1;
+    L->bwd_target[0] = R->in[0];
+    R->skip_backward = 1;
+  }
+}
+
+int fm_net_build(fm_net *net, fm_layer *layers, int in_h, int in_w, int in_c,
+                 const fm_layer_spec *specs, int n) {
   memset(net, 0, sizeof *net);
-  if (in_h <= 0 || in_w <= 0 || in_c <= 0)
-    return fm_fail("network: input shape %dx%dx%d must be positive", in_h, in_w, in_c);
+  if (in_h <= 0 || in_w <= 0 || in_c <= 0 || (int64_t)in_h * in_w * in_c > ((int64_t)1 << 28))
+    return fm_fail("network: input shape %dx%dx%d must be positive and at most 2^28 values",
+                   in_h, in_w, in_c);
   if (n < 1 || n > FM_NET_MAX_LAYERS)
     return fm_fail("network: %d layers (expected 1 to %d)", n, FM_NET_MAX_LAYERS);
+  net->layer = layers;
+  net->n_layers = n;
   net->in_h = in_h;
   net->in_w = in_w;
   net->in_c = in_c;
@@ -188,14 +301,31 @@ int fm_net_build(fm_net *net, int in_h, int in_w, int in_c, const fm_layer_spec 
     fm_layer *L = &net->layer[i];
     L->offset = net->n_params;
     net->n_params += L->n_weights + L->n_biases;
+    L->state_offset = net->n_state;
+    net->n_state += L->n_state;
+    if (net->n_params > ((int64_t)1 << 30)) {
+      net->n_layers = 0;
+      return fm_fail("network: over 2^30 parameters at layer %d", i + 1);
+    }
     net->macs += L->macs;
     if (L->out_size > net->max_size) net->max_size = L->out_size;
-    size_t scratch = 0;
-    if (L->spec.kind == FM_LAYER_CONV2D) scratch = fm_conv_scratch_floats(&L->conv);
+    const fm_op *op = fm_op_of(L->spec.kind);
+    size_t scratch = op->scratch && L->spec.kind != FM_LAYER_DENSE ? op->scratch(L, 1) : 0;
     if (scratch > net->scratch_floats) net->scratch_floats = scratch;
+    if (op->partial_doubles) {
+      L->stats_offset = net->bn_floats;
+      net->bn_floats += (int64_t)round16(6 * (size_t)L->out_c);
+      net->n_batchnorm++;
+      if (L->out_c > net->max_bn_channels) net->max_bn_channels = L->out_c;
+    }
   }
-  net->n_layers = n;
   net->act_floats = act;
+  for (int i = 0; i + 1 < n; i++)
+    if (net->layer[i].consumers == 0) {
+      net->n_layers = 0;
+      return fm_fail("layer %d (%s): its output is used by no later layer (only the last layer "
+                     "may end the network)", i + 1, fm_layer_kind_name(net->layer[i].spec.kind));
+    }
   const fm_layer *last = &net->layer[n - 1];
   if (last->out_h != 1 || last->out_w != 1 || last->out_c < 2 || last->out_c > 256) {
     net->n_layers = 0;
@@ -203,12 +333,20 @@ int fm_net_build(fm_net *net, int in_h, int in_w, int in_c, const fm_layer_spec 
                    fm_layer_kind_name(last->spec.kind), last->out_h, last->out_w, last->out_c);
   }
   net->classes = last->out_c;
+  net->chain = 1;
+  for (int i = 0; i < n; i++)
+    if (net->layer[i].n_in != 1 || net->layer[i].in[0] != i - 1 ||
+        (i + 1 < n && net->layer[i].consumers != 1))
+      net->chain = 0;
+  fold_relus(net);
+  place_deltas(net);
   return FM_OK;
 }
 
-void fm_net_bind(fm_net *net, float *params, float *grads) {
+void fm_net_bind(fm_net *net, float *params, float *grads, float *state) {
   net->params = params;
   net->grads = grads;
+  net->state = state;
 }
 
 float *fm_net_weights(const fm_net *net, int layer) { return net->params + net->layer[layer].offset; }
@@ -217,21 +355,37 @@ float *fm_net_biases(const fm_net *net, int layer) {
   return net->params + net->layer[layer].offset + net->layer[layer].n_weights;
 }
 
+/* AUTO initialisation: He when the layer's output reaches a ReLU through batch norm or dropout
+ * (each the only consumer of the one before), Glorot otherwise. */
+static int relu_follows(const fm_net *net, int i) {
+  while (net->layer[i].consumers == 1) {
+    int j = i + 1;
+    while (j < net->n_layers) {
+      const fm_layer *J = &net->layer[j];
+      int uses = 0;
+      for (int k = 0; k < J->n_in; k++) uses |= J->in[k] == i;
+      if (uses) break;
+      j++;
+    }
+    if (j >= net->n_layers) return 0;
+    fm_layer_kind k = net->layer[j].spec.kind;
+    if (k == FM_LAYER_RELU || k == FM_LAYER_RELU6) return 1;
+    if (k != FM_LAYER_BATCHNORM && k != FM_LAYER_DROPOUT) return 0;
+    i = j;
+  }
+  return 0;
+}
+
 void fm_net_init(fm_net *net, uint64_t seed) {
   fm_rng rng;
   fm_rng_seed(&rng, seed);
   for (int i = 0; i < net->n_layers; i++) {
     const fm_layer *L = &net->layer[i];
-    if (L->n_weights == 0) continue;
-    int he = L->spec.init == FM_INIT_HE ||
-             (L->spec.init == FM_INIT_AUTO && i + 1 < net->n_layers &&
-              net->layer[i + 1].spec.kind == FM_LAYER_RELU);
-    float *w = fm_net_weights(net, i);
-    if (he)
-      fm_init_he(&rng, w, L->n_weights, L->fan_in);
-    else
-      fm_init_glorot(&rng, w, L->n_weights, L->fan_in, L->fan_out);
-    memset(fm_net_biases(net, i), 0, sizeof(float) * (size_t)L->n_biases);
+    const fm_op *op = fm_op_of(L->spec.kind);
+    if (!op->init) continue;
+    int he = L->spec.init == FM_INIT_HE || (L->spec.init == FM_INIT_AUTO && relu_follows(net, i));
+    op->init(L, &rng, he, fm_net_weights(net, i), fm_net_biases(net, i),
+             net->state ? net->state + L->state_offset : NULL);
   }
 }
 
@@ -254,27 +408,37 @@ int fm_work_threads(const fm_net *net, int batch) {
 /* The scratch a shard of shard_batch images needs: the largest of any layer's. */
 static size_t scratch_floats(const fm_net *net, int shard_batch) {
   size_t most = net->scratch_floats;
-  for (int l = 0; l < net->n_layers; l++)
-    if (net->layer[l].spec.kind == FM_LAYER_DENSE) {
-      size_t d = fm_dense_scratch_floats(shard_batch, (int)net->layer[l].in_size);
-      if (d > most) most = d;
-    }
+  for (int l = 0; l < net->n_layers; l++) {
+    const fm_layer *L = &net->layer[l];
+    const fm_op *op = fm_op_of(L->spec.kind);
+    size_t d = op->scratch ? op->scratch(L, shard_batch) : 0;
+    if (d > most) most = d;
+  }
   return most;
 }
 
-static size_t shard_floats(const fm_net *net, int shard_batch, size_t *act_at, size_t *d0,
-                           size_t *d1, size_t *scratch_at, size_t *in_at) {
+/* A shard's area, laid out: the gathered input, activations, output gradients, the input's
+ * gradient, a buffer for gradients that add onto another's, scratch. Returns its floats, or 0 if
+ * the sizes overflow. */
+static size_t shard_layout(const fm_net *net, int sb, fm_work *w) {
+  const double limit = (double)((size_t)1 << 40); /* 4 TiB of floats: nothing this big fits */
+  double total = (double)sb * ((double)net->in_size * 2 + (double)net->act_floats +
+                               (double)net->delta_floats + (double)net->max_size) +
+                 (double)scratch_floats(net, sb);
+  if (total > limit) return 0;
   size_t at = 0;
-  *in_at = at;
-  at += round16((size_t)net->in_size * shard_batch);
-  *act_at = at;
-  at += round16((size_t)net->act_floats * shard_batch);
-  *d0 = at;
-  at += round16((size_t)net->max_size * shard_batch);
-  *d1 = at;
-  at += round16((size_t)net->max_size * shard_batch);
-  *scratch_at = at;
-  at += round16(scratch_floats(net, shard_batch));
+  w->in_at = at;
+  at += round16((size_t)net->in_size * sb);
+  w->act_at = at;
+  at += round16((size_t)net->act_floats * sb);
+  w->delta_at = at;
+  at += round16((size_t)net->delta_floats * sb);
+  w->dx_at = at;
+  at += round16((size_t)net->in_size * sb);
+  w->tmp_at = at;
+  at += round16((size_t)net->max_size * sb);
+  w->scratch_at = at;
+  at += round16(scratch_floats(net, sb));
   return at;
 }
 
@@ -284,21 +448,32 @@ static int use_mp(const fm_net *net, int shards) {
   return fm_net_model_parallel && shards > 1 && fm_net_mp_applies(net);
 }
 
-/* Floats of the part of the workspace the passes use: the shards' areas and the extra shards'
- * gradients, or the model-parallel step's layout if that is larger (the two never run at once). */
-static size_t pass_floats(const fm_net *net, int batch, int shards) {
+/* Floats of the part of the workspace the passes use: the shards' areas, the shared batch
+ * statistics, the extra shards' gradients — or the model-parallel step's layout if that is larger
+ * (the two never run at once). Fills w's offsets; 0 on overflow. */
+static size_t pass_floats(const fm_net *net, int batch, int shards, fm_work *w) {
   int sb = (batch + shards - 1) / shards;
-  size_t a, d0, d1, sc, in;
-  size_t per = shard_floats(net, sb, &a, &d0, &d1, &sc, &in);
-  size_t dp = per * shards + round16((size_t)net->n_params) * (shards - 1);
+  size_t per = shard_layout(net, sb, w);
+  if (per == 0) return 0;
+  w->shard_floats = per;
+  size_t at = per * shards;
+  w->bn_at = at;
+  at += round16((size_t)net->bn_floats);
+  w->partial_at = at;
+  at += round16((size_t)batch * (size_t)net->max_bn_channels * 2 * 2); /* doubles */
+  w->grad_at = at;
+  at += round16((size_t)net->n_params) * (shards - 1);
   size_t mp = use_mp(net, shards) ? fm_net_mp_floats(net, batch, shards) : 0;
-  return dp > mp ? dp : mp;
+  return at > mp ? at : mp;
 }
 
 size_t fm_work_bytes(const fm_net *net, int batch, int shards) {
-  if (batch < 1 || shards < 1 || shards > FM_NET_MAX_SHARDS) return 0;
+  if (batch < 1 || shards < 1 || shards > FM_NET_MAX_SHARDS || net->n_layers < 1) return 0;
+  fm_work w;
+  size_t floats = pass_floats(net, batch, shards, &w);
+  if (floats == 0) return 0;
   /* then the labels of a gathered batch */
-  return sizeof(float) * (pass_floats(net, batch, shards) + round16((size_t)batch / 4 + 1));
+  return sizeof(float) * (floats + round16((size_t)batch / 4 + 1));
 }
 
 int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem, size_t bytes) {
@@ -308,6 +483,9 @@ int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem
   if (shards < 1 || shards > FM_NET_MAX_SHARDS)
     return fm_fail("workspace: threads must be 1 to %d (got %d)", FM_NET_MAX_SHARDS, shards);
   size_t need = fm_work_bytes(net, batch, shards);
+  if (need == 0)
+    return fm_fail("workspace: batch %d on %d threads would need more memory than can be "
+                   "addressed", batch, shards);
   if (bytes < need)
     return fm_fail("workspace: %zu bytes given, %zu needed for batch %d on %d threads", bytes,
                    need, batch, shards);
@@ -317,10 +495,8 @@ int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem
   w->shard_batch = (batch + shards - 1) / shards;
   w->base = mem;
   w->bytes = bytes;
-  w->shard_floats = shard_floats(net, w->shard_batch, &w->act_at, &w->delta_at[0],
-                                 &w->delta_at[1], &w->scratch_at, &w->in_at);
-  w->grad_at = w->shard_floats * shards;
-  w->labels = (uint8_t *)(w->base + pass_floats(net, batch, shards));
+  size_t floats = pass_floats(net, batch, shards, w);
+  w->labels = (uint8_t *)(w->base + floats);
   w->model_parallel = use_mp(net, shards);
   return FM_OK;
 }
@@ -331,16 +507,28 @@ static int shard_first(int n, int shards, int s) { return (int)((int64_t)s * n /
 
 static float *shard_base(const fm_work *w, int s) { return w->base + w->shard_floats * s; }
 
-/* Layer l's output for the shard's images (NULL-free: the network input when it is a view). */
+/* Layer l's output for the shard's images (x itself for the network input or a view of it). */
 static float *layer_out(const fm_net *net, const fm_work *w, int s, int l, const float *x) {
+  if (l < 0) return (float *)x;
   int64_t off = net->layer[l].act_offset;
   if (off < 0) return (float *)x;
   return shard_base(w, s) + w->act_at + (size_t)off * w->shard_batch;
 }
 
+/* Layer l's output gradient for the shard (l < 0: the network input's). */
+static float *layer_delta(const fm_net *net, const fm_work *w, int s, int l) {
+  if (l < 0) return shard_base(w, s) + w->dx_at;
+  return shard_base(w, s) + w->delta_at + (size_t)net->layer[l].delta_offset * w->shard_batch;
+}
+
 static float *shard_grads(const fm_net *net, const fm_work *w, int s) {
   if (s == 0) return net->grads;
   return w->base + w->grad_at + round16((size_t)net->n_params) * (s - 1);
+}
+
+float *fm_net_bn_stats(const fm_net *net, const fm_work *w, const fm_layer *L) {
+  (void)net;
+  return w->base + w->bn_at + L->stats_offset;
 }
 
 /* A 64-bit mix of seed, layer and image (the murmur3 finaliser): the key of that image's mask in
@@ -356,96 +544,71 @@ uint64_t fm_net_mask_key(uint64_t seed, int layer, int64_t image) {
   return z;
 }
 
-/* x: this shard's first image; first: its index in the call (for the dropout streams). */
-static void forward_shard(const fm_net *net, const fm_work *w, int s, const float *x, int cnt,
-                          int first, int train, uint64_t seed) {
-  float *scratch = shard_base(w, s) + w->scratch_at;
-  const float *in = x;
-  for (int l = 0; l < net->n_layers; l++) {
+/* Forward over layers [from, to) of one shard. */
+static void forward_range(const fm_pass *p, const float *x, int from, int to) {
+  const fm_net *net = p->net;
+  for (int l = from; l < to; l++) {
     const fm_layer *L = &net->layer[l];
-    float *out = layer_out(net, w, s, l, x);
-    const float *wt = net->params + L->offset, *b = wt + L->n_weights;
-    switch (L->spec.kind) {
-      case FM_LAYER_DENSE:
-        fm_dense_forward(cnt, (int)L->in_size, L->out_c, in, wt, b, out, L->fused_relu, scratch);
-        break;
-      case FM_LAYER_CONV2D:
-        fm_conv_forward(&L->conv, cnt, in, wt, b, out, L->fused_relu, scratch);
-        break;
-      case FM_LAYER_MAXPOOL:
-        fm_maxpool_forward(cnt, L->in_h, L->in_w, L->in_c, L->spec.pool, in, out);
-        break;
-      case FM_LAYER_RELU:
-        if (!(l > 0 && net->layer[l - 1].fused_relu)) fm_relu_forward(cnt * L->out_size, in, out);
-        break;
-      case FM_LAYER_DROPOUT:
-        if (train && L->spec.rate > 0.0f) {
-          float *mask = shard_base(w, s) + w->act_at + (size_t)L->mask_offset * w->shard_batch;
-          for (int j = 0; j < cnt; j++)
-            fm_dropout_mask(fm_net_mask_key(seed, l, first + j), L->out_size, L->spec.rate,
-                            mask + j * L->out_size);
-          fm_dropout_apply(cnt * L->out_size, in, mask, out);
-        } else {
-          memcpy(out, in, sizeof(float) * (size_t)(cnt * L->out_size));
-        }
-        break;
-      case FM_LAYER_FLATTEN: break;
-    }
-    in = out;
+    const float *in[FM_NET_MAX_INPUTS];
+    for (int k = 0; k < L->n_in; k++) in[k] = layer_out(net, p->w, p->s, L->in[k], x);
+    fm_op_of(L->spec.kind)->forward(p, L, l, in, layer_out(net, p->w, p->s, l, x));
   }
 }
 
-/* Backward from the gradient in delta buffer 0 (cnt x classes). grads: where parameter gradients
- * go (NULL: skip them). Returns the buffer that holds the gradient w.r.t. the input when
- * input_grad is set. */
-static float *backward_shard(const fm_net *net, const fm_work *w, int s, const float *x, int cnt,
-                             int train, float *grads, int input_grad) {
-  float *base = shard_base(w, s);
-  float *scratch = base + w->scratch_at;
-  float *d = base + w->delta_at[0], *other = base + w->delta_at[1];
-  int relu_done = -1; /* a ReLU whose backward pass the max-pool after it already did */
-  for (int l = net->n_layers - 1; l >= 0; l--) {
+/* Whether input k's gradient is wanted: for the network input only in saliency; for a layer when
+ * something it depends on has parameters. */
+static int wants_dx(const fm_net *net, const fm_layer *L, int k, int input_grad) {
+  int t = L->bwd_target[k];
+  return input_grad || (t >= 0 && net->layer[t].grad_upstream);
+}
+
+/* Backward over layers hi down to lo + 1 of one shard, from the output gradients already in
+ * place. grads: where parameter gradients go (NULL: skip them). */
+static void backward_range(const fm_pass *p, const float *x, int hi, int lo, int input_grad) {
+  const fm_net *net = p->net;
+  const fm_work *w = p->w;
+  float *tmp = shard_base(w, p->s) + w->tmp_at;
+  for (int l = hi; l > lo; l--) {
     const fm_layer *L = &net->layer[l];
-    const float *in = l > 0 ? layer_out(net, w, s, l - 1, x) : x;
-    const float *out = layer_out(net, w, s, l, x);
-    int need_dx = l > 0 || input_grad;
-    const float *wt = net->params + L->offset;
-    float *gw = grads ? grads + L->offset : NULL, *gb = gw ? gw + L->n_weights : NULL;
-    float *t;
-    switch (L->spec.kind) {
-      case FM_LAYER_DENSE:
-        if (!need_dx && !gw) break;
-        fm_dense_backward(cnt, (int)L->in_size, L->out_c, in, wt, d, need_dx ? other : NULL, gw,
-                          gb, scratch);
-        t = d, d = other, other = t;
-        break;
-      case FM_LAYER_CONV2D:
-        if (!need_dx && !gw) break;
-        fm_conv_backward(&L->conv, cnt, in, wt, d, need_dx ? other : NULL, gw, gb, scratch);
-        t = d, d = other, other = t;
-        break;
-      case FM_LAYER_MAXPOOL: {
-        if (!need_dx) break;
-        /* After a ReLU (the reference CNN's conv -> ReLU -> pool) its backward pass is folded in:
-         * one pass over the larger tensor instead of two. */
-        int fold = l > 0 && net->layer[l - 1].spec.kind == FM_LAYER_RELU;
-        fm_maxpool_backward_relu(cnt, L->in_h, L->in_w, L->in_c, L->spec.pool, in, d, other, fold);
-        if (fold) relu_done = l - 1;
-        t = d, d = other, other = t;
-        break;
-      }
-      case FM_LAYER_RELU:
-        if (need_dx && l != relu_done) fm_relu_backward(cnt * L->out_size, out, d, d);
-        break;
-      case FM_LAYER_DROPOUT:
-        if (need_dx && train && L->spec.rate > 0.0f)
-          fm_dropout_apply(cnt * L->out_size, d,
-                           base + w->act_at + (size_t)L->mask_offset * w->shard_batch, d);
-        break;
-      case FM_LAYER_FLATTEN: break;
+    if (L->skip_backward) continue;
+    const fm_op *op = fm_op_of(L->spec.kind);
+    const float *in[FM_NET_MAX_INPUTS];
+    float *dx[FM_NET_MAX_INPUTS], *target[FM_NET_MAX_INPUTS];
+    int any = 0;
+    for (int k = 0; k < L->n_in; k++) {
+      in[k] = layer_out(net, w, p->s, L->in[k], x);
+      target[k] = NULL;
+      dx[k] = NULL;
+      if (!wants_dx(net, L, k, input_grad)) continue;
+      target[k] = layer_delta(net, w, p->s, L->bwd_target[k]);
+      dx[k] = L->accumulate[k] ? tmp : target[k];
+      any = 1;
     }
+    float *gw = p->grads && (op->flags & FM_OP_PARAMS) ? p->grads + L->offset : NULL;
+    /* Batch norm's parameter gradients come from the whole batch's sums (bwd_combine). */
+    if (op->bwd_combine && p->train) gw = NULL;
+    if (!any && !gw) continue;
+    float *gb = gw && L->n_biases ? gw + L->n_weights : NULL;
+    float *dy = layer_delta(net, w, p->s, l);
+    for (int k = 0; k < L->n_in; k++) {
+      /* Two accumulating inputs would share the buffer: do them one at a time. */
+      if (!dx[k] || !L->accumulate[k]) continue;
+      float *one[FM_NET_MAX_INPUTS] = {NULL};
+      one[k] = tmp;
+      op->backward(p, L, l, in, layer_out(net, w, p->s, l, x), dy, one, gw, gb);
+      gw = gb = NULL;
+      const size_t count = (size_t)p->cnt * (size_t)(L->bwd_target[k] >= 0
+                                                         ? net->layer[L->bwd_target[k]].out_size
+                                                         : net->in_size);
+      float *t = target[k];
+#pragma omp simd
+      for (size_t j = 0; j < count; j++) t[j] += tmp[j];
+      dx[k] = NULL;
+    }
+    int rest = gw != NULL;
+    for (int k = 0; k < L->n_in; k++) rest |= dx[k] != NULL;
+    if (rest) op->backward(p, L, l, in, layer_out(net, w, p->s, l, x), dy, dx, gw, gb);
   }
-  return d;
 }
 
 /* ---- running shards in parallel ---- */
@@ -466,60 +629,103 @@ typedef struct job {
   float *dx;          /* saliency */
   const fm_dataset *d; /* gather the images of view rows `rows` instead of reading x */
   const int32_t *rows;
+  int phase;          /* of a phased pass (see run_shard) */
 } job;
 
+/* The index of the j-th batch-norm layer (a phase boundary). */
+static int nth_bn(const fm_net *net, int j) {
+  for (int l = 0; l < net->n_layers; l++)
+    if (net->layer[l].spec.kind == FM_LAYER_BATCHNORM && j-- == 0) return l;
+  return -1;
+}
+
+/* The shard's input images: gathered from the dataset by the shard itself in the first phase. */
+static const float *shard_input(const job *jb, int s, int first, int cnt) {
+  const fm_net *net = jb->net;
+  fm_work *w = jb->w;
+  if (!jb->d) return jb->x + (size_t)first * net->in_size;
+  float *xs = shard_base(w, s) + w->in_at;
+  /* Each shard converts its own images: the uint8 -> float work runs in parallel too. */
+  if (jb->phase == 0) fm_dataset_gather(jb->d, jb->rows + first, cnt, xs, w->labels + first);
+  return xs;
+}
+
+/* Phases of a training pass over a network with m batch-norm layers b[0] < ... < b[m-1]:
+ *   phase j < m:   forward from b[j-1] (its normalisation) to b[j], then b[j]'s partial sums;
+ *   phase m:       forward to the end, the loss, backward down to b[m-1] and its partial sums;
+ *   phase m+1+j:   backward from b[m-1-j] (its input gradient) down to b[m-2-j], its sums.
+ * Between phases the sums of the whole batch are combined. Without batch norm (or outside
+ * training) there is one phase: the whole pass. */
 static void run_shard(const job *jb, int s) {
   const fm_net *net = jb->net;
   fm_work *w = jb->w;
   int first = shard_first(jb->n, w->shards, s), cnt = shard_first(jb->n, w->shards, s + 1) - first;
-  w->loss[s] = 0.0;
-  w->correct[s] = 0;
+  const int m = jb->train ? net->n_batchnorm : 0, ph = jb->phase, N = net->n_layers;
+  if (ph == 0 || ph == m) {
+    w->loss[s] = 0.0;
+    w->correct[s] = 0;
+  }
   if (cnt == 0) {
-    if (jb->kind == JOB_GRADIENT && s == 0)
+    if (jb->kind == JOB_GRADIENT && s == 0 && ph == 0)
       memset(net->grads, 0, sizeof(float) * (size_t)net->n_params);
     return;
   }
-  const float *x;
-  if (jb->d) {
-    /* Each shard converts its own images: the uint8 -> float work runs in parallel too. */
-    float *xs = shard_base(w, s) + w->in_at;
-    fm_dataset_gather(jb->d, jb->rows + first, cnt, xs, w->labels + first);
-    x = xs;
-  } else {
-    x = jb->x + (size_t)first * net->in_size;
+  const float *x = shard_input(jb, s, first, cnt);
+  fm_pass p = {.net = net, .w = w, .s = s, .cnt = cnt, .first = first, .train = jb->train,
+               .seed = jb->seed, .scratch = shard_base(w, s) + w->scratch_at,
+               .partial = (double *)(w->base + w->partial_at)};
+  const int input_grad = jb->kind == JOB_SALIENCY;
+  if (jb->kind == JOB_GRADIENT) p.grads = shard_grads(net, w, s);
+  if (ph < m) {
+    int from = ph == 0 ? 0 : nth_bn(net, ph - 1), b = nth_bn(net, ph);
+    forward_range(&p, x, from, b);
+    const fm_layer *B = &net->layer[b];
+    fm_op_of(B->spec.kind)->fwd_partial(&p, B, layer_out(net, w, s, B->in[0], x));
+    return;
   }
-  forward_shard(net, w, s, x, cnt, first, jb->train, jb->seed);
-  if (jb->kind == JOB_FORWARD) return;
-  const float *logits = layer_out(net, w, s, net->n_layers - 1, x);
-  float *delta = shard_base(w, s) + w->delta_at[0];
-  const int k = net->classes;
-  switch (jb->kind) {
-    case JOB_GRADIENT:
-      w->loss[s] = fm_softmax_xent(cnt, k, logits, jb->y + first, 1.0f / (float)jb->n, delta,
-                                   &w->correct[s]);
-      backward_shard(net, w, s, x, cnt, 1, shard_grads(net, w, s), 0);
-      break;
-    case JOB_PREDICT:
-      if (jb->y) w->loss[s] = fm_softmax_xent(cnt, k, logits, jb->y + first, 1.0f, NULL, NULL);
-      for (int j = 0; j < cnt; j++) {
-        const float *z = logits + (size_t)j * k;
-        int best = 0;
-        for (int c = 1; c < k; c++)
-          if (z[c] > z[best]) best = c;
-        if (jb->pred) jb->pred[first + j] = (uint8_t)best;
-        if (jb->y) w->correct[s] += best == jb->y[first + j];
-      }
-      if (jb->probs) fm_softmax(cnt, k, logits, jb->probs + (size_t)first * k);
-      break;
-    case JOB_SALIENCY: {
-      memset(delta, 0, sizeof(float) * (size_t)cnt * k);
-      for (int j = 0; j < cnt; j++) delta[(size_t)j * k + jb->y[first + j]] = 1.0f;
-      float *dx = backward_shard(net, w, s, x, cnt, 0, NULL, 1);
-      memcpy(jb->dx + (size_t)first * net->in_size, dx, sizeof(float) * (size_t)cnt * net->in_size);
-      break;
+  if (ph == m) {
+    forward_range(&p, x, m ? nth_bn(net, m - 1) : 0, N);
+    if (jb->kind == JOB_FORWARD) return;
+    const float *logits = layer_out(net, w, s, N - 1, x);
+    float *delta = layer_delta(net, w, s, N - 1);
+    const int k = net->classes;
+    switch (jb->kind) {
+      case JOB_GRADIENT:
+        w->loss[s] = fm_softmax_xent(cnt, k, logits, jb->y + first, 1.0f / (float)jb->n, delta,
+                                     &w->correct[s]);
+        break;
+      case JOB_PREDICT:
+        if (jb->y) w->loss[s] = fm_softmax_xent(cnt, k, logits, jb->y + first, 1.0f, NULL, NULL);
+        for (int j = 0; j < cnt; j++) {
+          const float *z = logits + (size_t)j * k;
+          int best = 0;
+          for (int c = 1; c < k; c++)
+            if (z[c] > z[best]) best = c;
+          if (jb->pred) jb->pred[first + j] = (uint8_t)best;
+          if (jb->y) w->correct[s] += best == jb->y[first + j];
+        }
+        if (jb->probs) fm_softmax(cnt, k, logits, jb->probs + (size_t)first * k);
+        return;
+      case JOB_SALIENCY:
+        memset(delta, 0, sizeof(float) * (size_t)cnt * k);
+        for (int j = 0; j < cnt; j++) delta[(size_t)j * k + jb->y[first + j]] = 1.0f;
+        break;
+      default: return;
     }
-    default: break;
   }
+  /* backward: phase m starts at the last layer, phase m+1+j at batch-norm layer b[m-1-j] */
+  int hi = ph == m ? N - 1 : nth_bn(net, m - 1 - (ph - m - 1));
+  int j = ph - m; /* 0 for phase m */
+  int lo = m - 1 - j >= 0 ? nth_bn(net, m - 1 - j) : -1;
+  backward_range(&p, x, hi, lo, input_grad);
+  if (lo >= 0) {
+    const fm_layer *B = &net->layer[lo];
+    fm_op_of(B->spec.kind)->bwd_partial(&p, B, layer_out(net, w, s, B->in[0], x),
+                                        layer_delta(net, w, s, lo));
+  }
+  if (input_grad && lo < 0)
+    memcpy(jb->dx + (size_t)first * net->in_size, layer_delta(net, w, s, -1),
+           sizeof(float) * (size_t)cnt * net->in_size);
 }
 
 /* Denormal floats take a slow microcode path on x86 (over 100 cycles per operation), and training
@@ -559,10 +765,48 @@ static void unpin_blas(int saved) {
   if (saved) fm_blas_set_threads(saved);
 }
 
-/* Runs every shard of a job, in parallel. */
-static void run_job(const job *jb) {
+/* The shards of the call that have images, in order (the gradient buffers that count). */
+static int shards_with_images(const job *jb, int *list) {
+  int k = 0;
+  for (int s = 0; s < jb->w->shards; s++)
+    if (shard_first(jb->n, jb->w->shards, s + 1) > shard_first(jb->n, jb->w->shards, s))
+      list[k++] = s;
+  return k;
+}
+
+/* The combining step between two phases (on the calling thread, in a fixed order). */
+static void combine_phase(job *jb) {
+  const fm_net *net = jb->net;
+  const int m = net->n_batchnorm, ph = jb->phase;
+  const double *partial = (const double *)(jb->w->base + jb->w->partial_at);
+  unsigned fp = fm_fp_enter();
+  if (ph < m) {
+    const fm_layer *B = &net->layer[nth_bn(net, ph)];
+    fm_op_of(B->spec.kind)->fwd_combine(net, jb->w, B, jb->n, partial);
+  } else {
+    const fm_layer *B = &net->layer[nth_bn(net, m - 1 - (ph - m))];
+    int with[FM_NET_MAX_SHARDS], k = shards_with_images(jb, with);
+    float *gw = shard_grads(net, jb->w, with[0]) + B->offset;
+    fm_op_of(B->spec.kind)->bwd_combine(net, jb->w, B, jb->n, partial, gw, gw + B->n_weights);
+    /* The other shards' buffers hold zeros there, so the sum over shards is the batch's. */
+    for (int i = 1; i < k; i++)
+      memset(shard_grads(net, jb->w, with[i]) + B->offset, 0,
+             sizeof(float) * (size_t)(B->n_weights + B->n_biases));
+  }
+  fm_fp_leave(fp);
+}
+
+/* Runs every phase of a job, each over every shard in parallel. */
+static void run_job(job *jb) {
+  const fm_net *net = jb->net;
   int saved = pin_blas(jb->w->shards);
-  fm_parallel_for(jb->w->shards, jb->w->shards, shard_item, (void *)jb);
+  const int m = jb->train ? net->n_batchnorm : 0;
+  int phases = m == 0 ? 1 : jb->kind == JOB_FORWARD ? m + 1 : 2 * m + 1;
+  for (int ph = 0; ph < phases; ph++) {
+    jb->phase = ph;
+    fm_parallel_for(jb->w->shards, jb->w->shards, shard_item, (void *)jb);
+    if (ph + 1 < phases) combine_phase(jb);
+  }
   unpin_blas(saved);
 }
 
@@ -572,6 +816,7 @@ static int check_call(const fm_net *net, const fm_work *w, const float *x, int64
                       int64_t limit, const char *what) {
   if (net->n_layers < 1) return fm_fail("%s: the network has no layers", what);
   if (!net->params) return fm_fail("%s: the network has no parameter buffer", what);
+  if (net->n_state > 0 && !net->state) return fm_fail("%s: the network has no state buffer", what);
   if (!w->base) return fm_fail("%s: the workspace is not initialised", what);
   if (n < 0 || n > limit)
     return fm_fail("%s: %lld images, but the workspace holds batches of at most %d", what,
@@ -593,7 +838,7 @@ int fm_net_forward(const fm_net *net, fm_work *w, const float *x, int n, int tra
                    uint64_t seed) {
   if (check_call(net, w, x, n, w->batch, "forward") != FM_OK) return FM_ERR;
   job jb = {.kind = JOB_FORWARD, .net = net, .w = w, .x = x, .n = n, .train = train, .seed = seed};
-  run_job(&jb);
+  if (n > 0) run_job(&jb);
   w->n = n;
   w->forward_done = 1;
   return FM_OK;
@@ -677,8 +922,14 @@ static void reduce_item(void *ctx, int b) {
   fm_fp_leave(fp);
 }
 
-/* A training step: block b summed chunk by chunk and updated at once. Weights get the decay,
- * biases do not, so the chunks follow the layers' weight and bias segments. */
+/* Weight decay applies to the weights of dense and convolution layers; biases and batch norm's
+ * scales and shifts keep their values. */
+static int decays(const fm_layer *L, int segment) {
+  return segment == 0 && L->spec.kind != FM_LAYER_BATCHNORM;
+}
+
+/* A training step: block b summed chunk by chunk and updated at once. The chunks follow the
+ * layers' weight and bias segments, which decay differently. */
 static void update_item(void *ctx, int b) {
   step_ctx *c = ctx;
   const fm_net *net = c->net;
@@ -702,7 +953,7 @@ static void update_item(void *ctx, int b) {
         float *s1 = c->state ? c->state + at : NULL;
         float *s2 = c->state && adam ? c->state + N + at : NULL;
         bad += fm_optim_apply_slice(c->opt, &c->coef, net->params + at, acc, s1, s2, len,
-                                    k == 0 ? wd : 0.0f);
+                                    decays(L, k) ? wd : 0.0f);
       }
     }
   }
@@ -711,18 +962,18 @@ static void update_item(void *ctx, int b) {
   fm_fp_leave(fp);
 }
 
-/* Forward + backward on every shard, then either the reduction into net->grads (opt NULL) or the
- * update: two parallel phases. A loss that is not finite stops before any update; a gradient
- * that is not finite shows in the update, which then leaves those parameters alone. */
-static void gradient_step(fm_net *net, fm_work *w, const job *jb, fm_optim *opt, float *state,
+/* Forward + backward on every shard (in phases when there is batch norm), then either the
+ * reduction into net->grads (opt NULL) or the update. A loss that is not finite stops before any
+ * update; a gradient that is not finite shows in the update, which then leaves those parameters
+ * alone. */
+static void gradient_step(fm_net *net, fm_work *w, job *jb, fm_optim *opt, float *state,
                           fm_batch_stats *st) {
   const int S = w->shards, n = jb->n;
   step_ctx c = {.net = net, .w = w, .opt = opt, .state = state};
-  for (int s = 0; s < S; s++)
-    if (shard_first(n, S, s + 1) > shard_first(n, S, s)) c.src[c.nsrc++] = shard_grads(net, w, s);
-  int saved = pin_blas(S);
-  fm_parallel_for(S, S, shard_item, (void *)jb);
-  unpin_blas(saved);
+  int with[FM_NET_MAX_SHARDS];
+  c.nsrc = shards_with_images(jb, with);
+  for (int k = 0; k < c.nsrc; k++) c.src[k] = shard_grads(net, w, with[k]);
+  run_job(jb);
   double loss = 0.0;
   int correct = 0;
   for (int s = 0; s < S; s++) {
@@ -829,8 +1080,8 @@ int fm_net_predict(const fm_net *net, fm_work *w, const float *x, int64_t n, flo
   for (int64_t i0 = 0; i0 < n; i0 += w->batch) {
     int cnt = (int)(n - i0 < w->batch ? n - i0 : w->batch);
     job jb = {.kind = JOB_PREDICT, .net = net, .w = w, .x = x + i0 * net->in_size,
-              .y = labels ? labels + i0 : NULL, .n = cnt, .probs = probs ? probs + i0 * net->classes : NULL,
-              .pred = pred ? pred + i0 : NULL};
+              .y = labels ? labels + i0 : NULL, .n = cnt,
+              .probs = probs ? probs + i0 * net->classes : NULL, .pred = pred ? pred + i0 : NULL};
     run_job(&jb);
     w->n = cnt;
     w->forward_done = 1;
@@ -850,7 +1101,7 @@ int fm_net_input_gradient(const fm_net *net, fm_work *w, const float *x, int n, 
   if (check_labels(cls, n, net->classes, "input gradient") != FM_OK) return FM_ERR;
   if (!dx && n > 0) return fm_fail("input gradient: no output buffer");
   job jb = {.kind = JOB_SALIENCY, .net = net, .w = w, .x = x, .y = cls, .n = n, .dx = dx};
-  run_job(&jb);
+  if (n > 0) run_job(&jb);
   w->n = n;
   w->forward_done = 1;
   return FM_OK;

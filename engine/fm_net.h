@@ -1,26 +1,43 @@
-/* fm_net: sequential networks built from a list of layer specs, trained on both cores.
+/* fm_net: networks as a graph of layers (nodes) in topological order, trained on both cores.
  *
- * Memory: the caller owns everything. fm_net_build fills an fm_net (a fixed-size struct: shapes,
- * parameter counts and offsets) without allocating; the caller then provides
+ * A network is a list of layer specs. Each layer names its inputs: earlier layers, or the network
+ * input; by default the layer before it (the first layer takes the network input), so a plain list
+ * is a sequential network. A layer may feed several others (a residual block's input feeds its
+ * body and its shortcut); their gradients add up. What every kind of layer does — its shape rule,
+ * parameters and their roles, initialisation, scratch, forward and backward passes — is one entry
+ * of the table in fm_ops.c; this file lays the graph out in memory and runs the passes.
+ *
+ * Memory: the caller owns everything. fm_net_build fills an fm_net and the caller's array of
+ * n fm_layer records (the records stay in the caller's memory; net->layer points at them) without
+ * allocating; the caller then provides
  *   - the parameters, one flat float buffer of net->n_params (fm_net_bind), each layer's weights
- *     followed by its biases, in layer order (layouts in fm_layers.h);
- *   - the gradients, another flat buffer of the same size (only for training and saliency);
+ *     followed by its biases, in layer order (layouts in fm_layers.h); a batch-norm layer's scale
+ *     then shift;
+ *   - the state, net->n_state floats that training updates but the optimizer never sees (batch
+ *     norm's running mean then running variance, per batch-norm layer in layer order);
+ *   - the gradients, another buffer of n_params floats (only for training and saliency);
  *   - the optimizer state (fm_optim_state_floats);
  *   - a workspace for a given batch size and thread count (fm_work_bytes): every layer's output
- *     for that batch (kept for the backward pass and for inspection), two gradient buffers the
- *     size of the largest layer, one scratch area sized for the most demanding layer (shared by
- *     all layers, as darknet does), room for a gathered batch, and a private gradient buffer for
- *     each extra thread.
+ *     for that batch (kept for the backward pass and for inspection), the gradients of layer
+ *     outputs (slots reused once a layer's backward pass has consumed them), one scratch area
+ *     sized for the most demanding layer (shared by all layers, as darknet does), room for a
+ *     gathered batch, batch statistics, and a private gradient buffer for each extra thread.
+ * A layer writes its output in place of its input's (and a ReLU after a dense or convolution
+ * layer is applied inside the product) only when that input has no other consumer and nothing
+ * reads it afterwards, as decided from the graph when it is built.
  *
  * Threads and determinism: a call on n images splits them into `shards` fixed contiguous parts
  * (shard s gets images [s*n/S, (s+1)*n/S)), run on the engine's thread pool (fm_threads.h).
- * Each shard runs the whole forward and backward pass on its images with single-threaded matrix
+ * Each shard runs the forward and backward pass on its images with single-threaded matrix
  * products and writes its own gradient buffer; the buffers are then added in shard order.
- * Networks of dense layers only train model-parallel instead (fm_net_model_parallel below). No
- * float is ever accumulated in an order that depends on timing, so results are bit-for-bit
- * reproducible for a given seed, shard count and matrix kernel (fm_gemm_select), whichever thread
- * runs which part. Dropout masks are drawn per image and unit from (seed, layer, image index), so
- * they do not depend on the split either. The passes run with denormals flushed to zero.
+ * Batch normalisation in training needs statistics of the whole batch: each of its layers ends a
+ * phase of the pass, where every image's partial sums are added in image order, so the statistics
+ * do not depend on the shard count. Networks of dense layers only train model-parallel instead
+ * (fm_net_model_parallel below). No float is ever accumulated in an order that depends on timing,
+ * so results are bit-for-bit reproducible for a given seed, shard count and matrix kernel
+ * (fm_gemm_select), whichever thread runs which part. Dropout masks are drawn per image and unit
+ * from (seed, layer, image index), so they do not depend on the split either. The passes run with
+ * denormals flushed to zero.
  *
  * Errors: FM_ERR with a message (fm_error()) naming the layer, the argument and the shapes. */
 #ifndef FM_NET_H
@@ -33,62 +50,138 @@
 #include "fm_layers.h"
 #include "fm_optim.h"
 
-#define FM_NET_MAX_LAYERS 32
+/* Layers a network may have: far beyond any network these images call for (ResNet-110 has about
+ * 380), and a bound on what a model file may claim before anything is allocated for it. */
+#define FM_NET_MAX_LAYERS 4096
+/* Inputs one layer may take (an add of several branches). */
+#define FM_NET_MAX_INPUTS 4
 #define FM_NET_MAX_SHARDS 64
+/* The network input, as a layer's input index. */
+#define FM_NET_INPUT (-1)
 
+/* The numbers are those of model files: never renumber. */
 typedef enum {
   FM_LAYER_DENSE = 1,
   FM_LAYER_CONV2D = 2,
   FM_LAYER_MAXPOOL = 3,
   FM_LAYER_RELU = 4,
   FM_LAYER_DROPOUT = 5,
-  FM_LAYER_FLATTEN = 6
+  FM_LAYER_FLATTEN = 6,
+  FM_LAYER_BATCHNORM = 7,
+  FM_LAYER_ADD = 8,
+  FM_LAYER_AVGPOOL = 9,
+  FM_LAYER_GLOBAL_AVGPOOL = 10,
+  FM_LAYER_RELU6 = 11
 } fm_layer_kind;
+#define FM_LAYER_KIND_END 12 /* kinds are 1 to FM_LAYER_KIND_END - 1 */
 
-typedef enum { FM_INIT_AUTO = 0, FM_INIT_HE = 1, FM_INIT_GLOROT = 2 } fm_init_kind;
+typedef enum { FM_INIT_AUTO = 0, FM_INIT_HE = 1, FM_INIT_GLOROT = 2, FM_INIT_ZERO = 3 } fm_init_kind;
 
-/* What the caller asks for. Unused fields are 0. */
+/* What the caller asks for. Unused fields are 0, and 0 means the default where one is given. */
 typedef struct fm_layer_spec {
   fm_layer_kind kind;
+  int n_inputs;      /* 0: the layer before (the network input for the first layer) */
+  int inputs[FM_NET_MAX_INPUTS]; /* earlier layers (0-based), or FM_NET_INPUT */
   int units;         /* dense: outputs; conv2d: filters */
   int kh, kw;        /* conv2d kernel; kw 0 means square (kh x kh) */
-  int same;          /* conv2d: 1 "same" padding, 0 "valid" */
-  int pool;          /* maxpool: window and stride (0 means 2) */
+  int same;          /* conv2d: 1 "same" padding (output = ceil(input / stride)), 0 "valid" */
+  int pool;          /* maxpool/avgpool: window (0 means 2) */
+  int stride;        /* conv2d: 0 means 1; maxpool/avgpool: 0 means the window */
+  int groups;        /* conv2d: 0 or 1 all input channels; the input channel count: depthwise */
+  int no_bias;       /* dense/conv2d: 1 leaves the bias out (before a batch norm) */
   float rate;        /* dropout: probability of dropping, in [0, 1) */
-  fm_init_kind init; /* dense/conv2d: AUTO = He when a ReLU follows, Glorot otherwise */
+  float eps;         /* batch norm: added to the variance (0 means 1e-5) */
+  float momentum;    /* batch norm: running = momentum * running + (1 - momentum) * batch
+                        (0 means 0.9) */
+  fm_init_kind init; /* dense/conv2d: AUTO = He when a ReLU follows (through batch norm),
+                        Glorot otherwise; batch norm: ZERO starts its scale at 0 */
 } fm_layer_spec;
 
-/* What fm_net_build works out for each layer (per image). */
+/* What fm_net_build works out for each layer (shapes per image). */
 typedef struct fm_layer {
-  fm_layer_spec spec;
-  int in_h, in_w, in_c;     /* input shape; a flat vector of n is 1 x 1 x n */
+  fm_layer_spec spec;       /* with the defaults filled in */
+  int n_in;
+  int in[FM_NET_MAX_INPUTS]; /* resolved inputs: earlier layers or FM_NET_INPUT */
+  int in_h, in_w, in_c;     /* shape of input 0; a flat vector of n is 1 x 1 x n */
   int out_h, out_w, out_c;  /* output shape */
   int64_t in_size, out_size;
-  int64_t n_weights, n_biases;
+  int64_t n_weights, n_biases; /* parameters: weights (batch norm: scale), then biases (shift) */
   int64_t offset;           /* first weight in the parameter buffer; the biases follow */
+  int64_t n_state;          /* floats of state (batch norm: running mean and variance) */
+  int64_t state_offset;
   int64_t macs;             /* multiply-adds of the forward pass, per image */
   int fan_in, fan_out;
-  int fused_relu;           /* dense/conv2d followed by ReLU: applied in the product */
+  int consumers;            /* layers taking this one's output */
+  int fused_relu;           /* dense/conv2d/batch norm whose only consumer is a ReLU: applied
+                               in the same pass (the ReLU then runs in place and does nothing) */
+  int relu_folded;          /* maxpool after a ReLU it alone reads: its backward pass does the
+                               ReLU's too (the ReLU's own is skipped) */
+  int skip_backward;        /* a ReLU whose backward pass the max-pool after it does */
+  int bwd_target[FM_NET_MAX_INPUTS]; /* whose output gradient receives input k's gradient */
+  int accumulate[FM_NET_MAX_INPUTS]; /* added to what another consumer already wrote there */
+  int grad_upstream;        /* it or a layer it depends on has parameters */
   fm_conv_geom conv;
-  int64_t act_offset;       /* where its output lives in a shard's activations, per image */
+  int64_t act_offset;       /* its output in a shard's activations, per image (-1: the input) */
   int64_t mask_offset;      /* dropout: where its mask lives */
+  int64_t delta_offset;     /* its output gradient in a shard's gradient area, per image */
+  int64_t delta_size;       /* build bookkeeping: the size of that slot, and whether it is */
+  int delta_state;          /* held, free for another layer, or handed down to an input */
+  int64_t stats_offset;     /* batch norm: its batch mean and 1/std in the shared area */
 } fm_layer;
 
 typedef struct fm_net {
   int n_layers;
+  fm_layer *layer;          /* the caller's records, given to fm_net_build */
   int in_h, in_w, in_c;
   int64_t in_size;
   int classes;              /* outputs of the last layer */
-  fm_layer layer[FM_NET_MAX_LAYERS];
   int64_t n_params;
+  int64_t n_state;
   int64_t act_floats;       /* activations kept per image */
+  int64_t delta_floats;     /* output gradients live at once, per image */
   int64_t max_size;         /* largest input or output of any layer, per image */
   size_t scratch_floats;    /* per thread, for the convolutions (dense layers' depends on the batch) */
   int64_t macs;             /* forward multiply-adds per image, all layers */
+  int n_batchnorm;          /* batch-norm layers: each ends a phase of a training pass */
+  int max_bn_channels;
+  int64_t bn_floats;        /* per-layer batch statistics kept between the passes */
+  int chain;                /* every layer takes the one before it, which has no other consumer */
   float *params;            /* bound by fm_net_bind */
   float *grads;
+  float *state;
 } fm_net;
 
+/* ---- the kinds of layer ---- */
+
+/* How a spec field is read from a layer description (the binding's tables come from here). */
+typedef enum {
+  FM_FIELD_INT,     /* an integer in [lo, hi] */
+  FM_FIELD_FLOAT,   /* a number in [lo, hi] (hi excluded for the dropout rate) */
+  FM_FIELD_KERNEL,  /* an integer, or h and w: sets kh and kw */
+  FM_FIELD_PADDING, /* "valid" or "same": sets same */
+  FM_FIELD_BIAS,    /* a boolean: sets no_bias to its negation */
+  FM_FIELD_INIT     /* "auto", "he", "glorot" or "zeros": sets init */
+} fm_field_type;
+
+typedef struct fm_field {
+  const char *name;  /* the key in a layer description: "units", "kernel", ... */
+  int position;      /* its place in the {"dense", 128} form (2, 3, ...), or 0 */
+  fm_field_type type;
+  size_t offset;     /* of the int or float in fm_layer_spec it sets */
+  double lo, hi;
+} fm_field;
+
+typedef struct fm_layer_type {
+  fm_layer_kind kind;
+  const char *name;          /* "dense", in layer descriptions and model files' text */
+  const char *display;       /* "Dense", as Keras names it in a summary */
+  int min_inputs, max_inputs;
+  const fm_field *fields;    /* ends with a NULL name */
+} fm_layer_type;
+
+/* The kinds, in kind order: types[k] for 1 <= k < FM_LAYER_KIND_END. */
+const fm_layer_type *fm_layer_type_of(fm_layer_kind kind); /* NULL for an unknown kind */
+const fm_layer_type *fm_layer_type_named(const char *name); /* NULL for an unknown name */
 const char *fm_layer_kind_name(fm_layer_kind kind);
 
 /* The reference CNN (conv 3x3x32, ReLU, max-pool 2 -> conv 3x3x64, ReLU, max-pool 2 -> flatten,
@@ -96,18 +189,20 @@ const char *fm_layer_kind_name(fm_layer_kind kind);
 #define FM_REFERENCE_CNN_LAYERS 11
 int fm_reference_cnn(fm_layer_spec *specs);
 /* For a Keras-like summary: "conv2d 3x3, 32 filters, valid", "maxpool 2x2", "dense 128",
- * "dropout 0.5", "relu", "flatten" into buf; and the output shape "26x26x32" (or "128" when
- * flat). Both return buf. */
+ * "dropout 0.5", "relu", "flatten", "batchnorm", "add" into buf; and the output shape "26x26x32"
+ * (or "128" when flat). Both return buf. */
 const char *fm_layer_describe(const fm_layer *L, char *buf, size_t size);
 const char *fm_layer_shape(const fm_layer *L, char *buf, size_t size);
 
-/* Checks the specs against each other and the input shape and lays the network out. A dense layer
- * flattens its input (HWC order), so a flatten layer before it is optional. The last layer's
- * output must be flat, 2 to 256 values: the class logits. */
-int fm_net_build(fm_net *net, int in_h, int in_w, int in_c, const fm_layer_spec *specs, int n);
-/* grads may be NULL for a network that only predicts. */
-void fm_net_bind(fm_net *net, float *params, float *grads);
-/* He or Glorot weights from a generator seeded with seed, zero biases. */
+/* Checks the specs against each other and the input shape and lays the network out into net and
+ * layers (n records). A dense layer flattens its input (HWC order), so a flatten layer before it is
+ * optional. The last layer's output must be flat, 2 to 256 values: the class logits. */
+int fm_net_build(fm_net *net, fm_layer *layers, int in_h, int in_w, int in_c,
+                 const fm_layer_spec *specs, int n);
+/* grads may be NULL for a network that only predicts; state may be NULL when n_state is 0. */
+void fm_net_bind(fm_net *net, float *params, float *grads, float *state);
+/* Weights from a generator seeded with seed (He or Glorot), zero biases, batch-norm scales 1
+ * and shifts 0, running means 0 and variances 1. */
 void fm_net_init(fm_net *net, uint64_t seed);
 /* A layer's weights and biases inside net->params. */
 float *fm_net_weights(const fm_net *net, int layer);
@@ -121,8 +216,10 @@ typedef struct fm_work {
   float *base;
   size_t bytes;
   size_t shard_floats;      /* floats per shard */
-  size_t in_at, act_at, delta_at[2], scratch_at; /* offsets inside a shard's area */
-  size_t grad_at;           /* the extra shards' gradients, after the shard areas */
+  size_t in_at, act_at, delta_at, dx_at, tmp_at, scratch_at; /* offsets inside a shard's area */
+  size_t bn_at;             /* the shared batch statistics, after the shards' areas */
+  size_t partial_at;        /* per-image partial sums of one batch-norm layer (doubles) */
+  size_t grad_at;           /* the extra shards' gradients */
   uint8_t *labels;          /* the labels of a batch gathered by fm_net_train_step_rows */
   int model_parallel;       /* training steps run model-parallel (see fm_net_model_parallel) */
   /* the last call */
@@ -139,6 +236,7 @@ typedef struct fm_work {
  * between the two in the last bits. Set to 0 before fm_work_init to shard every network. */
 extern int fm_net_model_parallel;
 
+/* 0 when the sizes overflow or batch/shards are out of range. */
 size_t fm_work_bytes(const fm_net *net, int batch, int shards);
 /* mem: at least fm_work_bytes(net, batch, shards) bytes, 64-byte aligned. */
 int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem, size_t bytes);
@@ -162,12 +260,15 @@ typedef struct fm_batch_stats {
 } fm_batch_stats;
 
 /* Forward pass over n <= w->batch images (x: n * net->in_size floats). train: dropout on, with
- * masks drawn from seed. Every layer's output stays in the workspace (fm_net_activation). */
+ * masks drawn from seed, and batch norm normalising with this batch's statistics (which also
+ * update its running statistics); otherwise batch norm uses the running statistics. Every
+ * layer's output stays in the workspace (fm_net_activation). */
 int fm_net_forward(const fm_net *net, fm_work *w, const float *x, int n, int train, uint64_t seed);
 /* Layer `layer`'s output for image i (0 <= i < n) of the last pass (fm_net_forward, the last
  * chunk of fm_net_predict, a sharded gradient or training step): out_size floats, HWC. NULL
  * (with a message) when out of range or no such pass was made since (a model-parallel training
- * step keeps its activations elsewhere). */
+ * step keeps its activations elsewhere). A dense or convolution layer whose ReLU was applied in
+ * the product shows the rectified values. */
 const float *fm_net_activation(const fm_net *net, const fm_work *w, int layer, int i);
 
 /* Forward (training mode) + mean softmax cross-entropy + backward: net->grads becomes the gradient
@@ -176,12 +277,13 @@ int fm_net_gradient(fm_net *net, fm_work *w, const float *x, const uint8_t *y, i
                     uint64_t seed, fm_batch_stats *st);
 
 /* One training step: the gradient of the mean loss, then, if the loss is finite, one optimizer
- * update (weight decay on weights, not biases). The shards' gradients are summed chunk by chunk
- * straight into the update, so net->grads is scratch afterwards (fm_net_gradient gives a
- * gradient). Divergence is not an error: st->diverged is set, and the parameters and optimizer
- * state are left as they were (1: the loss is not finite), or updated except where a gradient or
- * the update itself was not finite (2). Either way every weight stays finite, so the caller can
- * stop with the last finite weights. FM_ERR only for bad arguments. */
+ * update (weight decay on weights, not on biases or batch-norm scales and shifts). The shards'
+ * gradients are summed chunk by chunk straight into the update, so net->grads is scratch
+ * afterwards (fm_net_gradient gives a gradient). Divergence is not an error: st->diverged is set,
+ * and the parameters and optimizer state are left as they were (1: the loss is not finite), or
+ * updated except where a gradient or the update itself was not finite (2). Either way every
+ * weight stays finite, so the caller can stop with the last finite weights. FM_ERR only for bad
+ * arguments. */
 int fm_net_train_step(fm_net *net, fm_work *w, fm_optim *opt, float *opt_state, const float *x,
                       const uint8_t *y, int n, uint64_t seed, fm_batch_stats *st);
 

@@ -23,6 +23,7 @@
 
 #include "fm_gemm.h"
 #include "fm_layers.h"
+#include "fm_ops.h"
 #include "fm_optim.h"
 #include "fm_threads.h"
 
@@ -30,9 +31,13 @@ static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 int fm_net_mp_applies(const fm_net *net) {
   int dense = 0;
+  if (!net->chain || net->n_layers > FM_NET_MP_MAX_LAYERS) return 0;
   for (int l = 0; l < net->n_layers; l++) {
     switch (net->layer[l].spec.kind) {
-      case FM_LAYER_DENSE: dense = 1; break;
+      case FM_LAYER_DENSE:
+        if (net->layer[l].n_biases != net->layer[l].out_c) return 0;
+        dense = 1;
+        break;
       case FM_LAYER_FLATTEN:
         if (dense) return 0;
         break;
@@ -320,7 +325,7 @@ void fm_net_mp_step(fm_net *net, fm_work *w, const float *x, const fm_dataset *d
   mp_ctx c = {.net = net, .w = w, .T = w->shards, .n = n, .x = x, .d = d, .rows = rows,
               .y = x ? y : w->labels, .seed = seed, .opt = opt, .state = state};
   layout(net, w->batch, w->shards, &c.m);
-  int dense[FM_NET_MAX_LAYERS] = {0}, nd = 0;
+  int dense[FM_NET_MP_MAX_LAYERS] = {0}, nd = 0;
   for (int l = 0; l < net->n_layers; l++)
     if (net->layer[l].spec.kind == FM_LAYER_DENSE) dense[nd++] = l;
   /* Forward: phase k computes dense layer k's partial outputs (and finishes layer k-1's). */

@@ -26,7 +26,10 @@
 #include "fm_dataset.h"
 #include "fm_net.h"
 
-/* 1 when every layer is dense, flatten, ReLU or dropout, flatten comes before the first dense
+/* The step keeps a small table of the dense layers: longer networks are sharded instead. */
+#define FM_NET_MP_MAX_LAYERS 64
+
+/* 1 when the network is a chain of at most FM_NET_MP_MAX_LAYERS layers, every layer is dense, flatten, ReLU or dropout, flatten comes before the first dense
  * layer, every ReLU and dropout after one, and the last layer is dense. */
 int fm_net_mp_applies(const fm_net *net);
 /* Floats of workspace the step needs for batches of `batch` on `shards` threads. */
@@ -39,8 +42,7 @@ void fm_net_mp_step(fm_net *net, fm_work *w, const float *x, const fm_dataset *d
                     const int32_t *rows, const uint8_t *y, int n, uint64_t seed, fm_optim *opt,
                     float *state, fm_batch_stats *st);
 
-/* Shared with fm_net.c. */
-uint64_t fm_net_mask_key(uint64_t seed, int layer, int64_t image);
+/* Shared with fm_net.c: the MXCSR denormal mode of the engine's work items. */
 unsigned fm_fp_enter(void);
 void fm_fp_leave(unsigned old);
 

@@ -34,11 +34,14 @@ typedef struct defaults {
 } defaults;
 
 typedef struct model {
-  fm_model_desc desc;
-  fm_net net;
+  char kind[16];
+  fm_net net;               /* net.layer points at layers, below */
   defaults def;
   int epochs_trained;
-  float *params, *grads;
+  int n_layers;
+  fm_layer_spec *specs;     /* what the model was built from */
+  fm_layer *layers;
+  float *params, *grads, *state;
 } model;
 
 /* Training defaults of each kind, chosen to reach the reference accuracies on the 10k test set
@@ -60,114 +63,288 @@ static double now(void) {
 
 /* A block of `bytes`, 64-byte aligned, owned by a userdata pushed on the stack. */
 static void *push_block(lua_State *L, size_t bytes) {
+  if (bytes > SIZE_MAX - ALIGN) luaL_error(L, "not enough memory (%zu bytes asked)", bytes);
   uintptr_t p = (uintptr_t)lua_newuserdatauv(L, bytes + ALIGN, 0);
   return (void *)((p + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
 }
 
-/* Pushes a new model for the description: parameters and gradients inside the userdata. */
-static model *new_model(lua_State *L, const fm_model_desc *desc) {
+static size_t align_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
+
+/* Pushes a new model of the given kind built from n specs: the specs, layer records,
+ * parameters, gradients and state all live inside the userdata, where the garbage collector
+ * counts them. Everything starts at zero; the caller initialises or loads. */
+static model *new_model(lua_State *L, const char *kind, int in_h, int in_w, int in_c,
+                        const fm_layer_spec *specs, int n) {
+  if (n < 1 || n > FM_NET_MAX_LAYERS)
+    luaL_error(L, "%s: 1 to %d layers, not %d", kind, FM_NET_MAX_LAYERS, n);
+  /* A first build into scratch says how many floats the model needs. */
+  fm_layer *scratch = push_block(L, sizeof(fm_layer) * (size_t)n);
   fm_net net;
-  if (fm_net_build(&net, desc->in_h, desc->in_w, desc->in_c, desc->specs, desc->n_layers) != FM_OK)
-    lfm_engine_error(L, desc->kind);
-  size_t floats = (size_t)net.n_params * 2;
-  model *m = lua_newuserdatauv(L, sizeof(model) + ALIGN + floats * sizeof(float), 1);
+  if (fm_net_build(&net, scratch, in_h, in_w, in_c, specs, n) != FM_OK) lfm_engine_error(L, kind);
+  lua_pop(L, 1);
+  size_t head = align_up(sizeof(model)), spec_bytes = align_up(sizeof(fm_layer_spec) * (size_t)n);
+  size_t layer_bytes = align_up(sizeof(fm_layer) * (size_t)n);
+  size_t floats = (size_t)net.n_params * 2 + (size_t)net.n_state;
+  size_t bytes = head + spec_bytes + layer_bytes + ALIGN + floats * sizeof(float);
+  model *m = lua_newuserdatauv(L, bytes, 1);
   memset(m, 0, sizeof *m);
-  m->desc = *desc;
-  m->desc.n_params = net.n_params;
-  m->net = net;
-  uintptr_t p = (uintptr_t)(m + 1);
+  snprintf(m->kind, sizeof m->kind, "%s", kind);
+  m->n_layers = n;
+  m->specs = (fm_layer_spec *)((char *)m + head);
+  m->layers = (fm_layer *)((char *)m->specs + spec_bytes);
+  memcpy(m->specs, specs, sizeof(fm_layer_spec) * (size_t)n);
+  uintptr_t p = (uintptr_t)((char *)m->layers + layer_bytes);
   m->params = (float *)((p + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
   m->grads = m->params + net.n_params;
+  m->state = m->grads + net.n_params;
   memset(m->params, 0, floats * sizeof(float));
-  fm_net_bind(&m->net, m->params, m->grads);
-  m->def = kind_defaults(desc->kind);
+  if (fm_net_build(&m->net, m->layers, in_h, in_w, in_c, m->specs, n) != FM_OK)
+    lfm_engine_error(L, kind);
+  fm_net_bind(&m->net, m->params, m->grads, m->state);
+  m->def = kind_defaults(kind);
   luaL_setmetatable(L, LFM_MODEL);
   lua_newtable(L); /* user value 1: info (strings kept in saved files) */
   lua_setiuservalue(L, -2, 1);
   return m;
 }
 
-/* ---- building: layer specs from Lua ---- */
+/* ---- building: layer descriptions from Lua ----
+ * A layer is a name ("relu") or a table: the name first, then the kind's positional fields, then
+ * named ones: {"conv2d", 32, 3, padding = "same", stride = 2}. Every kind's fields come from the
+ * engine's table (fm_layer_type); besides them any layer takes `name` (a string other layers can
+ * use as an input) and `inputs` (a list of earlier layers: names, 1-based indices, negative offsets
+ * -1 for the layer before, or "input" for the network input). */
 
-static const struct {
-  const char *name;
-  fm_layer_kind kind;
-} layer_names[] = {{"dense", FM_LAYER_DENSE}, {"conv2d", FM_LAYER_CONV2D}, {"conv", FM_LAYER_CONV2D},
-                   {"maxpool", FM_LAYER_MAXPOOL}, {"relu", FM_LAYER_RELU},
-                   {"dropout", FM_LAYER_DROPOUT}, {"flatten", FM_LAYER_FLATTEN}, {NULL, 0}};
+/* "dense, conv2d, ..." from the engine's table. */
+static const char *known_layers(lua_State *L) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int k = 1; k < FM_LAYER_KIND_END; k++) {
+    if (k > 1) luaL_addstring(&b, ", ");
+    luaL_addstring(&b, fm_layer_kind_name((fm_layer_kind)k));
+  }
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
 
-/* One layer: "relu", "flatten", {"dense", 128}, {"conv2d", 32, 3, padding = "same"},
- * {"maxpool", 2}, {"dropout", 0.5}. */
-static fm_layer_spec parse_layer(lua_State *L, int idx, int i) {
-  fm_layer_spec s;
-  memset(&s, 0, sizeof s);
-  const char *name = NULL;
-  int is_table = lua_istable(L, idx);
-  if (is_table) {
-    lua_geti(L, idx, 1);
-    name = lua_tostring(L, -1);
-    lua_pop(L, 1);
-  } else {
-    name = lua_tostring(L, idx);
+/* "units, bias, init, name, inputs" for a kind. */
+static const char *known_fields(lua_State *L, const fm_layer_type *t) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (const fm_field *f = t->fields; f->name; f++) {
+    luaL_addstring(&b, f->name);
+    luaL_addstring(&b, ", ");
   }
-  if (!name) luaL_error(L, "layers[%d]: a name or a table like {\"dense\", 128} expected", i);
-  int k = 0;
-  while (layer_names[k].name && strcmp(layer_names[k].name, name) != 0) k++;
-  if (!layer_names[k].name)
-    luaL_error(L, "layers[%d]: unknown layer '%s' (dense, conv2d, maxpool, relu, dropout, flatten)",
-               i, name);
-  s.kind = layer_names[k].kind;
-  lua_Number a2 = 0, a3 = 0;
-  if (is_table) {
-    lua_geti(L, idx, 2);
-    a2 = lua_tonumber(L, -1);
-    lua_geti(L, idx, 3);
-    a3 = lua_tonumber(L, -1);
-    lua_pop(L, 2);
-  }
-  switch (s.kind) {
-    case FM_LAYER_DENSE:
-      s.units = (int)a2;
-      if (s.units < 1) luaL_error(L, "layers[%d]: dense needs a number of units, e.g. {\"dense\", 128}", i);
-      break;
-    case FM_LAYER_CONV2D: {
-      s.units = (int)a2;
-      s.kh = (int)(a3 ? a3 : 3);
-      if (s.units < 1 || s.kh < 1)
-        luaL_error(L, "layers[%d]: conv2d needs filters and a kernel size, e.g. {\"conv2d\", 32, 3}", i);
-      lua_getfield(L, idx, "padding");
-      const char *pad = lua_tostring(L, -1);
-      if (pad && strcmp(pad, "same") == 0)
-        s.same = 1;
-      else if (pad && strcmp(pad, "valid") != 0)
-        luaL_error(L, "layers[%d]: padding must be \"valid\" or \"same\", not \"%s\"", i, pad);
-      lua_pop(L, 1);
+  luaL_addstring(&b, "name, inputs");
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
+static const fm_field *field_at(const fm_layer_type *t, int position) {
+  for (const fm_field *f = t->fields; f->name; f++)
+    if (f->position == position) return f;
+  return NULL;
+}
+
+static const fm_field *field_named(const fm_layer_type *t, const char *name) {
+  for (const fm_field *f = t->fields; f->name; f++)
+    if (strcmp(f->name, name) == 0) return f;
+  return NULL;
+}
+
+/* An integer in [lo, hi] at the top of the stack, for field `what` of layer i. */
+static int layer_int(lua_State *L, int i, const fm_layer_type *t, const char *what, double lo,
+                     double hi) {
+  int isint;
+  lua_Integer v = lua_tointegerx(L, -1, &isint);
+  if (!isint || lua_type(L, -1) != LUA_TNUMBER || v < lo || v > hi)
+    luaL_error(L, "layers[%d] (%s): %s must be an integer from %.0f to %.0f, got %s", i, t->name,
+               what, lo, hi, luaL_tolstring(L, -1, NULL));
+  return (int)v;
+}
+
+/* The value at the top of the stack into field f of s. */
+static void set_field(lua_State *L, int i, const fm_layer_type *t, const fm_field *f,
+                      fm_layer_spec *s) {
+  char *at = (char *)s + f->offset;
+  int iv = 0;
+  switch (f->type) {
+    case FM_FIELD_INT: iv = layer_int(L, i, t, f->name, f->lo, f->hi); break;
+    case FM_FIELD_FLOAT: {
+      int isnum;
+      lua_Number v = lua_tonumberx(L, -1, &isnum);
+      if (!isnum || lua_type(L, -1) != LUA_TNUMBER || !(v >= f->lo && v <= f->hi))
+        luaL_error(L, "layers[%d] (%s): %s must be a number from %g to %g, got %s", i, t->name,
+                   f->name, f->lo, f->hi, luaL_tolstring(L, -1, NULL));
+      float fv = (float)v;
+      memcpy(at, &fv, sizeof fv);
+      return;
+    }
+    case FM_FIELD_KERNEL:
+      if (lua_istable(L, -1)) {
+        if (luaL_len(L, -1) != 2)
+          luaL_error(L, "layers[%d] (%s): kernel must be a size or {height, width}", i, t->name);
+        lua_geti(L, -1, 1);
+        s->kh = layer_int(L, i, t, "kernel height", f->lo, f->hi);
+        lua_geti(L, -2, 2);
+        s->kw = layer_int(L, i, t, "kernel width", f->lo, f->hi);
+        lua_pop(L, 2);
+      } else {
+        s->kh = s->kw = layer_int(L, i, t, f->name, f->lo, f->hi);
+      }
+      return;
+    case FM_FIELD_PADDING: {
+      const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+      if (!v || (strcmp(v, "same") != 0 && strcmp(v, "valid") != 0))
+        luaL_error(L, "layers[%d] (%s): padding must be \"valid\" or \"same\", got %s", i, t->name,
+                   luaL_tolstring(L, -1, NULL));
+      iv = strcmp(v, "same") == 0;
       break;
     }
-    case FM_LAYER_MAXPOOL: s.pool = (int)(a2 ? a2 : 2); break;
-    case FM_LAYER_DROPOUT:
-      s.rate = (float)a2;
-      if (!(a2 >= 0 && a2 < 1)) luaL_error(L, "layers[%d]: dropout rate must be in [0, 1)", i);
+    case FM_FIELD_BIAS:
+      if (!lua_isboolean(L, -1))
+        luaL_error(L, "layers[%d] (%s): bias must be true or false, got %s", i, t->name,
+                   luaL_tolstring(L, -1, NULL));
+      iv = !lua_toboolean(L, -1);
       break;
-    default: break;
+    case FM_FIELD_INIT: {
+      static const char *const inits[] = {"auto", "he", "glorot", "zeros", NULL};
+      const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+      int k = 0;
+      while (v && inits[k] && strcmp(inits[k], v) != 0) k++;
+      if (!v || !inits[k])
+        luaL_error(L, "layers[%d] (%s): init must be \"auto\", \"he\", \"glorot\" or \"zeros\", "
+                   "got %s", i, t->name, luaL_tolstring(L, -1, NULL));
+      iv = k; /* FM_INIT_AUTO, HE, GLOROT, ZERO in this order */
+      break;
+    }
   }
-  return s;
+  memcpy(at, &iv, sizeof iv);
 }
 
-static void set_kind(fm_model_desc *d, const char *kind) {
-  memset(d->kind, 0, sizeof d->kind);
-  snprintf(d->kind, sizeof d->kind, "%s", kind);
-  d->in_h = 28;
-  d->in_w = 28;
-  d->in_c = 1;
+/* One input reference at the top of the stack, for layer i (1-based) of a list whose names are
+ * in the table at `names` (name -> 1-based index). Returns the 0-based layer or FM_NET_INPUT. */
+static int resolve_input(lua_State *L, int i, int names) {
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    const char *ref = lua_tostring(L, -1);
+    if (strcmp(ref, "input") == 0) return FM_NET_INPUT;
+    if (lua_getfield(L, names, ref) != LUA_TNUMBER)
+      luaL_error(L, "layers[%d]: input '%s' names no earlier layer", i, ref);
+    int at = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return at - 1;
+  }
+  int isint;
+  lua_Integer k = lua_tointegerx(L, -1, &isint);
+  if (!isint || lua_type(L, -1) != LUA_TNUMBER || k == 0 || k >= i || k < -(lua_Integer)(i - 1) - 1)
+    luaL_error(L, "layers[%d]: an input is a name, \"input\", an earlier layer's index (1 to %d) "
+               "or an offset (-1 the layer before), not %s", i, i - 1, luaL_tolstring(L, -1, NULL));
+  lua_Integer at = k > 0 ? k : i + k; /* 1-based; 0 means the network input */
+  return at == 0 ? FM_NET_INPUT : (int)at - 1;
 }
 
-static void add_layer(fm_model_desc *d, fm_layer_kind kind, int units, int k, float rate) {
-  fm_layer_spec *s = &d->specs[d->n_layers++];
+/* Layer i (1-based) at stack index idx into s; records its name in `names`. */
+static void parse_layer(lua_State *L, int idx, int i, int names, fm_layer_spec *s) {
+  memset(s, 0, sizeof *s);
+  int top = lua_gettop(L);
+  int is_table = lua_istable(L, idx);
+  if (is_table)
+    lua_geti(L, idx, 1);
+  else
+    lua_pushvalue(L, idx);
+  const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  if (!name) luaL_error(L, "layers[%d]: a name or a table like {\"dense\", 128} expected", i);
+  if (strcmp(name, "conv") == 0) name = "conv2d"; /* the short name Keras users type */
+  const fm_layer_type *t = fm_layer_type_named(name);
+  if (!t) luaL_error(L, "layers[%d]: unknown layer '%s' (known: %s)", i, name, known_layers(L));
+  s->kind = t->kind;
+  if (is_table) {
+    lua_Integer len = luaL_len(L, idx);
+    for (lua_Integer k = 2; k <= len; k++) {
+      const fm_field *f = field_at(t, (int)k);
+      if (!f)
+        luaL_error(L, "layers[%d] (%s): %I values given without names, %s takes %d", i, t->name,
+                   len - 1, t->name, (int)(k - 2));
+      lua_geti(L, idx, k);
+      set_field(L, i, t, f, s);
+      lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      if (lua_type(L, -2) == LUA_TNUMBER && lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1 &&
+          lua_tointeger(L, -2) <= len) {
+        lua_pop(L, 1);
+        continue;
+      }
+      const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+      const fm_field *f = key ? field_named(t, key) : NULL;
+      if (f) {
+        if (f->position && (lua_Integer)f->position <= len)
+          luaL_error(L, "layers[%d] (%s): %s given twice", i, t->name, key);
+        set_field(L, i, t, f, s);
+      } else if (key && strcmp(key, "name") == 0) {
+        if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "input") == 0)
+          luaL_error(L, "layers[%d] (%s): name must be a string other than \"input\"", i, t->name);
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, names) != LUA_TNIL)
+          luaL_error(L, "layers[%d] (%s): the name '%s' is taken by layers[%d]", i, t->name,
+                     lua_tostring(L, -2), (int)lua_tointeger(L, -1));
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushinteger(L, i);
+        lua_rawset(L, names);
+      } else if (key && strcmp(key, "inputs") == 0) {
+        if (!lua_istable(L, -1))
+          luaL_error(L, "layers[%d] (%s): inputs must be a list of earlier layers", i, t->name);
+        lua_Integer n = luaL_len(L, -1);
+        if (n < 1 || n > FM_NET_MAX_INPUTS)
+          luaL_error(L, "layers[%d] (%s): 1 to %d inputs, not %I", i, t->name, FM_NET_MAX_INPUTS, n);
+        s->n_inputs = (int)n;
+        for (lua_Integer k = 1; k <= n; k++) {
+          lua_geti(L, -1, k);
+          s->inputs[k - 1] = resolve_input(L, i, names);
+          lua_pop(L, 1);
+        }
+      } else {
+        luaL_error(L, "layers[%d] (%s): unknown key '%s' (known: %s)", i, t->name,
+                   key ? key : luaL_typename(L, -2), known_fields(L, t));
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, top);
+}
+
+/* Builds the model of kind `kind` from the list of layers at index `list`. */
+static model *model_from_list(lua_State *L, const char *kind, int list) {
+  lua_Integer n = luaL_len(L, list);
+  if (n < 1 || n > FM_NET_MAX_LAYERS)
+    luaL_error(L, "%s: 1 to %d layers, not %I", kind, FM_NET_MAX_LAYERS, n);
+  fm_layer_spec *specs = push_block(L, sizeof(fm_layer_spec) * (size_t)n);
+  lua_newtable(L); /* names */
+  int names = lua_gettop(L);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, list, i);
+    parse_layer(L, lua_gettop(L), (int)i, names, &specs[i - 1]);
+    lua_pop(L, 1);
+  }
+  model *m = new_model(L, kind, 28, 28, 1, specs, (int)n);
+  lua_replace(L, names - 1); /* the model takes the specs' place */
+  lua_settop(L, names - 1);
+  return m;
+}
+
+/* A spec list built in C for the preset models. */
+typedef struct spec_list {
+  fm_layer_spec s[40];
+  int n;
+} spec_list;
+
+static void add_layer(spec_list *d, fm_layer_kind kind, int units, float rate) {
+  fm_layer_spec *s = &d->s[d->n++];
   memset(s, 0, sizeof *s);
   s->kind = kind;
   s->units = units;
-  s->kh = k;
   s->rate = rate;
 }
 
@@ -181,11 +358,10 @@ static int model_logreg(lua_State *L) {
   int opts = lfm_optopts(L, 1);
   static const char *const known[] = {"l2", "seed", NULL}; /* seed: accepted, nothing random */
   lfm_check_options(L, opts, "LogReg", known);
-  fm_model_desc d;
-  memset(&d, 0, sizeof d);
-  set_kind(&d, "LogReg");
-  add_layer(&d, FM_LAYER_DENSE, FM_CLASSES, 0, 0);
-  model *m = new_model(L, &d);
+  if (opts) lfm_optfield_seed(L, opts, "seed", lfm_rng()); /* checked */
+  spec_list d = {.n = 0};
+  add_layer(&d, FM_LAYER_DENSE, FM_CLASSES, 0);
+  model *m = new_model(L, "LogReg", 28, 28, 1, d.s, d.n);
   m->def.weight_decay = lfm_optfield_num(L, opts, "l2", 0.0);
   /* Zero weights, as logistic regression usually starts: a pixel that is rarely lit then keeps a
    * weight near 0 instead of its random start, and the weight maps show what was learnt (the
@@ -198,64 +374,77 @@ static int model_mlp(lua_State *L) {
   int opts = lfm_optopts(L, 1);
   static const char *const known[] = {"hidden", "dropout", "l2", "seed", NULL};
   lfm_check_options(L, opts, "MLP", known);
-  fm_model_desc d;
-  memset(&d, 0, sizeof d);
-  set_kind(&d, "MLP");
   double dropout = lfm_optfield_num(L, opts, "dropout", 0.2);
   if (!(dropout >= 0 && dropout < 1)) return luaL_error(L, "MLP: dropout must be in [0, 1)");
   int hidden[8] = {256, 128}, nh = 2;
   if (opts && lua_getfield(L, opts, "hidden") != LUA_TNIL) {
     if (!lua_istable(L, -1)) return luaL_error(L, "MLP: hidden must be a list of layer sizes");
-    nh = (int)luaL_len(L, -1);
-    if (nh > 8) return luaL_error(L, "MLP: at most 8 hidden layers");
+    lua_Integer len = luaL_len(L, -1);
+    if (len < 0 || len > 8) return luaL_error(L, "MLP: at most 8 hidden layers");
+    nh = (int)len;
     for (int i = 0; i < nh; i++) {
       lua_geti(L, -1, i + 1);
-      hidden[i] = (int)lua_tointeger(L, -1);
-      if (hidden[i] < 1) return luaL_error(L, "MLP: hidden[%d] must be a positive integer", i + 1);
+      int isint;
+      lua_Integer v = lua_tointegerx(L, -1, &isint);
+      if (!isint || v < 1 || v > (1 << 24))
+        return luaL_error(L, "MLP: hidden[%d] must be an integer from 1 to 16777216, got %s",
+                          i + 1, luaL_tolstring(L, -1, NULL));
+      hidden[i] = (int)v;
       lua_pop(L, 1);
     }
   }
   if (opts) lua_pop(L, 1);
+  spec_list d = {.n = 0};
   for (int i = 0; i < nh; i++) {
-    add_layer(&d, FM_LAYER_DENSE, hidden[i], 0, 0);
-    add_layer(&d, FM_LAYER_RELU, 0, 0, 0);
-    if (dropout > 0) add_layer(&d, FM_LAYER_DROPOUT, 0, 0, (float)dropout);
+    add_layer(&d, FM_LAYER_DENSE, hidden[i], 0);
+    add_layer(&d, FM_LAYER_RELU, 0, 0);
+    if (dropout > 0) add_layer(&d, FM_LAYER_DROPOUT, 0, (float)dropout);
   }
-  add_layer(&d, FM_LAYER_DENSE, FM_CLASSES, 0, 0);
-  model *m = new_model(L, &d);
+  add_layer(&d, FM_LAYER_DENSE, FM_CLASSES, 0);
+  model *m = new_model(L, "MLP", 28, 28, 1, d.s, d.n);
   m->def.weight_decay = lfm_optfield_num(L, opts, "l2", 0.0);
   init_weights(L, m, opts);
   return 1;
 }
 
-/* fm.CNN{layers = {...}, l2 =, seed =}: by default the reference net, conv 3x3x32, ReLU, max-pool
- * -> conv 3x3x64, ReLU, max-pool -> dense 128, ReLU, dropout 0.5 -> dense 10. */
-static int model_cnn(lua_State *L) {
+/* fm.Model{layers = {...}, kind =, l2 =, seed =}: any network of layers (see parse_layer).
+ * fm.CNN{layers =, l2 =, seed =} is the same with kind "CNN" and, without layers, the reference
+ * net: conv 3x3x32, ReLU, max-pool -> conv 3x3x64, ReLU, max-pool -> dense 128, ReLU, dropout 0.5
+ * -> dense 10. */
+static int model_graph(lua_State *L, const char *kind, int require_layers) {
   int opts = lfm_optopts(L, 1);
-  static const char *const known[] = {"layers", "l2", "seed", NULL};
-  lfm_check_options(L, opts, "CNN", known);
-  fm_model_desc d;
-  memset(&d, 0, sizeof d);
-  set_kind(&d, "CNN");
-  if (opts && lua_getfield(L, opts, "layers") != LUA_TNIL) {
-    if (!lua_istable(L, -1)) return luaL_error(L, "CNN: layers must be a list of layers");
-    int n = (int)luaL_len(L, -1);
-    if (n < 1 || n > FM_NET_MAX_LAYERS)
-      return luaL_error(L, "CNN: 1 to %d layers, not %d", FM_NET_MAX_LAYERS, n);
-    for (int i = 1; i <= n; i++) {
-      lua_geti(L, -1, i);
-      d.specs[d.n_layers++] = parse_layer(L, lua_gettop(L), i);
-      lua_pop(L, 1);
-    }
+  static const char *const known[] = {"layers", "kind", "l2", "seed", NULL};
+  lfm_check_options(L, opts, kind, known);
+  if (opts && lua_getfield(L, opts, "kind") != LUA_TNIL) {
+    size_t len;
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (!k || len < 1 || len > 15 || strpbrk(k, "\n\r="))
+      return luaL_error(L, "%s: kind must be a name of 1 to 15 characters", kind);
+    kind = k; /* anchored at this stack slot until the model is built */
+  } else if (opts) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
   } else {
-    d.n_layers = fm_reference_cnn(d.specs);
+    lua_pushnil(L);
   }
-  if (opts) lua_pop(L, 1);
-  model *m = new_model(L, &d);
+  model *m;
+  if (opts && lua_getfield(L, opts, "layers") != LUA_TNIL) {
+    if (!lua_istable(L, -1)) return luaL_error(L, "%s: layers must be a list of layers", kind);
+    m = model_from_list(L, kind, lua_gettop(L));
+  } else if (require_layers) {
+    return luaL_error(L, "%s: layers = {...} is required", kind);
+  } else {
+    fm_layer_spec specs[FM_REFERENCE_CNN_LAYERS];
+    int n = fm_reference_cnn(specs);
+    m = new_model(L, kind, 28, 28, 1, specs, n);
+  }
   m->def.weight_decay = lfm_optfield_num(L, opts, "l2", 0.0);
   init_weights(L, m, opts);
   return 1;
 }
+
+static int model_cnn(lua_State *L) { return model_graph(L, "CNN", 0); }
+static int model_generic(lua_State *L) { return model_graph(L, "Model", 1); }
 
 /* ---- workspace and inputs ---- */
 
@@ -712,18 +901,6 @@ static int model_fit(lua_State *L) {
 
 /* ---- inspection ---- */
 
-static const char *layer_type_name(fm_layer_kind k) {
-  switch (k) {
-    case FM_LAYER_DENSE: return "Dense";
-    case FM_LAYER_CONV2D: return "Conv2D";
-    case FM_LAYER_MAXPOOL: return "MaxPooling2D";
-    case FM_LAYER_RELU: return "ReLU";
-    case FM_LAYER_DROPOUT: return "Dropout";
-    case FM_LAYER_FLATTEN: return "Flatten";
-  }
-  return "?";
-}
-
 static void add_thousands(luaL_Buffer *b, long long v) {
   char digits[32], out[48];
   int n = snprintf(digits, sizeof digits, "%lld", v), k = 0;
@@ -735,39 +912,65 @@ static void add_thousands(luaL_Buffer *b, long long v) {
   luaL_addstring(b, out);
 }
 
-/* The Keras-like summary table, pushed as a string. */
+/* Layer i's name in a summary: its kind and how many of that kind came before ("conv2d_2"). */
+static void layer_name(const fm_net *net, int i, char *buf, size_t size) {
+  if (i < 0) {
+    snprintf(buf, size, "input");
+    return;
+  }
+  int count = 0;
+  for (int j = 0; j <= i; j++) count += net->layer[j].spec.kind == net->layer[i].spec.kind;
+  snprintf(buf, size, "%s_%d", fm_layer_kind_name(net->layer[i].spec.kind), count);
+}
+
+/* The Keras-like summary table, pushed as a string. A network that is not a plain chain gets the
+ * functional model's "Connected to" column. */
 static void push_summary(lua_State *L, const model *m) {
+  const fm_net *net = &m->net;
+  const int graph = !net->chain;
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  char line[160];
-  const char *rule = "_________________________________________________________________\n";
-  const char *dbl = "=================================================================\n";
-  snprintf(line, sizeof line, "Model: \"%s\"\n", m->desc.kind);
+  char line[320];
+  const char *rule = graph ? "______________________________________________________________________________________________\n"
+                           : "_________________________________________________________________\n";
+  const char *dbl = graph ? "==============================================================================================\n"
+                          : "=================================================================\n";
+  snprintf(line, sizeof line, "Model: \"%s\"\n", m->kind);
   luaL_addstring(&b, line);
   luaL_addstring(&b, rule);
-  luaL_addstring(&b, " Layer (type)                Output Shape              Param #\n");
+  luaL_addstring(&b, graph ? " Layer (type)                    Output Shape         Param #   Connected to\n"
+                           : " Layer (type)                Output Shape              Param #\n");
   luaL_addstring(&b, dbl);
-  int count[8] = {0};
-  for (int i = 0; i < m->net.n_layers; i++) {
-    const fm_layer *ly = &m->net.layer[i];
-    char name[64], shape[48], params[32];
-    const char *base = fm_layer_kind_name(ly->spec.kind);
-    snprintf(name, sizeof name, "%s_%d (%s)", base, ++count[ly->spec.kind & 7],
-             layer_type_name(ly->spec.kind));
+  for (int i = 0; i < net->n_layers; i++) {
+    const fm_layer *ly = &net->layer[i];
+    char name[48], full[96], shape[48], params[32], from[128] = "";
+    layer_name(net, i, name, sizeof name);
+    snprintf(full, sizeof full, "%s (%s)", name, fm_layer_type_of(ly->spec.kind)->display);
     if (ly->out_h == 1 && ly->out_w == 1)
       snprintf(shape, sizeof shape, "(None, %d)", ly->out_c);
     else
       snprintf(shape, sizeof shape, "(None, %d, %d, %d)", ly->out_h, ly->out_w, ly->out_c);
-    snprintf(params, sizeof params, "%lld", (long long)(ly->n_weights + ly->n_biases));
-    snprintf(line, sizeof line, " %-27s %-25s %s\n", name, shape, params);
+    snprintf(params, sizeof params, "%lld", (long long)(ly->n_weights + ly->n_biases + ly->n_state));
+    if (graph) {
+      for (int k = 0; k < ly->n_in; k++) {
+        char in[48];
+        layer_name(net, ly->in[k], in, sizeof in);
+        snprintf(from + strlen(from), sizeof from - strlen(from), "%s%s", k ? ", " : "", in);
+      }
+      snprintf(line, sizeof line, " %-31s %-20s %-9s %s\n", full, shape, params, from);
+    } else {
+      snprintf(line, sizeof line, " %-27s %-25s %s\n", full, shape, params);
+    }
     luaL_addstring(&b, line);
   }
   luaL_addstring(&b, dbl);
   luaL_addstring(&b, "Total params: ");
-  add_thousands(&b, (long long)m->net.n_params);
+  add_thousands(&b, (long long)(net->n_params + net->n_state));
   luaL_addstring(&b, "\nTrainable params: ");
-  add_thousands(&b, (long long)m->net.n_params);
-  luaL_addstring(&b, "\nNon-trainable params: 0\n");
+  add_thousands(&b, (long long)net->n_params);
+  luaL_addstring(&b, "\nNon-trainable params: ");
+  add_thousands(&b, (long long)net->n_state);
+  luaL_addstring(&b, "\n");
   luaL_addstring(&b, rule);
   luaL_pushresult(&b);
 }
@@ -787,7 +990,7 @@ static int model_summary(lua_State *L) {
 
 static int model_tostring(lua_State *L) {
   model *m = check_model(L, 1);
-  lua_pushfstring(L, "fmnist.Model %s: %d layers, %I parameters, %d epochs trained", m->desc.kind,
+  lua_pushfstring(L, "fmnist.Model %s: %d layers, %I parameters, %d epochs trained", m->kind,
                   m->net.n_layers, (lua_Integer)m->net.n_params, m->epochs_trained);
   return 1;
 }
@@ -798,7 +1001,7 @@ static int model_index(lua_State *L) {
   model *m = check_model(L, 1);
   const char *k = lua_tostring(L, 2);
   if (k && strcmp(k, "kind") == 0) {
-    lua_pushstring(L, m->desc.kind);
+    lua_pushstring(L, m->kind);
   } else if (k && strcmp(k, "params") == 0) {
     lua_pushinteger(L, m->net.n_params);
   } else if (k && strcmp(k, "epochs") == 0) {
@@ -835,8 +1038,9 @@ static int check_layer(lua_State *L, const model *m, int arg) {
   return (int)i - 1;
 }
 
-/* model:weights(i) -> weights, biases of layer i: dense in x out, conv2d kh x kw x cin x cout.
- * The tensors are copies. */
+/* model:weights(i) -> weights, biases of layer i: dense in x out, conv2d kh x kw x cin x cout
+ * (depthwise: kh x kw x 1 x cout), batch norm scale and shift and then its running mean and
+ * variance. A layer without biases gives an empty tensor. The tensors are copies. */
 static int model_weights(lua_State *L) {
   model *m = check_model(L, 1);
   int i = check_layer(L, m, 2);
@@ -846,8 +1050,11 @@ static int model_weights(lua_State *L) {
                       fm_layer_kind_name(ly->spec.kind));
   fm_tensor *w;
   if (ly->spec.kind == FM_LAYER_CONV2D) {
-    int64_t shape[4] = {ly->conv.kh, ly->conv.kw, ly->conv.cin, ly->conv.cout};
+    int64_t shape[4] = {ly->conv.kh, ly->conv.kw, ly->conv.cin / ly->conv.groups, ly->conv.cout};
     w = lfm_newtensor(L, 4, shape);
+  } else if (ly->spec.kind == FM_LAYER_BATCHNORM) {
+    int64_t shape[1] = {ly->n_weights};
+    w = lfm_newtensor(L, 1, shape);
   } else {
     int64_t shape[2] = {ly->in_size, ly->out_c};
     w = lfm_newtensor(L, 2, shape);
@@ -855,8 +1062,16 @@ static int model_weights(lua_State *L) {
   memcpy(w->data, fm_net_weights(&m->net, i), sizeof(float) * (size_t)ly->n_weights);
   int64_t bs[1] = {ly->n_biases};
   fm_tensor *bt = lfm_newtensor(L, 1, bs);
-  memcpy(bt->data, fm_net_biases(&m->net, i), sizeof(float) * (size_t)ly->n_biases);
-  return 2;
+  if (ly->n_biases)
+    memcpy(bt->data, fm_net_biases(&m->net, i), sizeof(float) * (size_t)ly->n_biases);
+  if (ly->n_state == 0) return 2;
+  /* batch norm: then its running mean and variance */
+  int64_t cs[1] = {ly->out_c};
+  fm_tensor *mean = lfm_newtensor(L, 1, cs);
+  memcpy(mean->data, m->net.state + ly->state_offset, sizeof(float) * (size_t)ly->out_c);
+  fm_tensor *var = lfm_newtensor(L, 1, cs);
+  memcpy(var->data, m->net.state + ly->state_offset + ly->out_c, sizeof(float) * (size_t)ly->out_c);
+  return 4;
 }
 
 /* model:set_weights(i, w [, b]): replaces layer i's weights (same shape as weights(i)). */
@@ -974,7 +1189,8 @@ static int model_layer(lua_State *L) {
 
 /* ---- files ---- */
 
-/* model:save(path): the info table's string and number fields go into the file's text. */
+/* model:save(path): the info table's string and number fields go into the file's text, one
+ * "key=value" line each, sorted by key so that equal models give equal files. */
 static int model_save(lua_State *L) {
   model *m = check_model(L, 1);
   const char *path = luaL_checkstring(L, 2);
@@ -999,6 +1215,19 @@ static int model_save(lua_State *L) {
     }
     lua_pop(L, 1);
   }
+  /* Insertion sort of lines 2..n (the pairs order of a table is not the same in every run). */
+  for (int i = 3; i <= n; i++) {
+    for (int j = i; j > 2; j--) {
+      lua_rawgeti(L, 4, j - 1);
+      lua_rawgeti(L, 4, j);
+      if (strcmp(lua_tostring(L, -2), lua_tostring(L, -1)) <= 0) {
+        lua_pop(L, 2);
+        break;
+      }
+      lua_rawseti(L, 4, j - 1);
+      lua_rawseti(L, 4, j);
+    }
+  }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   for (int i = 1; i <= n; i++) {
@@ -1006,21 +1235,30 @@ static int model_save(lua_State *L) {
     luaL_addvalue(&b);
   }
   luaL_pushresult(&b);
-  if (fm_model_save(path, &m->desc, lua_tostring(L, -1), m->params) != FM_OK)
+  if (fm_model_save(path, m->kind, &m->net, lua_tostring(L, -1)) != FM_OK)
     return lfm_engine_error(L, "save");
   lua_settop(L, 2);
   return 1;
 }
 
-/* fm.load_model(path) -> model */
+/* fm.load_model(path) -> model. Version 1 files (from before batch norm and graphs) load as the
+ * same sequential networks. */
 static int model_load(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   fm_model_desc d;
-  fm_net net;
-  if (fm_model_probe(path, &d, &net) != FM_OK) return lfm_engine_error(L, "load_model");
+  if (fm_model_probe(path, &d) != FM_OK) return lfm_engine_error(L, "load_model");
+  /* The file's own sizes were checked against its length: these blocks are at most its size. */
+  fm_layer_spec *specs = push_block(L, sizeof(fm_layer_spec) * (size_t)d.n_layers);
+  fm_layer *layers = push_block(L, sizeof(fm_layer) * (size_t)d.n_layers);
   char *meta = push_block(L, d.meta_bytes + 1);
-  model *m = new_model(L, &d);
-  if (fm_model_read(path, &d, meta, m->params) != FM_OK) return lfm_engine_error(L, "load_model");
+  float *params = push_block(L, sizeof(float) * (size_t)(d.n_params + d.n_state + 1));
+  float *state = params + d.n_params;
+  fm_net net;
+  if (fm_model_read(path, &d, specs, layers, &net, meta, params, state) != FM_OK)
+    return lfm_engine_error(L, "load_model");
+  model *m = new_model(L, d.kind, d.in_h, d.in_w, d.in_c, specs, d.n_layers);
+  memcpy(m->params, params, sizeof(float) * (size_t)d.n_params);
+  memcpy(m->state, state, sizeof(float) * (size_t)d.n_state);
   /* the text: key=value lines into model.info, as strings */
   lua_getiuservalue(L, -1, 1);
   for (char *line = meta; *line;) {
@@ -1035,7 +1273,8 @@ static int model_load(lua_State *L) {
     line += len + (end ? 1 : 0);
   }
   lua_getfield(L, -1, "epochs_trained");
-  m->epochs_trained = (int)lua_tointeger(L, -1);
+  lua_Integer epochs = lua_tointeger(L, -1);
+  m->epochs_trained = epochs >= 0 && epochs <= INT32_MAX ? (int)epochs : 0;
   lua_pop(L, 2);
   return 1;
 }
@@ -1049,7 +1288,8 @@ void lfm_open_model(lua_State *L) {
       {"activations", model_activations}, {"layer", model_layer}, {"save", model_save},
       {NULL, NULL}};
   static const luaL_Reg functions[] = {{"LogReg", model_logreg}, {"MLP", model_mlp},
-                                       {"CNN", model_cnn}, {"load_model", model_load},
+                                       {"CNN", model_cnn}, {"Model", model_generic},
+                                       {"load_model", model_load},
                                        {NULL, NULL}};
   luaL_newmetatable(L, LFM_MODEL);
   luaL_setfuncs(L, meta, 0);

@@ -184,7 +184,7 @@ static double conv_loss(void *p) {
 static void test_conv(const char *kname, int h, int w, int cin, int kh, int kw, int cout, int same,
                       int n) {
   conv_ctx c = {.n = n};
-  int rc = fm_conv_geom_init(&c.g, h, w, cin, kh, kw, cout, same);
+  int rc = fm_conv_geom_init(&c.g, h, w, cin, kh, kw, cout, same, 1, 1);
   char what[128];
   snprintf(what, sizeof what, "conv2d (%s) %dx%dx%d, kernel %dx%dx%d %s, %d images", kname, h, w,
            cin, kh, kw, cout, same ? "same" : "valid", n);
@@ -243,11 +243,11 @@ static void test_conv(const char *kname, int h, int w, int cin, int kh, int kw, 
 
 static void test_conv_errors(void) {
   fm_conv_geom g;
-  CHECK_FAILS(fm_conv_geom_init(&g, 4, 4, 1, 5, 5, 8, 0), "larger than the 4x4 input",
+  CHECK_FAILS(fm_conv_geom_init(&g, 4, 4, 1, 5, 5, 8, 0, 1, 1), "larger than the 4x4 input",
               "conv2d: a 5x5 kernel on a 4x4 image with 'valid' padding is refused");
-  CHECK(fm_conv_geom_init(&g, 4, 4, 1, 5, 5, 8, 1) == FM_OK && g.oh == 4 && g.ow == 4,
+  CHECK(fm_conv_geom_init(&g, 4, 4, 1, 5, 5, 8, 1, 1, 1) == FM_OK && g.oh == 4 && g.ow == 4,
         "conv2d: the same kernel with 'same' padding gives 4x4");
-  CHECK_FAILS(fm_conv_geom_init(&g, 4, 4, 1, 3, 3, 0, 0), "filters",
+  CHECK_FAILS(fm_conv_geom_init(&g, 4, 4, 1, 3, 3, 0, 0, 1, 1), "filters",
               "conv2d: zero filters are refused");
 }
 

@@ -19,8 +19,12 @@ static void *zalloc(size_t bytes) {
 }
 
 /* A network with its buffers. */
+/* Layer records for the networks a test builds one at a time. */
+static fm_layer scratch_layers[64];
+
 typedef struct model {
   fm_net net;
+  fm_layer layers[64];
   fm_work work;
   float *params, *grads, *state;
   void *mem;
@@ -30,10 +34,10 @@ typedef struct model {
 static int model_open(model *m, const fm_layer_spec *specs, int n, int h, int w, int c, int batch,
                       int threads, uint64_t seed) {
   memset(m, 0, sizeof *m);
-  if (fm_net_build(&m->net, h, w, c, specs, n) != FM_OK) return FM_ERR;
+  if (fm_net_build(&m->net, m->layers, h, w, c, specs, n) != FM_OK) return FM_ERR;
   m->params = zalloc(sizeof(float) * m->net.n_params);
   m->grads = zalloc(sizeof(float) * m->net.n_params);
-  fm_net_bind(&m->net, m->params, m->grads);
+  fm_net_bind(&m->net, m->params, m->grads, NULL);
   fm_net_init(&m->net, seed);
   size_t bytes = fm_work_bytes(&m->net, batch, threads);
   m->mem = zalloc(bytes);
@@ -51,7 +55,7 @@ static void test_shapes(void) {
   fm_net net;
   fm_layer_spec reference_cnn[FM_REFERENCE_CNN_LAYERS];
   CHECK(fm_reference_cnn(reference_cnn) == 11, "the reference CNN has 11 layers");
-  CHECK(fm_net_build(&net, 28, 28, 1, reference_cnn, 11) == FM_OK, "reference CNN builds");
+  CHECK(fm_net_build(&net, scratch_layers, 28, 28, 1, reference_cnn, 11) == FM_OK, "reference CNN builds");
   static const int shapes[11][3] = {{26, 26, 32}, {26, 26, 32}, {13, 13, 32}, {11, 11, 64},
                                     {11, 11, 64}, {5, 5, 64},   {1, 1, 1600}, {1, 1, 128},
                                     {1, 1, 128},  {1, 1, 128},  {1, 1, 10}};
@@ -87,11 +91,11 @@ static void test_shapes(void) {
                          {.kind = FM_LAYER_RELU},
                          {.kind = FM_LAYER_DROPOUT, .rate = 0.2f},
                          {.kind = FM_LAYER_DENSE, .units = 10}};
-  CHECK(fm_net_build(&net, 28, 28, 1, mlp, 8) == FM_OK && net.n_params == 235146,
+  CHECK(fm_net_build(&net, scratch_layers, 28, 28, 1, mlp, 8) == FM_OK && net.n_params == 235146,
         "MLP 784-256-128-10: 235,146 parameters");
   int mlp_threads = fm_work_threads(&net, 64);
   fm_layer_spec logreg[] = {{.kind = FM_LAYER_DENSE, .units = 10}};
-  CHECK(fm_net_build(&net, 28, 28, 1, logreg, 1) == FM_OK && net.n_params == 7850 &&
+  CHECK(fm_net_build(&net, scratch_layers, 28, 28, 1, logreg, 1) == FM_OK && net.n_params == 7850 &&
             net.layer[0].in_size == 784,
         "logistic regression: one dense layer on the flattened image, 7,850 parameters");
   int cores = fm_default_threads();
@@ -102,7 +106,7 @@ static void test_shapes(void) {
   fm_layer_spec same[] = {{.kind = FM_LAYER_CONV2D, .units = 8, .kh = 5, .same = 1},
                           {.kind = FM_LAYER_MAXPOOL},
                           {.kind = FM_LAYER_DENSE, .units = 10}};
-  CHECK(fm_net_build(&net, 28, 28, 1, same, 3) == FM_OK && net.layer[0].out_h == 28 &&
+  CHECK(fm_net_build(&net, scratch_layers, 28, 28, 1, same, 3) == FM_OK && net.layer[0].out_h == 28 &&
             net.layer[1].out_h == 14 && net.layer[2].in_size == 14 * 14 * 8,
         "conv2d 5x5 'same' keeps 28x28; max-pool halves it");
 }
@@ -112,21 +116,21 @@ static void test_build_errors(void) {
   fm_layer_spec big[] = {{.kind = FM_LAYER_CONV2D, .units = 4, .kh = 7},
                          {.kind = FM_LAYER_CONV2D, .units = 4, .kh = 7},
                          {.kind = FM_LAYER_DENSE, .units = 10}};
-  CHECK_FAILS(fm_net_build(&net, 10, 10, 1, big, 3), "layer 2",
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 10, 10, 1, big, 3), "layer 2",
               "build: a kernel larger than its input names the layer");
   fm_layer_spec drop[] = {{.kind = FM_LAYER_DROPOUT, .rate = 1.0f}, {.kind = FM_LAYER_DENSE, .units = 10}};
-  CHECK_FAILS(fm_net_build(&net, 28, 28, 1, drop, 2), "rate", "build: dropout rate 1 is refused");
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 1, drop, 2), "rate", "build: dropout rate 1 is refused");
   fm_layer_spec last[] = {{.kind = FM_LAYER_CONV2D, .units = 4, .kh = 3}};
-  CHECK_FAILS(fm_net_build(&net, 28, 28, 1, last, 1), "class scores",
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 1, last, 1), "class scores",
               "build: a network must end in class scores");
   fm_layer_spec units[] = {{.kind = FM_LAYER_DENSE, .units = 0}};
-  CHECK_FAILS(fm_net_build(&net, 28, 28, 1, units, 1), "units", "build: dense with 0 units");
-  CHECK_FAILS(fm_net_build(&net, 28, 28, 1, units, 0), "layers", "build: no layers");
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 1, units, 1), "units", "build: dense with 0 units");
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 1, units, 0), "layers", "build: no layers");
   fm_layer_spec pool[] = {{.kind = FM_LAYER_MAXPOOL, .pool = 4}, {.kind = FM_LAYER_DENSE, .units = 10}};
-  CHECK_FAILS(fm_net_build(&net, 3, 3, 1, pool, 2), "smaller than the window",
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 3, 3, 1, pool, 2), "smaller than the window",
               "build: a pool window larger than its input");
   fm_layer_spec ok[] = {{.kind = FM_LAYER_DENSE, .units = 10}};
-  fm_net_build(&net, 28, 28, 1, ok, 1);
+  fm_net_build(&net, scratch_layers, 28, 28, 1, ok, 1);
   fm_work w;
   static float mem[16] __attribute__((aligned(64)));
   CHECK_FAILS(fm_work_init(&w, &net, 64, 2, mem, sizeof mem), "needed for batch 64",
