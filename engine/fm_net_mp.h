@@ -29,8 +29,9 @@
 /* The step keeps a small table of the dense layers: longer networks are sharded instead. */
 #define FM_NET_MP_MAX_LAYERS 64
 
-/* 1 when the network is a chain of at most FM_NET_MP_MAX_LAYERS layers, every layer is dense, flatten, ReLU or dropout, flatten comes before the first dense
- * layer, every ReLU and dropout after one, and the last layer is dense. */
+/* 1 when the network is a chain of at most FM_NET_MP_MAX_LAYERS layers, every layer is dense
+ * (with biases), flatten, ReLU or dropout, flatten comes before the first dense layer, every ReLU
+ * and dropout after one, and the last layer is dense. */
 int fm_net_mp_applies(const fm_net *net);
 /* Floats of workspace the step needs for batches of `batch` on `shards` threads. */
 size_t fm_net_mp_floats(const fm_net *net, int batch, int shards);

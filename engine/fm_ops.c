@@ -3,6 +3,7 @@
 #include "fm_ops.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,10 +16,14 @@
 #define MAX_PARAMS ((int64_t)1 << 30)
 #define MAX_IMAGE_FLOATS ((int64_t)1 << 28)
 
-static int fail_layer(int index, const fm_layer *L, const char *fmt, const char *what, int64_t a,
-                      int64_t b) {
+/* "layer 3 (conv2d): <what> (input 28x28x1)" */
+__attribute__((format(printf, 3, 4))) static int fail_layer(int index, const fm_layer *L,
+                                                             const char *fmt, ...) {
   char msg[256];
-  snprintf(msg, sizeof msg, fmt, what, (long long)a, (long long)b);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
   return fm_fail("layer %d (%s): %s (input %dx%dx%d)", index + 1, fm_layer_kind_name(L->spec.kind),
                  msg, L->in_h, L->in_w, L->in_c);
 }
@@ -27,8 +32,8 @@ static int fail_layer(int index, const fm_layer *L, const char *fmt, const char 
 static int set_output(int index, fm_layer *L, int h, int w, int c) {
   int64_t size = (int64_t)h * w * c;
   if (h < 1 || w < 1 || c < 1 || size > MAX_IMAGE_FLOATS)
-    return fail_layer(index, L, "%s %lldx%lld", "the output would have a size of", (int64_t)h * w,
-                      c);
+    return fail_layer(index, L, "the output would be %lld values per image (at most %lld)",
+                      (long long)h * w * c, (long long)MAX_IMAGE_FLOATS);
   L->out_h = h;
   L->out_w = w;
   L->out_c = c;
@@ -38,8 +43,8 @@ static int set_output(int index, fm_layer *L, int h, int w, int c) {
 
 static int check_params(int index, fm_layer *L) {
   if (L->n_weights + L->n_biases > MAX_PARAMS)
-    return fail_layer(index, L, "%s %lld parameters (at most %lld)", "it would have",
-                      L->n_weights + L->n_biases, MAX_PARAMS);
+    return fail_layer(index, L, "it would have %lld parameters (at most %lld)",
+                      (long long)(L->n_weights + L->n_biases), (long long)MAX_PARAMS);
   return FM_OK;
 }
 
@@ -49,10 +54,10 @@ static int dense_infer(const fm_net *net, fm_layer *L, int index) {
   (void)net;
   const int units = L->spec.units;
   if (units < 1) return fm_fail("layer %d (dense): units must be positive (got %d)", index + 1, units);
-  if (L->in_size > INT32_MAX / 2) return fail_layer(index, L, "%s%lld%lld", "input too large", 0, 0);
+  if (L->in_size > INT32_MAX / 2) return fail_layer(index, L, "input too large");
   if (set_output(index, L, 1, 1, units) != FM_OK) return FM_ERR;
   if (L->in_size > MAX_PARAMS / units)
-    return fail_layer(index, L, "%s %lld x %lld weights", "too many:", L->in_size, units);
+    return fail_layer(index, L, "%lld x %d weights are too many", (long long)L->in_size, units);
   L->n_weights = L->in_size * units;
   L->n_biases = L->spec.no_bias ? 0 : units;
   L->fan_in = (int)L->in_size;
@@ -149,7 +154,7 @@ static int pool_infer(const fm_net *net, fm_layer *L, int index) {
     return fm_fail("layer %d (%s): stride %d must equal the window %d", index + 1,
                    fm_layer_kind_name(L->spec.kind), L->spec.stride, size);
   if (L->in_h < size || L->in_w < size)
-    return fail_layer(index, L, "%s%lld%lld", "input smaller than the window", 0, 0);
+    return fail_layer(index, L, "input smaller than the window");
   return set_output(index, L, L->in_h / size, L->in_w / size, L->in_c);
 }
 
