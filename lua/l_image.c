@@ -93,28 +93,22 @@ static int ndim_of(lua_State *L, int arg) { return lfm_checktensor(L, arg)->ndim
 
 /* A grey level option: a number in [0,1], or "auto" (or absent), which gives NaN. */
 static float opt_level(lua_State *L, int opts, const char *key, const char *fname) {
-  if (!opts || lua_getfield(L, opts, key) == LUA_TNIL) {
-    if (opts) lua_pop(L, 1);
-    return NAN;
-  }
+  if (!opts) return NAN;
+  int type = lua_getfield(L, opts, key);
   float v = NAN;
-  if (lua_type(L, -1) == LUA_TNUMBER)
-    v = (float)lua_tonumber(L, -1);
-  else if (!(lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "auto") == 0))
-    luaL_error(L, "%s: option '%s' must be a number in [0, 1] or \"auto\", got %s", fname, key,
-               luaL_tolstring(L, -1, NULL));
-  else {
-    lua_pop(L, 1);
-    return NAN;
+  int is_auto =
+      type == LUA_TNIL || (type == LUA_TSTRING && strcmp(lua_tostring(L, -1), "auto") == 0);
+  if (!is_auto) {
+    v = type == LUA_TNUMBER ? (float)lua_tonumber(L, -1) : NAN;
+    if (!(v >= 0.0f && v <= 1.0f))
+      luaL_error(L, "%s: option '%s' must be a number in [0, 1] or \"auto\", got %s", fname, key,
+                 luaL_tolstring(L, -1, NULL));
   }
-  if (!(v >= 0.0f && v <= 1.0f))
-    luaL_error(L, "%s: option '%s' must be a number in [0, 1] or \"auto\", got %s", fname, key,
-               luaL_tolstring(L, -1, NULL));
   lua_pop(L, 1);
   return v;
 }
 
-/* A number option in [lo, hi); NaN and anything else is an error naming it. */
+/* A number option in [0, 1); NaN and anything else is an error naming it. */
 static float opt_fraction(lua_State *L, int opts, const char *key, float def, const char *fname) {
   lua_Number v = lfm_optfield_num(L, opts, key, def);
   if (!(v >= 0.0 && v < 1.0))

@@ -56,7 +56,7 @@ D.pictures = {
     name = "sneaker", class = 7, color = "grey", width = 300, height = 200,
     pixel = (function()
       local upper = { { 0.05, 0.70 }, { 0.08, 0.58 }, { 0.20, 0.52 }, { 0.38, 0.45 },
-        { 0.55, 0.33 }, { 0.68, 0.26 }, { 0.80, 0.30 }, { 0.92, 0.27 }, { 0.96, 0.45 },
+        { 0.55, 0.36 }, { 0.70, 0.33 }, { 0.82, 0.37 }, { 0.93, 0.34 }, { 0.96, 0.45 },
         { 0.96, 0.70 } }
       return function(u, v)
         if v >= 0.70 and v <= 0.79 and u >= 0.04 and u <= 0.97 then return 0.12 end

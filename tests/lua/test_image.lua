@@ -159,7 +159,7 @@ local pics = D.write_all(dir)
 local expect = {
   trouser = { inverted = true, alpha = nil, scaled = { height = 28, width = 12 } },
   bag = { inverted = true, alpha = 1, scaled = { height = 23, width = 28 } },
-  sneaker = { inverted = true, alpha = nil, scaled = { height = 11, width = 28 } },
+  sneaker = { inverted = true, alpha = nil, scaled = { height = 9, width = 28 } },
 }
 for _, d in ipairs(pics) do
   local img = I.load(d.path)
