@@ -40,9 +40,9 @@ static int check_image(const char *what, const fm_image *im) {
 static int check_output(const fm_image *out, int64_t height, int64_t width, int channels) {
   if (check_image("output", out) != FM_OK) return FM_ERR;
   if (out->height != height || out->width != width || (channels && out->channels != channels))
-    return fm_fail("output is %lld x %lld x %d, expected %lld x %lld x %d",
-                   (long long)out->height, (long long)out->width, out->channels,
-                   (long long)height, (long long)width, channels ? channels : out->channels);
+    return fm_fail("output is %lld x %lld x %d, expected %lld x %lld x %d", (long long)out->height,
+                   (long long)out->width, out->channels, (long long)height, (long long)width,
+                   channels ? channels : out->channels);
   return FM_OK;
 }
 
@@ -189,10 +189,11 @@ int fm_image_crop(const fm_image *in, int64_t top, int64_t left, fm_image *out) 
     return fm_fail("left must be a column of the %lld x %lld image, got %lld (0-based)",
                    (long long)in->height, (long long)in->width, (long long)left);
   if (out->height > in->height - top || out->width > in->width - left)
-    return fm_fail("a %lld x %lld crop at row %lld, column %lld (0-based) goes past the edge of "
-                   "the %lld x %lld image",
-                   (long long)out->height, (long long)out->width, (long long)top,
-                   (long long)left, (long long)in->height, (long long)in->width);
+    return fm_fail(
+        "a %lld x %lld crop at row %lld, column %lld (0-based) goes past the edge of "
+        "the %lld x %lld image",
+        (long long)out->height, (long long)out->width, (long long)top, (long long)left,
+        (long long)in->height, (long long)in->width);
   if (check_output(out, out->height, out->width, in->channels) != FM_OK) return FM_ERR;
   int c = in->channels;
   for (int64_t y = 0; y < out->height; y++)
@@ -333,8 +334,8 @@ static int64_t place(double centre, int64_t n, int64_t size) {
 int fm_image_center(const fm_image *in, int by_mass, fm_image *out, int64_t *top, int64_t *left) {
   if (check_image("image", in) != FM_OK || check_image("canvas", out) != FM_OK) return FM_ERR;
   if (in->channels != 1 || out->channels != 1)
-    return fm_fail("centring needs grey images (1 channel), got %d and %d channels",
-                   in->channels, out->channels);
+    return fm_fail("centring needs grey images (1 channel), got %d and %d channels", in->channels,
+                   out->channels);
   if (in->height > out->height || in->width > out->width)
     return fm_fail("a %lld x %lld image does not fit on a %lld x %lld canvas (resize it first)",
                    (long long)in->height, (long long)in->width, (long long)out->height,

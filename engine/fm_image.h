@@ -95,12 +95,12 @@ int fm_image_center(const fm_image *in, int by_mass, fm_image *out, int64_t *top
 typedef enum { FM_INVERT_AUTO, FM_INVERT_YES, FM_INVERT_NO } fm_invert_mode;
 
 typedef struct fm_prepare_opts {
-  int64_t size;          /* the canvas side: 28 */
-  int64_t margin;        /* pixels kept free on each side: 0, as the dataset */
+  int64_t size;           /* the canvas side: 28 */
+  int64_t margin;         /* pixels kept free on each side: 0, as the dataset */
   float alpha_background; /* where alpha is composited; NaN: fm_image_alpha_background's choice */
-  fm_invert_mode invert; /* AUTO: invert when the border level is above 0.5 */
-  float threshold;       /* for trimming: 0.1 */
-  int by_mass;           /* centre by mass instead of by the box (the dataset's way) */
+  fm_invert_mode invert;  /* AUTO: invert when the border level is above 0.5 */
+  float threshold;        /* for trimming: 0.1 */
+  int by_mass;            /* centre by mass instead of by the box (the dataset's way) */
 } fm_prepare_opts;
 
 /* The defaults above. */
@@ -111,9 +111,9 @@ typedef struct fm_prepare_info {
   float alpha_background; /* NaN when the picture has no alpha */
   float background;       /* the border level of the grey picture, before inversion */
   int inverted;
-  fm_box box;             /* the object in the picture's pixels */
+  fm_box box;                          /* the object in the picture's pixels */
   int64_t scaled_height, scaled_width; /* the box's size after resizing */
-  int64_t top, left;      /* where it was put on the canvas */
+  int64_t top, left;                   /* where it was put on the canvas */
 } fm_prepare_info;
 
 /* Prepares in (any size and channels) as a Fashion-MNIST image in out (opts->size squared floats,

@@ -254,8 +254,7 @@ void fm_grid_fill(const fm_grid *g, const float *const *images, float background
 static int color_channels(png_structp png, png_infop pinfo) {
   int color_type = png_get_color_type(png, pinfo);
   int channels = color_type == PNG_COLOR_TYPE_PALETTE ? 3 : png_get_channels(png, pinfo);
-  if (!(color_type & PNG_COLOR_MASK_ALPHA) && png_get_valid(png, pinfo, PNG_INFO_tRNS))
-    channels++;
+  if (!(color_type & PNG_COLOR_MASK_ALPHA) && png_get_valid(png, pinfo, PNG_INFO_tRNS)) channels++;
   return channels;
 }
 

@@ -70,8 +70,8 @@ static fm_image check_grey(lua_State *L, int arg, const char *fname) {
 }
 
 /* An integer argument from lo to hi; the message names it. */
-static int64_t check_int(lua_State *L, int arg, const char *fname, const char *name,
-                         lua_Integer lo, lua_Integer hi) {
+static int64_t check_int(lua_State *L, int arg, const char *fname, const char *name, lua_Integer lo,
+                         lua_Integer hi) {
   int isint = 0;
   lua_Integer v = lua_type(L, arg) == LUA_TNUMBER ? lua_tointegerx(L, arg, &isint) : 0;
   if (!isint || v < lo || v > hi)
@@ -117,8 +117,8 @@ static float opt_fraction(lua_State *L, int opts, const char *key, float def, co
 }
 
 /* A string option that must be one of the NULL-terminated choices; returns its index. */
-static int opt_choice(lua_State *L, int opts, const char *key, const char *const *choices,
-                      int def, const char *fname) {
+static int opt_choice(lua_State *L, int opts, const char *key, const char *const *choices, int def,
+                      const char *fname) {
   if (!opts || lua_getfield(L, opts, key) == LUA_TNIL) {
     if (opts) lua_pop(L, 1);
     return def;
@@ -244,8 +244,8 @@ static int image_pad(lua_State *L) {
   if (!isfinite(value))
     return luaL_error(L, "image.pad: value must be a finite number, got %f", value);
   fm_image out;
-  push_image(L, ndim_of(L, 1), in.height + pad[0] + pad[1], in.width + pad[2] + pad[3],
-             in.channels, &out, "image.pad");
+  push_image(L, ndim_of(L, 1), in.height + pad[0] + pad[1], in.width + pad[2] + pad[3], in.channels,
+             &out, "image.pad");
   if (fm_image_pad(&in, pad[0], pad[1], pad[2], pad[3], (float)value, &out) != FM_OK)
     return lfm_engine_error(L, "image.pad");
   return 1;
@@ -293,8 +293,8 @@ static fm_invert_mode opt_invert(lua_State *L, int opts) {
 }
 
 static int image_prepare(lua_State *L) {
-  static const char *const known[] = {"background", "invert", "threshold", "size", "margin",
-                                      "center", NULL};
+  static const char *const known[] = {"background", "invert", "threshold", "size",
+                                      "margin",     "center", NULL};
   static const char *const centers[] = {"box", "mass", NULL};
   fm_image in = check_image(L, 1, "image.prepare");
   int opts = lfm_optopts(L, 2);
@@ -355,11 +355,17 @@ static int class_name(lua_State *L) {
 }
 
 void lfm_open_image(lua_State *L) {
-  static const luaL_Reg functions[] = {
-      {"load", image_load},       {"grey", image_grey},     {"background", image_background},
-      {"invert", image_invert},   {"trim", image_trim},     {"crop", image_crop},
-      {"pad", image_pad},         {"resize", image_resize}, {"center", image_center},
-      {"prepare", image_prepare}, {NULL, NULL}};
+  static const luaL_Reg functions[] = {{"load", image_load},
+                                       {"grey", image_grey},
+                                       {"background", image_background},
+                                       {"invert", image_invert},
+                                       {"trim", image_trim},
+                                       {"crop", image_crop},
+                                       {"pad", image_pad},
+                                       {"resize", image_resize},
+                                       {"center", image_center},
+                                       {"prepare", image_prepare},
+                                       {NULL, NULL}};
   luaL_newlib(L, functions);
   lua_setfield(L, -2, "image");
   lua_pushcfunction(L, class_name);

@@ -47,7 +47,8 @@ static void test_grey(void) {
   CHECK_NEAR(at(&out, 0, 0), 0.299, 1e-6, "opaque red: its luminance 0.299");
   CHECK_NEAR(at(&out, 0, 1), 0.5 * 0.114 + 0.5 * 1.0, 1e-6,
              "half-transparent blue over white: 0.5 * 0.114 + 0.5");
-  CHECK_NEAR(at(&out, 0, 2), 1.0, 1e-6, "a transparent pixel is the background, whatever its colour");
+  CHECK_NEAR(at(&out, 0, 2), 1.0, 1e-6,
+             "a transparent pixel is the background, whatever its colour");
   CHECK(fm_image_grey(&rgba, 0.0f, &out) == FM_OK && fabsf(at(&out, 0, 2)) < 1e-6f &&
             fabs(at(&out, 0, 1) - 0.057) < 1e-6,
         "over black: transparent is 0, half blue 0.057");
@@ -84,8 +85,7 @@ static void test_background(void) {
   CHECK(fm_image_background(&im, &level) == FM_OK && level == 0.9f,
         "a light background is found although the object touches the border");
   rect(&im, 2, 2, 6, 8, 0.0f);
-  CHECK(fm_image_background(&im, &level) == FM_OK && level == 0.9f,
-        "the inside does not count");
+  CHECK(fm_image_background(&im, &level) == FM_OK && level == 0.9f, "the inside does not count");
   fm_image row = make(1, 5, 1);
   row.data[2] = 1;
   CHECK(fm_image_background(&row, &level) == FM_OK && level == 0.0f, "a 1 x 5 image: its median");
@@ -123,8 +123,8 @@ static void test_trim_crop_pad(void) {
   CHECK_FAILS(fm_image_trim_box(&blank, 0.0f, 0.1f, &b),
               "no object: every pixel is within 0.1 of the background level 0",
               "a blank image has nothing to trim to");
-  CHECK_FAILS(fm_image_trim_box(&im, 0.0f, NAN, &b), "threshold must be a number in [0, 1), got nan",
-              "a NaN threshold is refused");
+  CHECK_FAILS(fm_image_trim_box(&im, 0.0f, NAN, &b),
+              "threshold must be a number in [0, 1), got nan", "a NaN threshold is refused");
 
   fm_image crop = make(4, 9, 1);
   CHECK(fm_image_crop(&im, 5, 7, &crop) == FM_OK && mean(&crop) > 0.799 && mean(&crop) < 0.801,
@@ -134,18 +134,21 @@ static void test_trim_crop_pad(void) {
   CHECK_FAILS(fm_image_crop(&im, -1, 0, &crop), "top must be a row of the 20 x 30 image, got -1",
               "a negative top is refused");
   fm_image empty = {0, 3, 1, crop.data};
-  CHECK_FAILS(fm_image_crop(&im, 0, 0, &empty), "an empty crop (0 x 3)", "a zero-size crop is refused");
+  CHECK_FAILS(fm_image_crop(&im, 0, 0, &empty), "an empty crop (0 x 3)",
+              "a zero-size crop is refused");
 
   fm_image padded = make(4 + 1 + 2, 9 + 3 + 0, 1);
   CHECK(fm_image_pad(&crop, 1, 2, 3, 0, 0.5f, &padded) == FM_OK, "pad 1, 2, 3, 0");
   CHECK(at(&padded, 0, 0) == 0.5f && at(&padded, 6, 11) == 0.5f && at(&padded, 1, 3) == 0.8f &&
             at(&padded, 4, 11) == 0.8f && at(&padded, 5, 3) == 0.5f,
         "margins have the value, the image sits at (1, 3)");
-  CHECK_FAILS(fm_image_pad(&crop, 0, -1, 0, 0, 0, &padded), "bottom must be from 0 to 16384 pixels, got -1",
+  CHECK_FAILS(fm_image_pad(&crop, 0, -1, 0, 0, 0, &padded),
+              "bottom must be from 0 to 16384 pixels, got -1",
               "a negative pad is refused, naming it");
   CHECK_FAILS(fm_image_pad(&crop, 0, 0, 0, 0, NAN, &padded), "value must be a finite number",
               "a NaN pad value is refused");
-  CHECK_FAILS(fm_image_pad(&crop, 0, 0, 16384, 0, 0, &padded), "padded image: 4 x 16393 pixels, more than the limit",
+  CHECK_FAILS(fm_image_pad(&crop, 0, 0, 16384, 0, 0, &padded),
+              "padded image: 4 x 16393 pixels, more than the limit",
               "a pad past the size limit is refused");
   free(padded.data);
   free(crop.data);
@@ -165,8 +168,9 @@ static void test_resize(void) {
       if (out.data[i] < lo) lo = out.data[i];
       if (out.data[i] > hi) hi = out.data[i];
     }
-    CHECK(ok && lo > 0.3f - 1e-6f && hi < 0.3f + 1e-6f, "a constant image stays constant at %lldx%lld",
-          (long long)out.height, (long long)out.width);
+    CHECK(ok && lo > 0.3f - 1e-6f && hi < 0.3f + 1e-6f,
+          "a constant image stays constant at %lldx%lld", (long long)out.height,
+          (long long)out.width);
     free(out.data);
   }
   /* Area averaging keeps the mean, also for sizes that do not divide. */
@@ -195,10 +199,12 @@ static void test_resize(void) {
             four.data[3] == 1.0f,
         "bilinear growth with pixel centres aligned: 0, 0.25, 0.75, 1");
   fm_image huge = {1 << 20, 1 << 20, 1, small.data};
-  CHECK_FAILS(fm_image_resize(&grad, &huge), "output: 1048576 x 1048576 pixels, more than the limit",
+  CHECK_FAILS(fm_image_resize(&grad, &huge),
+              "output: 1048576 x 1048576 pixels, more than the limit",
               "a huge output is refused before any work");
   fm_image zero = {0, 10, 1, small.data};
-  CHECK_FAILS(fm_image_resize(&grad, &zero), "output: 0 x 10 pixels", "a zero-size output is refused");
+  CHECK_FAILS(fm_image_resize(&grad, &zero), "output: 0 x 10 pixels",
+              "a zero-size output is refused");
   free(two.data);
   free(four.data);
   free(blocks.data);
@@ -251,8 +257,9 @@ static void test_prepare(void) {
   fm_prepare_info info;
   CHECK(fm_image_prepare(&pic, &o, &out, &info) == FM_OK, "prepare a 300 x 200 RGB picture");
   CHECK(info.inverted && fabsf(info.background - 0.8f) < 1e-6f, "light background found, inverted");
-  CHECK(info.box.top == 50 && info.box.left == 40 && info.box.height == 100 && info.box.width == 200,
-        "the box is the rectangle");
+  CHECK(
+      info.box.top == 50 && info.box.left == 40 && info.box.height == 100 && info.box.width == 200,
+      "the box is the rectangle");
   CHECK(info.scaled_height == 14 && info.scaled_width == 28 && info.top == 7 && info.left == 0,
         "200 x 100 becomes 28 x 14, placed at row 7");
   CHECK(at(&out, 0, 0) == 0.0f && at(&out, 6, 10) == 0.0f && at(&out, 21, 10) == 0.0f,
@@ -260,9 +267,9 @@ static void test_prepare(void) {
   CHECK(fabsf(at(&out, 7, 0) - 0.75f) < 1e-6f && fabsf(at(&out, 20, 27) - 0.75f) < 1e-6f,
         "the object, 0.2 on 0.8, inverted (0.8 on 0.2) and levelled: (0.8 - 0.2) / 0.8 = 0.75");
   o.margin = 4;
-  CHECK(fm_image_prepare(&pic, &o, &out, &info) == FM_OK && info.scaled_width == 20 &&
-            info.left == 4,
-        "margin 4: the longest side is 20");
+  CHECK(
+      fm_image_prepare(&pic, &o, &out, &info) == FM_OK && info.scaled_width == 20 && info.left == 4,
+      "margin 4: the longest side is 20");
   o = fm_prepare_defaults();
   o.invert = FM_INVERT_NO;
   CHECK(fm_image_prepare(&pic, &o, &out, &info) == FM_OK && !info.inverted &&
@@ -270,15 +277,16 @@ static void test_prepare(void) {
         "invert no: the object keeps its 0.2, a light background is not levelled");
   o = fm_prepare_defaults();
   o.threshold = NAN;
-  CHECK_FAILS(fm_image_prepare(&pic, &o, &out, &info), "threshold must be a number in [0, 1), got nan",
-              "a NaN threshold is refused");
+  CHECK_FAILS(fm_image_prepare(&pic, &o, &out, &info),
+              "threshold must be a number in [0, 1), got nan", "a NaN threshold is refused");
   o = fm_prepare_defaults();
   o.margin = 14;
   CHECK_FAILS(fm_image_prepare(&pic, &o, &out, &info), "margin must be from 0 to 13 pixels",
               "a margin that leaves nothing is refused");
   o = fm_prepare_defaults();
   o.alpha_background = 2;
-  CHECK_FAILS(fm_image_prepare(&pic, &o, &out, &info), "background must be a number in [0, 1], got 2",
+  CHECK_FAILS(fm_image_prepare(&pic, &o, &out, &info),
+              "background must be a number in [0, 1], got 2",
               "an alpha background out of range is refused");
   free(out.data);
   free(pic.data);
