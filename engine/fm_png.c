@@ -247,3 +247,85 @@ void fm_grid_fill(const fm_grid *g, const float *const *images, float background
     }
   }
 }
+
+/* ---- reading with colour and alpha kept ---- */
+
+/* The channels a PNG has after palette expansion and tRNS turned into alpha. */
+static int color_channels(png_structp png, png_infop pinfo) {
+  int color_type = png_get_color_type(png, pinfo);
+  int channels = color_type == PNG_COLOR_TYPE_PALETTE ? 3 : png_get_channels(png, pinfo);
+  if (!(color_type & PNG_COLOR_MASK_ALPHA) && png_get_valid(png, pinfo, PNG_INFO_tRNS)) channels++;
+  return channels;
+}
+
+/* fm_png_probe_color and fm_png_read_color in one, as read_png is for grey: the header checks are
+ * the same for both. */
+static int read_png_color(const char *path, fm_png_info *info, const fm_png_info *expect,
+                          float *out) {
+  FILE *f = open_png(path);
+  if (!f) return FM_ERR;
+  png_ctx ctx = {{0}};
+  png_structp png =
+      png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, on_png_error, on_png_warning);
+  png_infop pinfo = png ? png_create_info_struct(png) : NULL;
+  if (!pinfo) {
+    png_destroy_read_struct(&png, NULL, NULL);
+    fclose(f);
+    return fm_fail("%s: out of memory for libpng", path);
+  }
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &pinfo, NULL);
+    fclose(f);
+    if (strcmp(ctx.message, "Read Error") == 0)
+      return fm_fail("%s: truncated PNG file (libpng: Read Error)", path);
+    return fm_fail("%s: corrupt PNG file (libpng: %s)", path, ctx.message);
+  }
+  png_init_io(png, f);
+  png_set_sig_bytes(png, 8);
+  png_set_user_limits(png, FM_PNG_MAX_SIDE, FM_PNG_MAX_SIDE);
+  png_read_info(png, pinfo);
+  info->height = png_get_image_height(png, pinfo);
+  info->width = png_get_image_width(png, pinfo);
+  info->bit_depth = png_get_bit_depth(png, pinfo);
+  info->channels = color_channels(png, pinfo);
+
+  if (out) {
+    if (info->height != expect->height || info->width != expect->width ||
+        info->channels != expect->channels) {
+      png_destroy_read_struct(&png, &pinfo, NULL);
+      fclose(f);
+      return fm_fail("%s: changed while being read (now %lldx%lldx%d, was %lldx%lldx%d)", path,
+                     (long long)info->height, (long long)info->width, info->channels,
+                     (long long)expect->height, (long long)expect->width, expect->channels);
+    }
+    /* Everything becomes 16-bit samples (8-bit v as v * 257, so v / 255 comes back), palettes
+     * RGB, tRNS an alpha channel; the channels stay as they are. */
+    png_set_expand(png);
+    png_set_expand_16(png);
+    int passes = png_set_interlace_handling(png);
+    png_read_update_info(png, pinfo);
+    int64_t samples = info->width * info->channels;
+    if (png_get_channels(png, pinfo) != info->channels || png_get_bit_depth(png, pinfo) != 16 ||
+        png_get_rowbytes(png, pinfo) != (size_t)(2 * samples))
+      png_error(png, "unexpected layout after expansion to 16 bits");
+    /* As in read_png: each row's 16-bit samples go to the start of its own float slots, and are
+     * widened in place afterwards. */
+    for (int pass = 0; pass < passes; pass++)
+      for (int64_t y = 0; y < info->height; y++)
+        png_read_row(png, (png_bytep)(out + y * samples), NULL);
+    png_read_end(png, NULL);
+    for (int64_t y = 0; y < info->height; y++) row16_to_float(out + y * samples, samples);
+  }
+  png_destroy_read_struct(&png, &pinfo, NULL);
+  fclose(f);
+  return FM_OK;
+}
+
+int fm_png_probe_color(const char *path, fm_png_info *info) {
+  return read_png_color(path, info, NULL, NULL);
+}
+
+int fm_png_read_color(const char *path, const fm_png_info *info, float *out) {
+  fm_png_info now;
+  return read_png_color(path, &now, info, out);
+}

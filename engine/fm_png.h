@@ -49,4 +49,14 @@ int fm_grid_size(const fm_grid *g, int64_t *height, int64_t *width);
  * gaps and empty cells get the value background. */
 void fm_grid_fill(const fm_grid *g, const float *const *images, float background, float *out);
 
+/* ---- reading with colour and alpha kept ---- */
+/* Reads the header like fm_png_probe, but info->channels counts what fm_png_read_color gives:
+ * palettes become RGB, and a transparency chunk (tRNS) adds an alpha channel to grey, RGB and
+ * palette images. */
+int fm_png_probe_color(const char *path, fm_png_info *info);
+/* Reads the whole image into out: height x width pixels of info->channels floats in [0,1] side by
+ * side (grey, grey+alpha, RGB or RGBA; alpha 0 is transparent), whatever the bit depth. info comes
+ * from fm_png_probe_color; fails if the file no longer matches it, or is corrupt or truncated. */
+int fm_png_read_color(const char *path, const fm_png_info *info, float *out);
+
 #endif

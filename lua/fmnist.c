@@ -210,6 +210,7 @@ int luaopen_fmnist(lua_State *L) {
   lfm_open_metrics(L);
   lfm_open_model(L);
   lfm_open_png(L);
+  lfm_open_image(L);
   lfm_open_gnuplot(L);
   install_embedded(L);
   lua_createtable(L, 0, 1);

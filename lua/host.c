@@ -731,8 +731,9 @@ static int run_command(lua_State *L, char **argv, int argc) {
     return -1;
   require_fmnist(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  int known = lua_getfield(L, -1, lua_pushfstring(L, "fmnist.cmd_%s", word)) != LUA_TNIL;
-  lua_pop(L, 4); /* the module, preload, the name, the loader */
+  lua_pushfstring(L, "fmnist.cmd_%s", word);
+  int known = lua_gettable(L, -2) != LUA_TNIL;
+  lua_pop(L, 3); /* the module, preload, the loader */
   if (!known) return -1;
   create_arg_table(L, argv, argc, 1);
   lua_getglobal(L, "require");

@@ -40,6 +40,9 @@ void lfm_open_dataset(lua_State *L);
 /* ---- PNG files (l_png.c): t:save_png, fm.load_png, fm.png ---- */
 void lfm_open_png(lua_State *L); /* after lfm_open_tensor: adds a tensor method */
 
+/* ---- pictures made ready for the models (l_image.c): fm.image, fm.class_name ---- */
+void lfm_open_image(lua_State *L);
+
 /* ---- the gnuplot process behind fm.plot (l_gnuplot.c): fm.gnuplot ---- */
 void lfm_open_gnuplot(lua_State *L);
 
