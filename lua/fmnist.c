@@ -213,6 +213,15 @@ int luaopen_fmnist(lua_State *L) {
   lfm_open_image(L);
   lfm_open_gnuplot(L);
   install_embedded(L);
+  /* fm.Model and fm.CNN take the containers of fmnist.nets (compiled in Lua to the flat lists the
+   * C constructors read), and fm.Sequential, fm.Residual, fm.ResNet, fm.MobileNet come from it. */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "fmnist.nets");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "install");
+  lua_pushvalue(L, -3);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, module_index);
   lua_setfield(L, -2, "__index");

@@ -931,14 +931,14 @@ static void push_summary(lua_State *L, const model *m) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   char line[320];
-  const char *rule = graph ? "______________________________________________________________________________________________\n"
+  const char *rule = graph ? "_____________________________________________________________________________________________________\n"
                            : "_________________________________________________________________\n";
-  const char *dbl = graph ? "==============================================================================================\n"
+  const char *dbl = graph ? "=====================================================================================================\n"
                           : "=================================================================\n";
   snprintf(line, sizeof line, "Model: \"%s\"\n", m->kind);
   luaL_addstring(&b, line);
   luaL_addstring(&b, rule);
-  luaL_addstring(&b, graph ? " Layer (type)                    Output Shape         Param #   Connected to\n"
+  luaL_addstring(&b, graph ? " Layer (type)                              Output Shape         Param #   Connected to\n"
                            : " Layer (type)                Output Shape              Param #\n");
   luaL_addstring(&b, dbl);
   for (int i = 0; i < net->n_layers; i++) {
@@ -957,7 +957,7 @@ static void push_summary(lua_State *L, const model *m) {
         layer_name(net, ly->in[k], in, sizeof in);
         snprintf(from + strlen(from), sizeof from - strlen(from), "%s%s", k ? ", " : "", in);
       }
-      snprintf(line, sizeof line, " %-31s %-20s %-9s %s\n", full, shape, params, from);
+      snprintf(line, sizeof line, " %-41s %-20s %-9s %s\n", full, shape, params, from);
     } else {
       snprintf(line, sizeof line, " %-27s %-25s %s\n", full, shape, params);
     }
