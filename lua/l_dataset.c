@@ -32,7 +32,7 @@ typedef struct dataset {
 static storage *new_storage(lua_State *L, int64_t n, int64_t rows, int64_t cols, const char *from) {
   size_t bytes = sizeof(storage) + (size_t)(n * rows * cols) + (size_t)n;
   lua_pushfstring(L, "the %I images of %s", (lua_Integer)n, from);
-  storage *s = lfm_newuserdata(L, bytes, 0, lua_tostring(L, -1));
+  storage *s = lfm_newuserdata(L, bytes, 0, "load", lua_tostring(L, -1));
   lua_remove(L, -2);
   s->n = n;
   s->rows = rows;

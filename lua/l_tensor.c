@@ -22,6 +22,14 @@ fm_rng *lfm_rng(void) {
   return &global_rng;
 }
 
+/* The name of the C function running (fm.zeros -> "zeros"), as luaL_argerror finds it, for
+ * errors raised by helpers that do not know who called them. */
+static const char *calling_function(lua_State *L) {
+  lua_Debug ar;
+  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name) return ar.name;
+  return "tensor";
+}
+
 /* lua_newuserdatauv in a protected call (size and number of user values as arguments), so that
  * a failed allocation can be reported naming what it was for. */
 static int new_userdata_unprotected(lua_State *L) {
@@ -33,7 +41,8 @@ static int new_userdata_unprotected(lua_State *L) {
  * costs more than the allocation. */
 #define NAMED_ALLOC_MIN (64 * 1024)
 
-void *lfm_newuserdata(lua_State *L, size_t bytes, int nuvalue, const char *what) {
+void *lfm_newuserdata(lua_State *L, size_t bytes, int nuvalue, const char *fname,
+                      const char *what) {
   if (bytes < NAMED_ALLOC_MIN) return lua_newuserdatauv(L, bytes, nuvalue);
   lua_pushcfunction(L, new_userdata_unprotected);
   lua_pushinteger(L, (lua_Integer)bytes);
@@ -43,7 +52,7 @@ void *lfm_newuserdata(lua_State *L, size_t bytes, int nuvalue, const char *what)
     lua_pop(L, 1);
     char size[32];
     snprintf(size, sizeof size, "%.1f MB", (double)bytes / (1 << 20));
-    luaL_error(L, "out of memory for %s (%s)", what, size);
+    luaL_error(L, "%s: out of memory for %s (%s)", fname ? fname : calling_function(L), what, size);
   } else if (status != LUA_OK) {
     lua_error(L);
   }
@@ -52,17 +61,11 @@ void *lfm_newuserdata(lua_State *L, size_t bytes, int nuvalue, const char *what)
 
 fm_tensor *lfm_newtensor(lua_State *L, int ndim, const int64_t *shape) {
   fm_tensor hdr;
-  if (fm_shape_set(&hdr, ndim, shape) != FM_OK) {
-    /* Named after the function that asked, as luaL_argerror names it. */
-    lua_Debug ar;
-    const char *fname = lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name ? ar.name
-                                                                                      : "tensor";
-    luaL_error(L, "%s: %s", fname, fm_error());
-  }
+  if (fm_shape_set(&hdr, ndim, shape) != FM_OK) luaL_error(L, "%s: %s", calling_function(L), fm_error());
   size_t bytes = sizeof(fm_tensor) + ALIGN + (size_t)hdr.numel * sizeof(float);
   char s[FM_SHAPE_STR], what[FM_SHAPE_STR + 16];
   snprintf(what, sizeof what, "a %s tensor", fm_shape_str(&hdr, s, sizeof s));
-  fm_tensor *t = lfm_newuserdata(L, bytes, 0, what);
+  fm_tensor *t = lfm_newuserdata(L, bytes, 0, NULL, what);
   *t = hdr;
   uintptr_t p = (uintptr_t)(t + 1);
   t->data = (float *)((p + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
