@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -136,6 +137,34 @@ static void test_owner_kept(void) {
         "root keeps the owner, group and mode of the file it replaces");
 }
 
+/* /dev/null as the target. The save runs in a child that gives up root first: if fm_file ever
+ * stopped refusing devices, an unprivileged child could not replace /dev/null (it cannot write
+ * in /dev), so the check cannot break the machine it runs on. */
+static void test_dev_null(void) {
+  int fds[2];
+  if (pipe(fds) != 0) printf("Bail out! pipe: %s\n", strerror(errno));
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
+    const char *msg = save("/dev/null", "x") == FM_OK ? "(the save succeeded)" : fm_error();
+    if (write(fds[1], msg, strlen(msg)) < 0) _exit(4);
+    _exit(0);
+  }
+  close(fds[1]);
+  char msg[1024];
+  ssize_t n = read(fds[0], msg, sizeof msg - 1);
+  msg[n > 0 ? n : 0] = '\0';
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+            strstr(msg, "/dev/null: is a character device, not a regular file"),
+        "/dev/null is refused: %s", msg);
+  CHECK(S_ISCHR(mode_of("/dev/null")), "/dev/null is still a character device");
+}
+
 static void test_refused(void) {
   /* A symbolic link to a file: neither the link nor its target changes. */
   const char *target = tpath("target.bin"), *link = tpath("link.bin");
@@ -155,9 +184,16 @@ static void test_refused(void) {
   CHECK_FAILS(save(fifo, "x"), "is a FIFO (named pipe), not a regular file", "a FIFO is refused");
   CHECK(S_ISFIFO(mode_of(fifo)), "the FIFO is still a FIFO");
 
-  CHECK_FAILS(save("/dev/null", "x"), "/dev/null: is a character device, not a regular file",
-              "/dev/null is refused");
-  CHECK(S_ISCHR(mode_of("/dev/null")), "/dev/null is still a character device");
+  test_dev_null();
+  /* As root, a device node of our own, so that the privileged path is checked too. */
+  const char *node = tpath("null-node");
+  if (geteuid() != 0 || mknod(node, S_IFCHR | 0666, makedev(1, 3)) != 0) {
+    SKIP("a device node can only be made by root (%s)", strerror(errno));
+  } else {
+    CHECK_FAILS(save(node, "x"), "null-node: is a character device, not a regular file",
+                "root is refused a device node too");
+    CHECK(S_ISCHR(mode_of(node)), "the device node is still a device node");
+  }
 
   const char *dir = tpath("dir");
   mkdir(dir, 0755);
