@@ -112,6 +112,7 @@ static int check_shape(lua_State *L, int first, int last, int64_t *shape, const 
   int ndim = 0;
   char where[48];
   if (lua_type(L, first) == LUA_TTABLE) {
+    if (last > first) luaL_argerror(L, first + 1, "nothing may follow a shape table");
     lua_Integer len = luaL_len(L, first);
     if (len < 1 || len > FM_MAX_DIMS)
       return luaL_argerror(L, first, lua_pushfstring(L, "a shape has 1 to %d dimensions, not %I",

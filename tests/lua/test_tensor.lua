@@ -170,6 +170,8 @@ T.err("full: dimension 1 of the shape is 1.5 (a non-negative integer expected)",
       function() return fm.full({1.5}, 0) end)
 T.err("zeros: dimension 2 of the shape is -3 (dimension must not be negative)",
       function() return fm.zeros{2, -3} end)
+T.err("bad argument #2 to 'zeros' (nothing may follow a shape table)", function() return fm.zeros({2}, 3) end)
+T.err("bad argument #2 to 'full' (nothing may follow a shape table)", function() return fm.full({2}, {3}, 5) end)
 T.err("number has no integer representation", function() return fm.zeros(0/0) end)
 T.err("number has no integer representation", function() return fm.ones(1/0) end)
 T.err("arange: start 0, stop", function() return fm.arange(0/0) end)
