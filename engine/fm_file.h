@@ -11,7 +11,10 @@
  *   a link, so a link planted where a file is expected cannot redirect a save elsewhere;
  * - a directory, FIFO, device node or socket: refused, naming the path and what it is.
  * The temporary file is created with O_EXCL and mode 0600 (no one else can open it while it is
- * written), fsync'ed before the rename, and removed on every failure path. */
+ * written), fsync'ed before the rename, and removed on every failure path.
+ *
+ * A file that another process writes (gnuplot drawing a figure) can be saved the same way: give
+ * it a->tmp as the name to write, then commit; it must truncate that file, not replace it. */
 #ifndef FM_FILE_H
 #define FM_FILE_H
 

@@ -304,6 +304,22 @@ static void test_changed_during_save(void) {
         "the symlink and its target are untouched and the temporary file is gone");
 }
 
+/* Another process (gnuplot drawing a figure) may write the temporary file by name between begin
+ * and commit: it truncates the same file, which commit then fsyncs, gives its mode and renames. */
+static void test_written_by_another_process(void) {
+  const char *p = tpath("figure.txt");
+  write_file(p, "old figure");
+  chmod(p, 0600);
+  fm_atomic_file a;
+  CHECK(fm_atomic_begin(&a, p) == FM_OK, "begin a save for another process");
+  char cmd[9000];
+  snprintf(cmd, sizeof cmd, "printf 'drawn by sh' > '%s'", a.tmp);
+  int rc = system(cmd);
+  CHECK(rc == 0 && fm_atomic_commit(&a) == FM_OK && strcmp(read_file(p), "drawn by sh") == 0 &&
+            (mode_of(p) & 07777) == 0600 && temp_files_in(tmpdir) == 0,
+        "what another process wrote to the temporary file is renamed into place with the old mode");
+}
+
 static int remove_tree(const char *dir) {
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -323,6 +339,7 @@ int main(void) {
   test_read_only();
   test_failed_write();
   test_changed_during_save();
+  test_written_by_another_process();
   CHECK(temp_files_in(tmpdir) == 0, "no temporary file is left anywhere");
   remove_tree(tmpdir);
   return check_done();
