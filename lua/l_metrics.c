@@ -2,13 +2,22 @@
  *
  * A result is a plain Lua table (accuracy, confusion, precision, recall, f1, support, macro,
  * weighted, ...) whose metatable, from the pure-Lua module fmnist.result, adds report() — the
- * layout of scikit-learn's classification_report. */
+ * layout of scikit-learn's classification_report.
+ *
+ * The metatable is taken once, when the module opens, from the embedded source of fmnist.result
+ * and kept in the registry: what package.loaded, package.preload or require hold later is the
+ * user's to change and is never looked at again. */
 #include <math.h>
+#include <string.h>
 
 #include "fm_metrics.h"
 #include "lfm.h"
+#include "lfm_modules.h"
 
-/* Labels from a tensor of integers in 0..255 into a uint8 userdata pushed on the stack. */
+#define RESULT_MODULE "fmnist.result"
+#define RESULT_META "fmnist.Result" /* registry key of the metatable of every result */
+
+/* Labels from a tensor of class ids 0..9 into a uint8 userdata pushed on the stack. */
 static uint8_t *labels_from(lua_State *L, int arg, const char *what) {
   fm_tensor *t = lfm_checktensor(L, arg);
   uint8_t *out = lua_newuserdatauv(L, (size_t)(t->numel ? t->numel : 1), 0);
@@ -21,7 +30,6 @@ static uint8_t *labels_from(lua_State *L, int arg, const char *what) {
   }
   return out;
 }
-
 static void set_number(lua_State *L, const char *k, double v) {
   lua_pushnumber(L, v);
   lua_setfield(L, -2, k);
@@ -78,24 +86,23 @@ void lfm_push_result(lua_State *L, const int64_t *confusion, double loss) {
   lua_setfield(L, -2, "macro");
   push_avg(L, m.weighted_precision, m.weighted_recall, m.weighted_f1);
   lua_setfield(L, -2, "weighted");
-  lua_getfield(L, LUA_REGISTRYINDEX, "fmnist.classes");
+  /* A table of its own: fm.classes belongs to the user, who may change it. */
+  lua_createtable(L, FM_CLASSES, 0);
+  for (int c = 0; c < FM_CLASSES; c++) {
+    lua_pushstring(L, fm_class_names[c]);
+    lua_rawseti(L, -2, c + 1);
+  }
   lua_setfield(L, -2, "classes");
-  /* setmetatable(result, require("fmnist.result").Result) */
-  int result = lua_gettop(L);
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "fmnist.result");
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, "Result");
-  lua_setmetatable(L, result);
-  lua_pop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, RESULT_META); /* a table: checked when it was stored */
+  lua_setmetatable(L, -2);
 }
-
 /* fm.metrics(y_true, y_pred): tensors of class ids 0..9 of the same length. */
 static int metrics_new(lua_State *L) {
   fm_tensor *t = lfm_checktensor(L, 1), *p = lfm_checktensor(L, 2);
   if (t->numel != p->numel)
     return luaL_error(L, "metrics: %I true labels but %I predictions", (lua_Integer)t->numel,
                       (lua_Integer)p->numel);
+  if (t->numel == 0) return luaL_error(L, "metrics: no labels (y_true and y_pred are empty)");
   uint8_t *truth = labels_from(L, 1, "y_true");
   uint8_t *pred = labels_from(L, 2, "y_pred");
   int64_t confusion[FM_CLASSES * FM_CLASSES];
@@ -105,7 +112,29 @@ static int metrics_new(lua_State *L) {
   return 1;
 }
 
+/* Runs the embedded source of fmnist.result (never a file or a preload entry) and stores its
+ * Result table in the registry; package.loaded gets the same module table unless something is
+ * already there, so that require "fmnist.result" and the results agree. */
+static void load_result_module(lua_State *L) {
+  const lfm_lua_module *m = lfm_lua_modules;
+  while (m->name && strcmp(m->name, "result") != 0) m++;
+  if (!m->name) luaL_error(L, "fmnist: the module %s is missing from the build", RESULT_MODULE);
+  if (luaL_loadbufferx(L, m->source, m->size, m->chunkname, "t") != LUA_OK) lua_error(L);
+  lua_pushliteral(L, RESULT_MODULE);
+  lua_call(L, 1, 1);
+  if (!lua_istable(L, -1) || lua_getfield(L, -1, "Result") != LUA_TTABLE)
+    luaL_error(L, "fmnist: %s did not return a table with a Result table", RESULT_MODULE);
+  lua_setfield(L, LUA_REGISTRYINDEX, RESULT_META);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, RESULT_MODULE) == LUA_TNIL) {
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -3, RESULT_MODULE);
+  }
+  lua_pop(L, 3);
+}
+
 void lfm_open_metrics(lua_State *L) {
   static const luaL_Reg functions[] = {{"metrics", metrics_new}, {NULL, NULL}};
+  load_result_module(L);
   luaL_setfuncs(L, functions, 0);
 }

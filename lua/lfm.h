@@ -26,6 +26,10 @@ fm_tensor *lfm_newtensor(lua_State *L, int ndim, const int64_t *shape);
 fm_tensor *lfm_newtensor_like(lua_State *L, const fm_tensor *t);
 fm_tensor *lfm_checktensor(lua_State *L, int arg);
 fm_tensor *lfm_totensor(lua_State *L, int arg); /* NULL if not a tensor */
+/* lua_newuserdatauv that, for a large block, raises "fname: out of memory for <what> (N MB)"
+ * instead of Lua's bare "not enough memory" (fname NULL: the running function's name). */
+void *lfm_newuserdata(lua_State *L, size_t bytes, int nuvalue, const char *fname,
+                      const char *what);
 void lfm_open_tensor(lua_State *L);             /* module table on top */
 
 /* The generator behind fm.seed, fm.rand, fm.randn and every default seed. */
