@@ -42,34 +42,50 @@ static void push_avg(lua_State *L, double p, double r, double f1) {
   set_number(L, "f1", f1);
 }
 
-void lfm_push_result(lua_State *L, const int64_t *confusion, double loss) {
+/* The names of the classes of a result: the dataset's ten, then the ids of any further classes a
+ * model scores ("10", "11", ...). */
+static void push_class_names(lua_State *L, int classes) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "fmnist.classes");
+  if (classes == FM_CLASSES) return;
+  lua_createtable(L, classes, 0);
+  for (int i = 0; i < classes; i++) {
+    if (i < FM_CLASSES)
+      lua_pushstring(L, fm_class_names[i]);
+    else
+      lua_pushfstring(L, "%d", i);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_remove(L, -2);
+}
+
+void lfm_push_result(lua_State *L, const int64_t *confusion, int classes, double loss) {
   fm_metrics m;
-  fm_metrics_compute(confusion, FM_CLASSES, &m);
+  if (fm_metrics_compute(confusion, classes, &m) != FM_OK) lfm_engine_error(L, "metrics");
   lua_createtable(L, 0, 14);
   set_number(L, "accuracy", m.accuracy);
   if (!isnan(loss)) set_number(L, "loss", loss);
   lua_pushinteger(L, m.total);
   lua_setfield(L, -2, "n");
-  int64_t shape[2] = {FM_CLASSES, FM_CLASSES};
+  int64_t shape[2] = {classes, classes};
   fm_tensor *c = lfm_newtensor(L, 2, shape);
-  for (int i = 0; i < FM_CLASSES * FM_CLASSES; i++) c->data[i] = (float)confusion[i];
+  for (int i = 0; i < classes * classes; i++) c->data[i] = (float)confusion[i];
   lua_setfield(L, -2, "confusion");
-  fm_confusion_normalize(confusion, FM_CLASSES, lfm_newtensor(L, 2, shape)->data);
+  fm_confusion_normalize(confusion, classes, lfm_newtensor(L, 2, shape)->data);
   lua_setfield(L, -2, "confusion_normalized");
-  push_array(L, m.precision, FM_CLASSES);
+  push_array(L, m.precision, classes);
   lua_setfield(L, -2, "precision");
-  push_array(L, m.recall, FM_CLASSES);
+  push_array(L, m.recall, classes);
   lua_setfield(L, -2, "recall");
-  push_array(L, m.f1, FM_CLASSES);
+  push_array(L, m.f1, classes);
   lua_setfield(L, -2, "f1");
-  lua_createtable(L, FM_CLASSES, 0);
-  for (int i = 0; i < FM_CLASSES; i++) {
+  lua_createtable(L, classes, 0);
+  for (int i = 0; i < classes; i++) {
     lua_pushinteger(L, m.support[i]);
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "support");
-  lua_createtable(L, FM_CLASSES, 0);
-  for (int i = 0; i < FM_CLASSES; i++) {
+  lua_createtable(L, classes, 0);
+  for (int i = 0; i < classes; i++) {
     lua_pushboolean(L, m.present[i]);
     lua_rawseti(L, -2, i + 1);
   }
@@ -78,7 +94,7 @@ void lfm_push_result(lua_State *L, const int64_t *confusion, double loss) {
   lua_setfield(L, -2, "macro");
   push_avg(L, m.weighted_precision, m.weighted_recall, m.weighted_f1);
   lua_setfield(L, -2, "weighted");
-  lua_getfield(L, LUA_REGISTRYINDEX, "fmnist.classes");
+  push_class_names(L, classes);
   lua_setfield(L, -2, "classes");
   /* setmetatable(result, require("fmnist.result").Result) */
   int result = lua_gettop(L);
@@ -101,7 +117,7 @@ static int metrics_new(lua_State *L) {
   int64_t confusion[FM_CLASSES * FM_CLASSES];
   if (fm_confusion(truth, pred, t->numel, FM_CLASSES, confusion) != FM_OK)
     return lfm_engine_error(L, "metrics");
-  lfm_push_result(L, confusion, NAN);
+  lfm_push_result(L, confusion, FM_CLASSES, NAN);
   return 1;
 }
 
