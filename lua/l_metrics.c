@@ -8,15 +8,15 @@
 #include "fm_metrics.h"
 #include "lfm.h"
 
-/* Labels from a tensor of integers in 0..255 into a uint8 userdata pushed on the stack. */
-static uint8_t *labels_from(lua_State *L, int arg, const char *what) {
+/* Labels from a tensor of integers in 0..classes-1 into a uint8 userdata pushed on the stack. */
+static uint8_t *labels_from(lua_State *L, int arg, const char *what, int classes) {
   fm_tensor *t = lfm_checktensor(L, arg);
   uint8_t *out = lua_newuserdatauv(L, (size_t)(t->numel ? t->numel : 1), 0);
   for (int64_t i = 0; i < t->numel; i++) {
     float v = t->data[i];
-    if (!(v >= 0 && v < FM_CLASSES) || v != floorf(v))
+    if (!(v >= 0 && v < classes) || v != floorf(v))
       luaL_error(L, "metrics: %s[%I] = %f is not a class id 0..%d", what, (lua_Integer)i + 1,
-                 (double)v, FM_CLASSES - 1);
+                 (double)v, classes - 1);
     out[i] = (uint8_t)v;
   }
   return out;
@@ -106,18 +106,23 @@ void lfm_push_result(lua_State *L, const int64_t *confusion, int classes, double
   lua_pop(L, 1);
 }
 
-/* fm.metrics(y_true, y_pred): tensors of class ids 0..9 of the same length. */
+/* fm.metrics(y_true, y_pred [, {classes = 10}]): tensors of class ids of the same length; classes
+ * (2 to FM_METRICS_MAX_CLASSES) for the predictions of a model with more outputs than ten. */
 static int metrics_new(lua_State *L) {
   fm_tensor *t = lfm_checktensor(L, 1), *p = lfm_checktensor(L, 2);
+  int opts = lfm_optopts(L, 3);
+  static const char *const known[] = {"classes", NULL};
+  lfm_check_options(L, opts, "metrics", known);
+  int classes = (int)lfm_optfield_range(L, opts, "classes", FM_CLASSES, 2, FM_METRICS_MAX_CLASSES);
   if (t->numel != p->numel)
     return luaL_error(L, "metrics: %I true labels but %I predictions", (lua_Integer)t->numel,
                       (lua_Integer)p->numel);
-  uint8_t *truth = labels_from(L, 1, "y_true");
-  uint8_t *pred = labels_from(L, 2, "y_pred");
-  int64_t confusion[FM_CLASSES * FM_CLASSES];
-  if (fm_confusion(truth, pred, t->numel, FM_CLASSES, confusion) != FM_OK)
+  uint8_t *truth = labels_from(L, 1, "y_true", classes);
+  uint8_t *pred = labels_from(L, 2, "y_pred", classes);
+  int64_t *confusion = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)classes * (size_t)classes, 0);
+  if (fm_confusion(truth, pred, t->numel, classes, confusion) != FM_OK)
     return lfm_engine_error(L, "metrics");
-  lfm_push_result(L, confusion, FM_CLASSES, NAN);
+  lfm_push_result(L, confusion, classes, NAN);
   return 1;
 }
 
