@@ -167,13 +167,13 @@ static int build_conv(fm_layer *L, int i) {
     return fm_fail("layer %d: %s", i + 1, msg);
   }
   const fm_conv_geom *g = &L->conv;
-  int64_t patch, macs;
+  int64_t macs;
   if (!fm_mul_within(g->k, units, FM_NET_MAX_PARAMS, &L->n_weights))
     return fm_fail("layer %d (conv2d): a %dx%dx%d kernel with %d filters is over %lld weights, the "
                    "most a network may have", i + 1, kh, kw, L->in_c, units,
                    (long long)FM_NET_MAX_PARAMS);
-  /* fm_conv_geom_init has checked this product against INT32_MAX already. */
-  patch = (int64_t)g->oh * g->ow * g->k;
+  /* fm_conv_geom_init has held this product to INT32_MAX already. */
+  const int64_t patch = (int64_t)g->oh * g->ow * g->k;
   if (patch > FM_NET_MAX_IMAGE_FLOATS)
     return fm_fail("layer %d (conv2d): the patch matrix of one image (%dx%d pixels x %d values) is "
                    "over %lld floats", i + 1, g->oh, g->ow, g->k,
@@ -257,8 +257,10 @@ static int build_layer(fm_net *net, int i, const fm_layer_spec *spec, int64_t *a
     L->act_offset = *act;
     kept = (int64_t)round16((size_t)L->out_size);
   }
-  if (spec->kind == FM_LAYER_DROPOUT) L->mask_offset = *act + kept;
-  if (spec->kind == FM_LAYER_DROPOUT) kept += (int64_t)round16((size_t)L->out_size);
+  if (spec->kind == FM_LAYER_DROPOUT) {
+    L->mask_offset = *act + kept;
+    kept += (int64_t)round16((size_t)L->out_size);
+  }
   if (!fm_add_within(*act, kept, FM_NET_MAX_IMAGE_FLOATS, act))
     return fm_fail("layer %d (%s): the outputs a pass keeps would be over %lld floats per image",
                    i + 1, fm_layer_kind_name(spec->kind), (long long)FM_NET_MAX_IMAGE_FLOATS);
