@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "fm_check.h"
 #include "fm_conv_direct.h"
 #include "fm_error.h"
 #include "fm_gemm.h"
@@ -35,11 +36,13 @@ size_t fm_dense_scratch_floats(int n, int in) {
 
 void fm_dense_forward(int n, int in, int out, const float *x, const float *w, const float *bias,
                       float *y, int relu, float *scratch) {
+  FM_ASSERT(n >= 0 && in >= 1 && out >= 1);
   fm_gemm(0, 0, n, out, in, x, in, w, out, 0.0f, y, out, bias, relu, scratch);
 }
 
 void fm_dense_backward(int n, int in, int out, const float *x, const float *w, const float *dy,
                        float *dx, float *dw, float *db, float *scratch) {
+  FM_ASSERT(n >= 0 && in >= 1 && out >= 1 && (!dw || db));
   if (dw) {
     fm_gemm(1, 0, in, out, n, x, in, dy, out, 0.0f, dw, out, NULL, 0, scratch);
     column_sums(n, out, dy, db);
@@ -66,6 +69,17 @@ int fm_conv_geom_init(fm_conv_geom *g, int h, int w, int cin, int kh, int kw, in
   if (!same && (kh > h || kw > w))
     return fm_fail("conv2d: kernel %dx%d is larger than the %dx%d input ('valid' padding)", kh,
                    kw, h, w);
+  /* The patch length and one image's patch matrix are the product's int sizes. */
+  int64_t k, pixels, patch;
+  if (!fm_mul_within(kh, kw, FM_CONV_MAX_PATCH_FLOATS, &k) ||
+      !fm_mul_within(k, cin, FM_CONV_MAX_PATCH_FLOATS, &k))
+    return fm_fail("conv2d: a patch of %dx%dx%d values (kernel x input channels) is over %d", kh,
+                   kw, cin, FM_CONV_MAX_PATCH_FLOATS);
+  const int oh = same ? h : h - kh + 1, ow = same ? w : w - kw + 1;
+  if (!fm_mul_within(oh, ow, FM_CONV_MAX_PATCH_FLOATS, &pixels) ||
+      !fm_mul_within(pixels, k, FM_CONV_MAX_PATCH_FLOATS, &patch))
+    return fm_fail("conv2d: the patch matrix of one image (%dx%d pixels x %lld values) is over %d "
+                   "floats", oh, ow, (long long)k, FM_CONV_MAX_PATCH_FLOATS);
   g->h = h;
   g->w = w;
   g->cin = cin;
@@ -74,11 +88,11 @@ int fm_conv_geom_init(fm_conv_geom *g, int h, int w, int cin, int kh, int kw, in
   g->cout = cout;
   g->pad_top = same ? (kh - 1) / 2 : 0;
   g->pad_left = same ? (kw - 1) / 2 : 0;
-  g->oh = same ? h : h - kh + 1;
-  g->ow = same ? w : w - kw + 1;
-  g->k = kh * kw * cin;
-  size_t per_image = (size_t)g->oh * g->ow * g->k;
-  g->chunk = per_image >= CONV_CHUNK_FLOATS ? 1 : (int)(CONV_CHUNK_FLOATS / per_image);
+  g->oh = oh;
+  g->ow = ow;
+  g->k = (int)k;
+  FM_ASSERT(patch >= 1);
+  g->chunk = patch >= (int64_t)CONV_CHUNK_FLOATS ? 1 : (int)(CONV_CHUNK_FLOATS / (size_t)patch);
   return FM_OK;
 }
 
@@ -118,6 +132,7 @@ static void im2col(const fm_conv_geom *g, int cn, const float *x, float *col) {
         }
       }
   }
+  FM_ASSERT(dst == col + (size_t)cn * g->oh * g->ow * g->k);
 }
 
 /* The adjoint of im2col: adds every patch-matrix entry back onto the input pixel it came from.
@@ -144,10 +159,14 @@ static void col2im(const fm_conv_geom *g, int cn, const float *dcol, float *dx) 
         }
       }
   }
+  FM_ASSERT(src == dcol + (size_t)cn * g->oh * g->ow * g->k);
 }
 
 void fm_conv_forward(const fm_conv_geom *g, int n, const float *x, const float *w,
                      const float *bias, float *y, int relu, float *scratch) {
+  FM_ASSERT(n >= 0 && g->k == g->kh * g->kw * g->cin && g->chunk >= 1);
+  /* "same" or "valid" */
+  FM_ASSERT((g->oh == g->h || g->oh == g->h - g->kh + 1) && (g->ow == g->w || g->ow == g->w - g->kw + 1));
   if (fm_conv_direct_forward(g, n, x, w, bias, y, relu, scratch)) return;
   const size_t in_img = (size_t)g->h * g->w * g->cin, pix = (size_t)g->oh * g->ow;
   float *col = scratch;
@@ -162,6 +181,7 @@ void fm_conv_forward(const fm_conv_geom *g, int n, const float *x, const float *
 
 void fm_conv_backward(const fm_conv_geom *g, int n, const float *x, const float *w,
                       const float *dy, float *dx, float *dw, float *db, float *scratch) {
+  FM_ASSERT(n >= 0 && g->k == g->kh * g->kw * g->cin && g->chunk >= 1 && (!dw || db));
   const size_t in_img = (size_t)g->h * g->w * g->cin, pix = (size_t)g->oh * g->ow;
   if (dw && fm_conv_direct_weight_grad(g, n, x, dy, dw, db, scratch)) dw = NULL;
   if (dw) column_sums((int64_t)n * (int64_t)pix, g->cout, dy, db);
@@ -261,6 +281,7 @@ AVX512 static void maxpool2_backward(int n, int h, int w, int c, const float *x,
 }
 
 void fm_maxpool_forward(int n, int h, int w, int c, int size, const float *x, float *y) {
+  FM_ASSERT(n >= 0 && c >= 1 && size >= 1 && h >= size && w >= size);
   if (size == 2 && fm_simd_avx512()) {
     maxpool2_forward(n, h, w, c, x, y);
     return;
@@ -287,6 +308,7 @@ void fm_maxpool_forward(int n, int h, int w, int c, int size, const float *x, fl
 
 void fm_maxpool_backward_relu(int n, int h, int w, int c, int size, const float *x,
                               const float *dy, float *dx, int relu_mask) {
+  FM_ASSERT(n >= 0 && c >= 1 && size >= 1 && h >= size && w >= size);
   if (size == 2 && fm_simd_avx512()) {
     maxpool2_backward(n, h, w, c, x, dy, dx, relu_mask);
     return;
@@ -415,6 +437,7 @@ AVX512 static void dropout_mask_avx512(uint64_t key, int64_t first, int64_t coun
 }
 
 void fm_dropout_mask_at(uint64_t key, int64_t first, int64_t count, float rate, float *mask) {
+  FM_ASSERT(rate >= 0.0f && rate < 1.0f && first >= 0 && count >= 0);
   if (fm_simd_avx512()) {
     dropout_mask_avx512(key, first, count, rate, mask);
     return;
@@ -460,10 +483,12 @@ void fm_softmax(int n, int classes, const float *logits, float *probs) {
 
 double fm_softmax_xent(int n, int classes, const float *logits, const uint8_t *labels, float scale,
                        float *dlogits, int *correct) {
+  FM_ASSERT(n >= 0 && classes >= 1);
   double total = 0.0;
   int right = 0;
   for (int i = 0; i < n; i++) {
     const float *z = logits + (size_t)i * classes;
+    FM_ASSERT(labels[i] < classes);
     int best = 0;
     for (int j = 1; j < classes; j++)
       if (z[j] > z[best]) best = j;

@@ -38,7 +38,12 @@ typedef struct fm_conv_geom {
   int chunk;              /* images per im2col chunk (keeps the patch matrix in L2) */
 } fm_conv_geom;
 
-/* Fails (naming the shapes) when the kernel does not fit the image or a size is not positive. */
+/* The most floats of one patch (kh * kw * cin) and of one image's patch matrix (oh * ow * patch):
+ * they are the int sizes of the matrix product and of im2col's loops. */
+#define FM_CONV_MAX_PATCH_FLOATS INT32_MAX
+
+/* Fails (naming the shapes) when the kernel does not fit the image, a size is not positive, or the
+ * patch or one image's patch matrix would pass FM_CONV_MAX_PATCH_FLOATS. */
 int fm_conv_geom_init(fm_conv_geom *g, int h, int w, int cin, int kh, int kw, int cout, int same);
 size_t fm_conv_scratch_floats(const fm_conv_geom *g);
 void fm_conv_forward(const fm_conv_geom *g, int n, const float *x, const float *w,

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "fm_check.h"
 #include "fm_error.h"
 #include "fm_file.h"
 
@@ -39,20 +40,26 @@ static float bits_float(uint32_t u) {
   return f;
 }
 
-/* CRC32 accumulated over what is written or read. */
+/* CRC32 accumulated over what is written or read, and the bytes so far (for the assertions that
+ * every section starts where the header says). A call moves at most the metadata at once. */
 typedef struct crc_file {
   FILE *f;
   uLong crc;
+  long bytes;
 } crc_file;
 
 static int cwrite(crc_file *c, const void *p, size_t n) {
+  FM_ASSERT(n <= FM_MODEL_MAX_META);
   c->crc = crc32(c->crc, p, (uInt)n);
+  c->bytes += (long)n;
   return fwrite(p, 1, n, c->f) == n;
 }
 
 static int cread(crc_file *c, void *p, size_t n) {
+  FM_ASSERT(n <= FM_MODEL_MAX_META);
   if (fread(p, 1, n, c->f) != n) return 0;
   c->crc = crc32(c->crc, p, (uInt)n);
+  c->bytes += (long)n;
   return 1;
 }
 
@@ -69,13 +76,19 @@ int fm_model_save(const char *path, const fm_model_desc *d, const char *meta, co
     return fm_fail("%s: %lld parameters given for a network of %lld", path,
                    (long long)d->n_params, (long long)net.n_params);
   size_t meta_bytes = meta ? strlen(meta) : 0;
-  if (meta_bytes > FM_MODEL_MAX_META) return fm_fail("%s: metadata over 1 MB", path);
+  if (meta_bytes > FM_MODEL_MAX_META)
+    return fm_fail("%s: metadata of %zu bytes, over %d", path, meta_bytes, FM_MODEL_MAX_META);
+  /* A file is data that loads again: a weight that is not finite would make it unloadable. */
+  for (int64_t i = 0; i < d->n_params; i++)
+    if (!isfinite(params[i]))
+      return fm_fail("%s: weight %lld is not finite (%g); nothing was written", path,
+                     (long long)i, (double)params[i]);
   fm_model_desc h = *d;
   h.meta_bytes = meta_bytes;
 
   fm_atomic_file a;
   if (fm_atomic_begin(&a, path) != FM_OK) return FM_ERR;
-  crc_file c = {a.f, crc32(0L, Z_NULL, 0)};
+  crc_file c = {a.f, crc32(0L, Z_NULL, 0), 0};
   unsigned char buf[64];
   int ok = cwrite(&c, model_magic, 8);
   put32(buf, FM_MODEL_VERSION);
@@ -103,6 +116,7 @@ int fm_model_save(const char *path, const fm_model_desc *d, const char *meta, co
   put64(buf, (uint64_t)h.n_params);
   put32(buf + 8, (uint32_t)meta_bytes);
   ok = ok && cwrite(&c, buf, 12) && (meta_bytes == 0 || cwrite(&c, meta, meta_bytes));
+  FM_ASSERT(!ok || c.bytes == 16 + (long)header_bytes(&h));
   /* The weights in chunks, converted to little-endian bytes. */
   unsigned char chunk[4096];
   for (int64_t i = 0; i < h.n_params && ok;) {
@@ -110,6 +124,7 @@ int fm_model_save(const char *path, const fm_model_desc *d, const char *meta, co
     for (; k < sizeof chunk / 4 && i < h.n_params; k++, i++) put32(chunk + 4 * k, float_bits(params[i]));
     ok = cwrite(&c, chunk, 4 * k);
   }
+  FM_ASSERT(!ok || c.bytes == 16 + (long)header_bytes(&h) + 4 * (long)h.n_params);
   put32(buf, (uint32_t)c.crc);
   ok = ok && fwrite(buf, 1, 4, a.f) == 4;
   if (!ok) {
@@ -142,8 +157,11 @@ static int read_header(const char *path, crc_file *c, long file_size, fm_model_d
   d->kind[15] = '\0';
   uint32_t in_h = get32(buf + 16), in_w = get32(buf + 20), in_c = get32(buf + 24);
   uint32_t n_layers = get32(buf + 28);
-  if (in_h < 1 || in_h > 4096 || in_w < 1 || in_w > 4096 || in_c < 1 || in_c > 4096)
-    return fm_fail("%s: corrupt model file (input shape %ux%ux%u)", path, in_h, in_w, in_c);
+  /* Sides beyond FM_NET_MAX_DIM would not even fit an int; the product is fm_net_build's. */
+  if (in_h < 1 || in_h > FM_NET_MAX_DIM || in_w < 1 || in_w > FM_NET_MAX_DIM || in_c < 1 ||
+      in_c > FM_NET_MAX_DIM)
+    return fm_fail("%s: corrupt model file (input shape %ux%ux%u; sides 1 to %d)", path, in_h,
+                   in_w, in_c, FM_NET_MAX_DIM);
   if (n_layers < 1 || n_layers > FM_NET_MAX_LAYERS)
     return fm_fail("%s: corrupt model file (%u layers)", path, n_layers);
   if (FIXED_HEADER + n_layers * LAYER_BYTES > hbytes)
@@ -155,7 +173,10 @@ static int read_header(const char *path, crc_file *c, long file_size, fm_model_d
   for (uint32_t i = 0; i < n_layers; i++) {
     if (!cread(c, buf, LAYER_BYTES)) return fm_fail("%s: truncated model file", path);
     fm_layer_spec *s = &d->specs[i];
-    s->kind = (fm_layer_kind)get32(buf);
+    uint32_t kind = get32(buf);
+    if (kind < 1 || kind > FM_LAYER_KINDS)
+      return fm_fail("%s: corrupt model file (layer %u: unknown kind %u)", path, i + 1, kind);
+    s->kind = (fm_layer_kind)kind;
     s->units = (int)get32(buf + 4);
     s->kh = (int)get32(buf + 8);
     s->kw = (int)get32(buf + 12);
@@ -167,9 +188,13 @@ static int read_header(const char *path, crc_file *c, long file_size, fm_model_d
   if (!cread(c, buf, 12)) return fm_fail("%s: truncated model file", path);
   d->n_params = (int64_t)get64(buf);
   d->meta_bytes = get32(buf + 8);
+  if (d->meta_bytes > FM_MODEL_MAX_META)
+    return fm_fail("%s: corrupt model file (metadata of %zu bytes, over %d)", path, d->meta_bytes,
+                   FM_MODEL_MAX_META);
   if (FIXED_HEADER + n_layers * LAYER_BYTES + d->meta_bytes != hbytes)
     return fm_fail("%s: corrupt model file (header sizes disagree)", path);
   d->params_at = 16 + (long)hbytes;
+  FM_ASSERT(c->bytes == d->params_at - (long)d->meta_bytes);
   if (d->n_params < 0 || d->n_params > (file_size - d->params_at - 4) / 4 ||
       d->params_at + 4 * d->n_params + 4 != file_size)
     return fm_fail("%s: truncated or corrupt model file (%lld weights announced, %ld bytes in "
@@ -194,7 +219,7 @@ static int read_model(const char *path, fm_model_desc *d, fm_net *net, char *met
     fclose(f);
     return fm_fail("%s: not a regular file", path);
   }
-  crc_file c = {f, crc32(0L, Z_NULL, 0)};
+  crc_file c = {f, crc32(0L, Z_NULL, 0), 0};
   fm_model_desc probe;
   int rc = read_header(path, &c, (long)st.st_size, &probe, net);
   if (rc == FM_OK && meta && params && memcmp(&probe, d, sizeof probe) != 0)
@@ -207,17 +232,22 @@ static int read_model(const char *path, fm_model_desc *d, fm_net *net, char *met
     while (rc == FM_OK && left) {
       size_t k = left < sizeof chunk ? left : sizeof chunk;
       if (!cread(&c, chunk, k)) rc = fm_fail("%s: truncated model file", path);
+      /* text, as saved: a NUL would end it early and hide what follows */
+      if (rc == FM_OK && memchr(chunk, '\0', k))
+        rc = fm_fail("%s: corrupt model file (a NUL byte in the metadata text)", path);
       if (meta) memcpy(meta + at, chunk, k);
       at += k;
       left -= k;
     }
     if (meta) meta[d->meta_bytes] = '\0';
+    FM_ASSERT(rc != FM_OK || c.bytes == d->params_at);
     for (int64_t i = 0; rc == FM_OK && i < d->n_params;) {
       int64_t k = d->n_params - i < (int64_t)(sizeof chunk / 4) ? d->n_params - i : (int64_t)(sizeof chunk / 4);
       if (!cread(&c, chunk, (size_t)k * 4)) rc = fm_fail("%s: truncated model file", path);
       for (int64_t j = 0; rc == FM_OK && params && j < k; j++) params[i + j] = bits_float(get32(chunk + 4 * j));
       i += k;
     }
+    FM_ASSERT(rc != FM_OK || c.bytes == d->params_at + 4 * (long)d->n_params);
     unsigned char tail[4];
     if (rc == FM_OK && fread(tail, 1, 4, f) != 4) rc = fm_fail("%s: truncated model file", path);
     if (rc == FM_OK && get32(tail) != (uint32_t)c.crc)

@@ -14,9 +14,12 @@
  *                              history, scores) that a loader reads as strings, never runs
  *   f32 params[n_params]
  *   u32 crc32                  of every byte before it
- * Loading checks the magic, the version, every size against the file's length, the CRC, and
- * rebuilds the network from the specs (so impossible layers are refused with the layer named)
- * before a single weight is handed out. Saving goes through a temporary file and a rename. */
+ * Loading checks the magic, the version, every size against the file's length (before anything is
+ * allocated), the layer kinds, the CRC, that the text holds no NUL and every weight is finite, and
+ * rebuilds the network from the specs (so impossible layers, and sizes over the limits in fm_net.h,
+ * are refused with the layer named) and checks that it has exactly n_params parameters before a
+ * single weight is handed out. Saving refuses weights that are not finite (the file could not be
+ * loaded again) and goes through a temporary file and a rename. */
 #ifndef FM_MODELFILE_H
 #define FM_MODELFILE_H
 
@@ -26,7 +29,7 @@
 #include "fm_net.h"
 
 #define FM_MODEL_VERSION 1
-#define FM_MODEL_MAX_META (1 << 20)
+#define FM_MODEL_MAX_META (1 << 20) /* bytes of metadata text: options, history, scores */
 
 typedef struct fm_model_desc {
   char kind[16];

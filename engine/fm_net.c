@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fm_check.h"
 #include "fm_error.h"
 #include "fm_gemm.h"
 #include "fm_net_mp.h"
@@ -16,16 +17,30 @@
 /* Areas inside the workspace start on 64-byte boundaries. */
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
+/* The one table of layer kinds, indexed by kind (row 0 is no kind): every list of names, in error
+ * messages and summaries, is made from it. */
+static const struct {
+  const char *name; /* in specs and files */
+  const char *type; /* in a summary */
+} layer_kinds[FM_LAYER_KINDS + 1] = {
+    [FM_LAYER_DENSE] = {"dense", "Dense"},       [FM_LAYER_CONV2D] = {"conv2d", "Conv2D"},
+    [FM_LAYER_MAXPOOL] = {"maxpool", "MaxPooling2D"}, [FM_LAYER_RELU] = {"relu", "ReLU"},
+    [FM_LAYER_DROPOUT] = {"dropout", "Dropout"}, [FM_LAYER_FLATTEN] = {"flatten", "Flatten"}};
+
+static int kind_known(fm_layer_kind kind) { return (int)kind >= 1 && (int)kind <= FM_LAYER_KINDS; }
+
 const char *fm_layer_kind_name(fm_layer_kind kind) {
-  switch (kind) {
-    case FM_LAYER_DENSE: return "dense";
-    case FM_LAYER_CONV2D: return "conv2d";
-    case FM_LAYER_MAXPOOL: return "maxpool";
-    case FM_LAYER_RELU: return "relu";
-    case FM_LAYER_DROPOUT: return "dropout";
-    case FM_LAYER_FLATTEN: return "flatten";
-  }
-  return "unknown";
+  return kind_known(kind) ? layer_kinds[kind].name : "unknown";
+}
+
+const char *fm_layer_type_name(fm_layer_kind kind) {
+  return kind_known(kind) ? layer_kinds[kind].type : "unknown";
+}
+
+fm_layer_kind fm_layer_kind_of(const char *name) {
+  for (int k = 1; k <= FM_LAYER_KINDS; k++)
+    if (strcmp(layer_kinds[k].name, name) == 0) return (fm_layer_kind)k;
+  return (fm_layer_kind)0;
 }
 
 const char *fm_layer_describe(const fm_layer *L, char *buf, size_t size) {
@@ -75,56 +90,134 @@ static int layer_fail_shape(int i, const fm_layer_spec *s, const char *what, int
                  w, c);
 }
 
+/* The fields of a spec, and which kinds use them: a field its kind does not use must be 0, so that
+ * a mistaken spec (or a corrupt file) is refused rather than half read. */
+enum { USES_UNITS = 1, USES_KERNEL = 2, USES_SAME = 4, USES_POOL = 8, USES_RATE = 16, USES_INIT = 32 };
+
+static int spec_fields(fm_layer_kind kind) {
+  switch (kind) {
+    case FM_LAYER_DENSE: return USES_UNITS | USES_INIT;
+    case FM_LAYER_CONV2D: return USES_UNITS | USES_KERNEL | USES_SAME | USES_INIT;
+    case FM_LAYER_MAXPOOL: return USES_POOL;
+    case FM_LAYER_DROPOUT: return USES_RATE;
+    default: return 0;
+  }
+}
+
+/* An int field of layer i: within [lo, hi] when its kind uses it, else 0. */
+static int check_field(int i, const fm_layer_spec *s, int used, const char *field, int v, int lo,
+                       int hi) {
+  const char *kind = fm_layer_kind_name(s->kind);
+  if (!used && v != 0)
+    return fm_fail("layer %d (%s): %s is not used by %s layers and must be 0 (got %d)", i + 1,
+                   kind, field, kind, v);
+  if (used && (v < lo || v > hi))
+    return fm_fail("layer %d (%s): %s must be %d to %d (got %d)", i + 1, kind, field, lo, hi, v);
+  return FM_OK;
+}
+
+/* The spec alone: a known kind, every field in its range, unused fields 0. */
+static int check_spec(int i, const fm_layer_spec *s) {
+  if (!kind_known(s->kind))
+    return fm_fail("layer %d: unknown layer kind %d (expected 1 to %d)", i + 1, (int)s->kind,
+                   FM_LAYER_KINDS);
+  const int f = spec_fields(s->kind), dim = FM_NET_MAX_DIM;
+  const char *units = s->kind == FM_LAYER_CONV2D ? "filters" : "units";
+  if (check_field(i, s, f & USES_UNITS, units, s->units, 1, dim) != FM_OK ||
+      check_field(i, s, f & USES_KERNEL, "kernel height", s->kh, 1, dim) != FM_OK ||
+      check_field(i, s, f & USES_KERNEL, "kernel width (0: square)", s->kw, 0, dim) != FM_OK ||
+      check_field(i, s, f & USES_SAME, "padding (0 valid, 1 same)", s->same, 0, 1) != FM_OK ||
+      check_field(i, s, f & USES_POOL, "pool size (0: 2)", s->pool, 0, dim) != FM_OK ||
+      check_field(i, s, f & USES_INIT, "init (0 auto, 1 He, 2 Glorot)", (int)s->init, 0, 2) != FM_OK)
+    return FM_ERR;
+  if (f & USES_RATE) {
+    if (!(s->rate >= 0.0f && s->rate < 1.0f))
+      return fm_fail("layer %d (dropout): rate must be in [0, 1) (got %g)", i + 1, (double)s->rate);
+  } else if (s->rate != 0.0f) {
+    return fm_fail("layer %d (%s): rate is not used by %s layers and must be 0 (got %g)", i + 1,
+                   fm_layer_kind_name(s->kind), fm_layer_kind_name(s->kind), (double)s->rate);
+  }
+  return FM_OK;
+}
+
+/* Dense: every input to every unit. */
+static int build_dense(fm_layer *L, int i) {
+  const int units = L->spec.units;
+  if (!fm_mul_within(L->in_size, units, FM_NET_MAX_PARAMS, &L->n_weights))
+    return fm_fail("layer %d (dense): %lld inputs x %d units is over %lld weights, the most a "
+                   "network may have", i + 1, (long long)L->in_size, units,
+                   (long long)FM_NET_MAX_PARAMS);
+  L->out_h = L->out_w = 1;
+  L->out_c = units;
+  L->n_biases = units;
+  L->fan_in = (int)L->in_size; /* at most FM_NET_MAX_IMAGE_FLOATS */
+  L->fan_out = units;
+  L->macs = L->n_weights;
+  return FM_OK;
+}
+
+/* Conv2d: the geometry (which keeps every size inside the product's int), then the network's own
+ * limits on weights, the patch matrix of one image and the multiply-adds. */
+static int build_conv(fm_layer *L, int i) {
+  const fm_layer_spec *s = &L->spec;
+  const int kh = s->kh, kw = s->kw ? s->kw : s->kh, units = s->units;
+  if (fm_conv_geom_init(&L->conv, L->in_h, L->in_w, L->in_c, kh, kw, units, s->same) != FM_OK) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", fm_error());
+    return fm_fail("layer %d: %s", i + 1, msg);
+  }
+  const fm_conv_geom *g = &L->conv;
+  int64_t macs;
+  if (!fm_mul_within(g->k, units, FM_NET_MAX_PARAMS, &L->n_weights))
+    return fm_fail("layer %d (conv2d): a %dx%dx%d kernel with %d filters is over %lld weights, the "
+                   "most a network may have", i + 1, kh, kw, L->in_c, units,
+                   (long long)FM_NET_MAX_PARAMS);
+  /* fm_conv_geom_init has held this product to INT32_MAX already. */
+  const int64_t patch = (int64_t)g->oh * g->ow * g->k;
+  if (patch > FM_NET_MAX_IMAGE_FLOATS)
+    return fm_fail("layer %d (conv2d): the patch matrix of one image (%dx%d pixels x %d values) is "
+                   "over %lld floats", i + 1, g->oh, g->ow, g->k,
+                   (long long)FM_NET_MAX_IMAGE_FLOATS);
+  if (!fm_mul_within((int64_t)g->oh * g->ow, L->n_weights, FM_NET_MAX_MACS, &macs))
+    return fm_fail("layer %d (conv2d): %dx%d pixels x %lld weights is over %lld multiply-adds per "
+                   "image", i + 1, g->oh, g->ow, (long long)L->n_weights,
+                   (long long)FM_NET_MAX_MACS);
+  L->spec.kw = kw;
+  L->out_h = g->oh;
+  L->out_w = g->ow;
+  L->out_c = units;
+  L->n_biases = units;
+  L->fan_in = g->k;
+  L->fan_out = (int)((int64_t)kh * kw * units); /* at most n_weights */
+  L->macs = macs;
+  return FM_OK;
+}
+
 /* Fills in one layer from its spec and the current shape; *act is the running size of the
  * activation area (per image). */
 static int build_layer(fm_net *net, int i, const fm_layer_spec *spec, int64_t *act) {
   fm_layer *L = &net->layer[i];
   memset(L, 0, sizeof *L);
   L->spec = *spec;
+  if (check_spec(i, spec) != FM_OK) return FM_ERR;
   const fm_layer *prev = i > 0 ? &net->layer[i - 1] : NULL;
   L->in_h = prev ? prev->out_h : net->in_h;
   L->in_w = prev ? prev->out_w : net->in_w;
   L->in_c = prev ? prev->out_c : net->in_c;
-  L->in_size = (int64_t)L->in_h * L->in_w * L->in_c;
+  L->in_size = prev ? prev->out_size : net->in_size;
+  FM_ASSERT(L->in_size == (int64_t)L->in_h * L->in_w * L->in_c);
+  FM_ASSERT(L->in_size >= 1 && L->in_size <= FM_NET_MAX_IMAGE_FLOATS);
   int64_t in_act = prev ? prev->act_offset : -1; /* -1: the network input */
   int h = L->in_h, w = L->in_w, c = L->in_c;
   switch (spec->kind) {
     case FM_LAYER_DENSE:
-      if (spec->units <= 0)
-        return fm_fail("layer %d (dense): units must be positive (got %d)", i + 1, spec->units);
-      if (L->in_size > INT32_MAX / 2)
-        return layer_fail_shape(i, spec, "input too large", h, w, c);
-      L->out_h = L->out_w = 1;
-      L->out_c = spec->units;
-      L->n_weights = L->in_size * spec->units;
-      L->n_biases = spec->units;
-      L->fan_in = (int)L->in_size;
-      L->fan_out = spec->units;
-      L->macs = L->n_weights;
+      if (build_dense(L, i) != FM_OK) return FM_ERR;
       break;
-    case FM_LAYER_CONV2D: {
-      int kh = spec->kh, kw = spec->kw ? spec->kw : spec->kh;
-      if (spec->units <= 0)
-        return fm_fail("layer %d (conv2d): filters must be positive (got %d)", i + 1, spec->units);
-      if (fm_conv_geom_init(&L->conv, h, w, c, kh, kw, spec->units, spec->same) != FM_OK) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", fm_error());
-        return fm_fail("layer %d: %s", i + 1, msg);
-      }
-      L->spec.kw = kw;
-      L->out_h = L->conv.oh;
-      L->out_w = L->conv.ow;
-      L->out_c = spec->units;
-      L->n_weights = (int64_t)L->conv.k * spec->units;
-      L->n_biases = spec->units;
-      L->fan_in = L->conv.k;
-      L->fan_out = kh * kw * spec->units;
-      L->macs = (int64_t)L->out_h * L->out_w * L->n_weights;
+    case FM_LAYER_CONV2D:
+      if (build_conv(L, i) != FM_OK) return FM_ERR;
       break;
-    }
     case FM_LAYER_MAXPOOL: {
       int p = spec->pool ? spec->pool : 2;
-      if (p < 1) return fm_fail("layer %d (maxpool): size must be positive (got %d)", i + 1, p);
       if (h < p || w < p) return layer_fail_shape(i, spec, "input smaller than the window", h, w, c);
       L->spec.pool = p;
       L->out_h = h / p;
@@ -139,18 +232,21 @@ static int build_layer(fm_net *net, int i, const fm_layer_spec *spec, int64_t *a
       L->out_c = spec->kind == FM_LAYER_FLATTEN ? (int)L->in_size : c;
       break;
     case FM_LAYER_DROPOUT:
-      if (!(spec->rate >= 0.0f && spec->rate < 1.0f))
-        return fm_fail("layer %d (dropout): rate must be in [0, 1) (got %g)", i + 1,
-                       (double)spec->rate);
       L->out_h = h;
       L->out_w = w;
       L->out_c = c;
       break;
-    default: return fm_fail("layer %d: unknown layer kind %d", i + 1, (int)spec->kind);
   }
-  L->out_size = (int64_t)L->out_h * L->out_w * L->out_c;
+  int64_t hw;
+  if (!fm_mul_within(L->out_h, L->out_w, FM_NET_MAX_IMAGE_FLOATS, &hw) ||
+      !fm_mul_within(hw, L->out_c, FM_NET_MAX_IMAGE_FLOATS, &L->out_size))
+    return fm_fail("layer %d (%s): an output of %dx%dx%d is over %lld floats per image", i + 1,
+                   fm_layer_kind_name(spec->kind), L->out_h, L->out_w, L->out_c,
+                   (long long)FM_NET_MAX_IMAGE_FLOATS);
   /* Where the output goes: flatten is a view of its input; ReLU works in place (and in the
-   * product's epilogue right after dense/conv2d) unless its input is the caller's x. */
+   * product's epilogue right after dense/conv2d) unless its input is the caller's x. A dropout
+   * layer keeps its mask beside its output. */
+  int64_t kept = 0;
   if (spec->kind == FM_LAYER_FLATTEN ||
       (spec->kind == FM_LAYER_RELU && in_act >= 0)) {
     L->act_offset = in_act;
@@ -159,48 +255,78 @@ static int build_layer(fm_net *net, int i, const fm_layer_spec *spec, int64_t *a
       net->layer[i - 1].fused_relu = 1;
   } else {
     L->act_offset = *act;
-    *act += (int64_t)round16((size_t)L->out_size);
+    kept = (int64_t)round16((size_t)L->out_size);
   }
   if (spec->kind == FM_LAYER_DROPOUT) {
-    L->mask_offset = *act;
-    *act += (int64_t)round16((size_t)L->out_size);
+    L->mask_offset = *act + kept;
+    kept += (int64_t)round16((size_t)L->out_size);
   }
+  if (!fm_add_within(*act, kept, FM_NET_MAX_IMAGE_FLOATS, act))
+    return fm_fail("layer %d (%s): the outputs a pass keeps would be over %lld floats per image",
+                   i + 1, fm_layer_kind_name(spec->kind), (long long)FM_NET_MAX_IMAGE_FLOATS);
+  FM_ASSERT(L->act_offset < 0 || L->act_offset + L->out_size <= *act);
+  return FM_OK;
+}
+
+/* The input shape: every side at most FM_NET_MAX_DIM, the image at most FM_NET_MAX_IMAGE_FLOATS. */
+static int check_input(int in_h, int in_w, int in_c, int64_t *in_size) {
+  int64_t hw;
+  if (in_h <= 0 || in_w <= 0 || in_c <= 0)
+    return fm_fail("network: input shape %dx%dx%d must be positive", in_h, in_w, in_c);
+  if (in_h > FM_NET_MAX_DIM || in_w > FM_NET_MAX_DIM || in_c > FM_NET_MAX_DIM)
+    return fm_fail("network: input shape %dx%dx%d has a side over %d", in_h, in_w, in_c,
+                   FM_NET_MAX_DIM);
+  if (!fm_mul_within(in_h, in_w, FM_NET_MAX_IMAGE_FLOATS, &hw) ||
+      !fm_mul_within(hw, in_c, FM_NET_MAX_IMAGE_FLOATS, in_size))
+    return fm_fail("network: an input of %dx%dx%d is over %lld floats per image", in_h, in_w,
+                   in_c, (long long)FM_NET_MAX_IMAGE_FLOATS);
+  return FM_OK;
+}
+
+/* Adds layer i's parameters, multiply-adds and scratch to the network's totals. */
+static int add_totals(fm_net *net, int i) {
+  fm_layer *L = &net->layer[i];
+  L->offset = net->n_params;
+  if (!fm_add_within(net->n_params, L->n_weights + L->n_biases, FM_NET_MAX_PARAMS,
+                     &net->n_params))
+    return fm_fail("layer %d (%s): its %lld parameters bring the network over %lld", i + 1,
+                   fm_layer_kind_name(L->spec.kind), (long long)(L->n_weights + L->n_biases),
+                   (long long)FM_NET_MAX_PARAMS);
+  if (!fm_add_within(net->macs, L->macs, FM_NET_MAX_MACS, &net->macs))
+    return fm_fail("layer %d (%s): the network's multiply-adds per image would be over %lld", i + 1,
+                   fm_layer_kind_name(L->spec.kind), (long long)FM_NET_MAX_MACS);
+  if (L->out_size > net->max_size) net->max_size = L->out_size;
+  size_t scratch = 0;
+  if (L->spec.kind == FM_LAYER_CONV2D) scratch = fm_conv_scratch_floats(&L->conv);
+  if (scratch > net->scratch_floats) net->scratch_floats = scratch;
   return FM_OK;
 }
 
 int fm_net_build(fm_net *net, int in_h, int in_w, int in_c, const fm_layer_spec *specs, int n) {
   memset(net, 0, sizeof *net);
-  if (in_h <= 0 || in_w <= 0 || in_c <= 0)
-    return fm_fail("network: input shape %dx%dx%d must be positive", in_h, in_w, in_c);
+  if (check_input(in_h, in_w, in_c, &net->in_size) != FM_OK) return FM_ERR;
   if (n < 1 || n > FM_NET_MAX_LAYERS)
     return fm_fail("network: %d layers (expected 1 to %d)", n, FM_NET_MAX_LAYERS);
   net->in_h = in_h;
   net->in_w = in_w;
   net->in_c = in_c;
-  net->in_size = (int64_t)in_h * in_w * in_c;
   net->max_size = net->in_size;
   int64_t act = 0;
   for (int i = 0; i < n; i++) {
-    if (build_layer(net, i, &specs[i], &act) != FM_OK) {
+    if (build_layer(net, i, &specs[i], &act) != FM_OK || add_totals(net, i) != FM_OK) {
       net->n_layers = 0;
       return FM_ERR;
     }
-    fm_layer *L = &net->layer[i];
-    L->offset = net->n_params;
-    net->n_params += L->n_weights + L->n_biases;
-    net->macs += L->macs;
-    if (L->out_size > net->max_size) net->max_size = L->out_size;
-    size_t scratch = 0;
-    if (L->spec.kind == FM_LAYER_CONV2D) scratch = fm_conv_scratch_floats(&L->conv);
-    if (scratch > net->scratch_floats) net->scratch_floats = scratch;
   }
   net->n_layers = n;
   net->act_floats = act;
   const fm_layer *last = &net->layer[n - 1];
-  if (last->out_h != 1 || last->out_w != 1 || last->out_c < 2 || last->out_c > 256) {
+  if (last->out_h != 1 || last->out_w != 1 || last->out_c < 2 ||
+      last->out_c > FM_NET_MAX_CLASSES) {
     net->n_layers = 0;
-    return fm_fail("network: the last layer (%s) must give 2 to 256 class scores, not %dx%dx%d",
-                   fm_layer_kind_name(last->spec.kind), last->out_h, last->out_w, last->out_c);
+    return fm_fail("network: the last layer (%s) must give 2 to %d class scores, not %dx%dx%d",
+                   fm_layer_kind_name(last->spec.kind), FM_NET_MAX_CLASSES, last->out_h,
+                   last->out_w, last->out_c);
   }
   net->classes = last->out_c;
   return FM_OK;
@@ -217,11 +343,45 @@ float *fm_net_biases(const fm_net *net, int layer) {
   return net->params + net->layer[layer].offset + net->layer[layer].n_weights;
 }
 
+/* The index of the first value of v[0..n) that is not finite, or -1. */
+static int64_t first_not_finite(const float *v, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (!isfinite(v[i])) return i;
+  return -1;
+}
+
+int fm_net_set_layer(fm_net *net, int layer, const float *weights, int64_t n_weights,
+                     const float *biases, int64_t n_biases) {
+  if (layer < 0 || layer >= net->n_layers)
+    return fm_fail("layer %d out of range 1..%d", layer + 1, net->n_layers);
+  const fm_layer *L = &net->layer[layer];
+  const char *kind = fm_layer_kind_name(L->spec.kind);
+  if (L->n_weights == 0) return fm_fail("layer %d (%s) has no weights", layer + 1, kind);
+  if (n_weights != L->n_weights)
+    return fm_fail("layer %d (%s) has %lld weights, not %lld", layer + 1, kind,
+                   (long long)L->n_weights, (long long)n_weights);
+  if (biases && n_biases != L->n_biases)
+    return fm_fail("layer %d (%s) has %lld biases, not %lld", layer + 1, kind,
+                   (long long)L->n_biases, (long long)n_biases);
+  int64_t bad = first_not_finite(weights, n_weights);
+  if (bad >= 0)
+    return fm_fail("layer %d (%s): weight %lld is not finite (%g)", layer + 1, kind,
+                   (long long)bad + 1, (double)weights[bad]);
+  bad = biases ? first_not_finite(biases, n_biases) : -1;
+  if (bad >= 0)
+    return fm_fail("layer %d (%s): bias %lld is not finite (%g)", layer + 1, kind,
+                   (long long)bad + 1, (double)biases[bad]);
+  memcpy(fm_net_weights(net, layer), weights, sizeof(float) * (size_t)n_weights);
+  if (biases) memcpy(fm_net_biases(net, layer), biases, sizeof(float) * (size_t)n_biases);
+  return FM_OK;
+}
+
 void fm_net_init(fm_net *net, uint64_t seed) {
   fm_rng rng;
   fm_rng_seed(&rng, seed);
   for (int i = 0; i < net->n_layers; i++) {
     const fm_layer *L = &net->layer[i];
+    FM_ASSERT(L->offset >= 0 && L->offset + L->n_weights + L->n_biases <= net->n_params);
     if (L->n_weights == 0) continue;
     int he = L->spec.init == FM_INIT_HE ||
              (L->spec.init == FM_INIT_AUTO && i + 1 < net->n_layers &&
@@ -295,19 +455,38 @@ static size_t pass_floats(const fm_net *net, int batch, int shards) {
   return dp > mp ? dp : mp;
 }
 
+/* The arguments of a workspace, with the message fm_work_bytes and fm_work_init give. */
+static int check_work_args(const fm_net *net, int batch, int shards) {
+  if (net->n_layers < 1) return fm_fail("workspace: the network has no layers");
+  if (batch < 1 || batch > FM_NET_MAX_BATCH)
+    return fm_fail("workspace: batch size must be 1 to %d (got %d)", FM_NET_MAX_BATCH, batch);
+  if (shards < 1 || shards > FM_NET_MAX_SHARDS)
+    return fm_fail("workspace: threads must be 1 to %d (got %d)", FM_NET_MAX_SHARDS, shards);
+  return FM_OK;
+}
+
+/* No product below can wrap: fm_net_build holds every per-image size and the parameter count to
+ * 2^28 floats (the asserts), batch is at most 2^16 and shards 64, so each term is under 2^45 floats
+ * and their sum far from 2^64 bytes. Only the total needs a limit. */
 size_t fm_work_bytes(const fm_net *net, int batch, int shards) {
-  if (batch < 1 || shards < 1 || shards > FM_NET_MAX_SHARDS) return 0;
+  if (check_work_args(net, batch, shards) != FM_OK) return 0;
+  FM_ASSERT(net->in_size <= FM_NET_MAX_IMAGE_FLOATS && net->act_floats <= FM_NET_MAX_IMAGE_FLOATS);
+  FM_ASSERT(net->max_size <= FM_NET_MAX_IMAGE_FLOATS && net->n_params <= FM_NET_MAX_PARAMS);
+  FM_ASSERT(net->scratch_floats <= 4 * (size_t)FM_NET_MAX_IMAGE_FLOATS);
   /* then the labels of a gathered batch */
-  return sizeof(float) * (pass_floats(net, batch, shards) + round16((size_t)batch / 4 + 1));
+  size_t bytes = sizeof(float) * (pass_floats(net, batch, shards) + round16((size_t)batch / 4 + 1));
+  if (bytes > (size_t)FM_NET_MAX_WORK_BYTES) {
+    fm_fail("workspace: %zu bytes for batches of %d on %d threads, over the limit of %lld; use a "
+            "smaller batch", bytes, batch, shards, (long long)FM_NET_MAX_WORK_BYTES);
+    return 0;
+  }
+  return bytes;
 }
 
 int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem, size_t bytes) {
   memset(w, 0, sizeof *w);
-  if (net->n_layers < 1) return fm_fail("workspace: the network has no layers");
-  if (batch < 1) return fm_fail("workspace: batch size must be positive (got %d)", batch);
-  if (shards < 1 || shards > FM_NET_MAX_SHARDS)
-    return fm_fail("workspace: threads must be 1 to %d (got %d)", FM_NET_MAX_SHARDS, shards);
   size_t need = fm_work_bytes(net, batch, shards);
+  if (need == 0) return FM_ERR;
   if (bytes < need)
     return fm_fail("workspace: %zu bytes given, %zu needed for batch %d on %d threads", bytes,
                    need, batch, shards);
@@ -322,6 +501,10 @@ int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem
   w->grad_at = w->shard_floats * shards;
   w->labels = (uint8_t *)(w->base + pass_floats(net, batch, shards));
   w->model_parallel = use_mp(net, shards);
+  FM_ASSERT(w->scratch_at + scratch_floats(net, w->shard_batch) <= w->shard_floats);
+  FM_ASSERT(w->grad_at + round16((size_t)net->n_params) * (shards - 1) <=
+            pass_floats(net, batch, shards));
+  FM_ASSERT(w->labels + batch <= (uint8_t *)mem + need);
   return FM_OK;
 }
 
@@ -335,11 +518,14 @@ static float *shard_base(const fm_work *w, int s) { return w->base + w->shard_fl
 static float *layer_out(const fm_net *net, const fm_work *w, int s, int l, const float *x) {
   int64_t off = net->layer[l].act_offset;
   if (off < 0) return (float *)x;
+  FM_ASSERT(s >= 0 && s < w->shards);
+  FM_ASSERT(off + net->layer[l].out_size <= net->act_floats);
   return shard_base(w, s) + w->act_at + (size_t)off * w->shard_batch;
 }
 
 static float *shard_grads(const fm_net *net, const fm_work *w, int s) {
   if (s == 0) return net->grads;
+  FM_ASSERT(s < w->shards);
   return w->base + w->grad_at + round16((size_t)net->n_params) * (s - 1);
 }
 
@@ -380,6 +566,7 @@ static void forward_shard(const fm_net *net, const fm_work *w, int s, const floa
         break;
       case FM_LAYER_DROPOUT:
         if (train && L->spec.rate > 0.0f) {
+          FM_ASSERT(L->mask_offset >= 0 && L->mask_offset + L->out_size <= net->act_floats);
           float *mask = shard_base(w, s) + w->act_at + (size_t)L->mask_offset * w->shard_batch;
           for (int j = 0; j < cnt; j++)
             fm_dropout_mask(fm_net_mask_key(seed, l, first + j), L->out_size, L->spec.rate,
@@ -406,6 +593,8 @@ static float *backward_shard(const fm_net *net, const fm_work *w, int s, const f
   int relu_done = -1; /* a ReLU whose backward pass the max-pool after it already did */
   for (int l = net->n_layers - 1; l >= 0; l--) {
     const fm_layer *L = &net->layer[l];
+    /* the two delta buffers hold max_size floats per image */
+    FM_ASSERT(L->in_size <= net->max_size && L->out_size <= net->max_size);
     const float *in = l > 0 ? layer_out(net, w, s, l - 1, x) : x;
     const float *out = layer_out(net, w, s, l, x);
     int need_dx = l > 0 || input_grad;
@@ -472,6 +661,8 @@ static void run_shard(const job *jb, int s) {
   const fm_net *net = jb->net;
   fm_work *w = jb->w;
   int first = shard_first(jb->n, w->shards, s), cnt = shard_first(jb->n, w->shards, s + 1) - first;
+  FM_ASSERT(jb->n <= w->batch && first >= 0 && cnt >= 0 && first + cnt <= jb->n);
+  FM_ASSERT(cnt <= w->shard_batch);
   w->loss[s] = 0.0;
   w->correct[s] = 0;
   if (cnt == 0) {
@@ -619,6 +810,7 @@ const float *fm_net_activation(const fm_net *net, const fm_work *w, int layer, i
   int s = 0;
   while (shard_first(w->n, w->shards, s + 1) <= i) s++;
   int j = i - shard_first(w->n, w->shards, s);
+  FM_ASSERT(s < w->shards && j >= 0 && j < w->shard_batch);
   return layer_out(net, w, s, layer, NULL) + (size_t)j * net->layer[layer].out_size;
 }
 
@@ -634,6 +826,7 @@ enum { CHUNK = 1024 };
 static void block_range(const fm_net *net, int b, int blocks, int64_t *lo, int64_t *hi) {
   *lo = b * net->n_params / blocks;
   *hi = (b + 1) * net->n_params / blocks;
+  FM_ASSERT(0 <= *lo && *lo <= *hi && *hi <= net->n_params);
 }
 
 typedef struct step_ctx {
@@ -720,6 +913,7 @@ static void gradient_step(fm_net *net, fm_work *w, const job *jb, fm_optim *opt,
   step_ctx c = {.net = net, .w = w, .opt = opt, .state = state};
   for (int s = 0; s < S; s++)
     if (shard_first(n, S, s + 1) > shard_first(n, S, s)) c.src[c.nsrc++] = shard_grads(net, w, s);
+  FM_ASSERT(c.nsrc >= 1 && c.nsrc <= S && S <= FM_NET_MAX_SHARDS);
   int saved = pin_blas(S);
   fm_parallel_for(S, S, shard_item, (void *)jb);
   unpin_blas(saved);

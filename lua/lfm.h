@@ -52,8 +52,9 @@ void lfm_open_gnuplot(lua_State *L);
 
 /* ---- metrics and results (l_metrics.c) ---- */
 /* Pushes a result table (accuracy, confusion, per-class scores, averages, report()) for a
- * FM_CLASSES x FM_CLASSES confusion matrix; loss is left out when NaN. */
-void lfm_push_result(lua_State *L, const int64_t *confusion, double loss);
+ * classes x classes confusion matrix (a model may score more classes than the dataset's ten);
+ * loss is left out when NaN. */
+void lfm_push_result(lua_State *L, const int64_t *confusion, int classes, double loss);
 void lfm_open_metrics(lua_State *L);
 
 /* ---- models (l_model.c): fm.LogReg, fm.MLP, fm.CNN, fm.load_model ---- */
