@@ -14,7 +14,7 @@ DEB_PKGS  = liblua5.4-dev lua5.4 gnuplot-nox libpng-dev zlib1g-dev libopenblas-d
 
 ifeq ($(SANITIZE),1)
 BUILD    ?= build-san
-OPT       = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+OPT       = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DFM_DEBUG
 SANLD     = -fsanitize=address,undefined
 else
 BUILD    ?= build

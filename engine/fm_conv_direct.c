@@ -174,7 +174,7 @@ AVX512 static void weight_grad_block(const fm_conv_geom *g, int n, const float *
 }
 
 size_t fm_conv_direct_scratch_floats(const fm_conv_geom *g) {
-  return (size_t)(g->oh + g->kh - 1) * (size_t)(g->ow + g->kw - 1);
+  return ((size_t)g->oh + (size_t)g->kh - 1) * ((size_t)g->ow + (size_t)g->kw - 1);
 }
 
 int fm_conv_direct_forward(const fm_conv_geom *g, int n, const float *x, const float *w,

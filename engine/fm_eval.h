@@ -13,4 +13,12 @@ int fm_eval_dataset(const fm_net *net, fm_work *w, const fm_dataset *d, float *x
                     int64_t chunk, float *probs, uint8_t *pred, double *loss_sum,
                     int64_t *correct);
 
+/* The confusion matrix of the network on d: confusion[t * net->classes + p] counts the images of
+ * label t it predicts as p (net->classes x net->classes, overwritten), with *loss_sum and *correct
+ * as above (either may be NULL). x, y and pred are scratch for chunk images. Labels must be
+ * classes of the network (a label outside them fails, naming it). */
+int fm_eval_confusion(const fm_net *net, fm_work *w, const fm_dataset *d, float *x, uint8_t *y,
+                      uint8_t *pred, int64_t chunk, int64_t *confusion, double *loss_sum,
+                      int64_t *correct);
+
 #endif

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fm_check.h"
 #include "fm_conv_direct.h"
 #include "fm_error.h"
 #include "fm_gemm.h"
@@ -36,11 +37,13 @@ size_t fm_dense_scratch_floats(int n, int in) {
 
 void fm_dense_forward(int n, int in, int out, const float *x, const float *w, const float *bias,
                       float *y, int relu, float *scratch) {
+  FM_ASSERT(n >= 0 && in >= 1 && out >= 1);
   fm_gemm(0, 0, n, out, in, x, in, w, out, 0.0f, y, out, bias, relu, scratch);
 }
 
 void fm_dense_backward(int n, int in, int out, const float *x, const float *w, const float *dy,
                        float *dx, float *dw, float *db, float *scratch) {
+  FM_ASSERT(n >= 0 && in >= 1 && out >= 1 && (!dw || db));
   if (dw) {
     fm_gemm(1, 0, in, out, n, x, in, dy, out, 0.0f, dw, out, NULL, 0, scratch);
     if (db) column_sums(n, out, dy, db);
@@ -148,11 +151,24 @@ int fm_conv_geom_init(fm_conv_geom *g, int h, int w, int cin, int kh, int kw, in
   if (!same && (kh > h || kw > w))
     return fm_fail("conv2d: kernel %dx%d is larger than the %dx%d input ('valid' padding)", kh,
                    kw, h, w);
-  /* The patch length and a filter's weights must fit an int (the product's dimensions). */
-  int64_t k = (int64_t)kh * kw * (cin / groups);
-  if (k > INT32_MAX / 2 || (int64_t)k * cout > INT32_MAX)
-    return fm_fail("conv2d: kernel %dx%d over %d channels with %d filters is too large", kh, kw,
-                   cin, cout);
+  /* The patch length and one image's patch matrix are the product's int sizes. */
+  int oh, ow;
+  if (same) {
+    oh = (h + stride - 1) / stride;
+    ow = (w + stride - 1) / stride;
+  } else {
+    oh = (h - kh) / stride + 1;
+    ow = (w - kw) / stride + 1;
+  }
+  int64_t k, pixels, patch;
+  if (!fm_mul_within(kh, kw, FM_CONV_MAX_PATCH_FLOATS, &k) ||
+      !fm_mul_within(k, cin / groups, FM_CONV_MAX_PATCH_FLOATS, &k))
+    return fm_fail("conv2d: a patch of %dx%dx%d values (kernel x input channels) is over %d", kh,
+                   kw, cin / groups, FM_CONV_MAX_PATCH_FLOATS);
+  if (!fm_mul_within(oh, ow, FM_CONV_MAX_PATCH_FLOATS, &pixels) ||
+      !fm_mul_within(pixels, k, FM_CONV_MAX_PATCH_FLOATS, &patch))
+    return fm_fail("conv2d: the patch matrix of one image (%dx%d pixels x %lld values) is over %d "
+                   "floats", oh, ow, (long long)k, FM_CONV_MAX_PATCH_FLOATS);
   g->h = h;
   g->w = w;
   g->cin = cin;
@@ -161,19 +177,16 @@ int fm_conv_geom_init(fm_conv_geom *g, int h, int w, int cin, int kh, int kw, in
   g->cout = cout;
   g->stride = stride;
   g->groups = groups;
+  g->oh = oh;
+  g->ow = ow;
   if (same) {
-    g->oh = (h + stride - 1) / stride;
-    g->ow = (w + stride - 1) / stride;
-    int pad_h = (g->oh - 1) * stride + kh - h, pad_w = (g->ow - 1) * stride + kw - w;
+    int pad_h = (oh - 1) * stride + kh - h, pad_w = (ow - 1) * stride + kw - w;
     g->pad_top = pad_h > 0 ? pad_h / 2 : 0;
     g->pad_left = pad_w > 0 ? pad_w / 2 : 0;
-  } else {
-    g->oh = (h - kh) / stride + 1;
-    g->ow = (w - kw) / stride + 1;
   }
   g->k = (int)k;
-  size_t per_image = (size_t)g->oh * g->ow * g->k;
-  g->chunk = per_image >= CONV_CHUNK_FLOATS ? 1 : (int)(CONV_CHUNK_FLOATS / per_image);
+  FM_ASSERT(patch >= 1);
+  g->chunk = patch >= (int64_t)CONV_CHUNK_FLOATS ? 1 : (int)(CONV_CHUNK_FLOATS / (size_t)patch);
   return FM_OK;
 }
 
@@ -219,6 +232,7 @@ static void im2col(const fm_conv_geom *g, int cn, const float *x, float *col) {
         }
       }
   }
+  FM_ASSERT(dst == col + (size_t)cn * g->oh * g->ow * g->k);
 }
 
 /* The adjoint of im2col: adds every patch-matrix entry back onto the input pixel it came from.
@@ -245,10 +259,12 @@ static void col2im(const fm_conv_geom *g, int cn, const float *dcol, float *dx) 
         }
       }
   }
+  FM_ASSERT(src == dcol + (size_t)cn * g->oh * g->ow * g->k);
 }
 
 void fm_conv_forward(const fm_conv_geom *g, int n, const float *x, const float *w,
                      const float *bias, float *y, int relu, float *scratch) {
+  FM_ASSERT(n >= 0 && g->k == g->kh * g->kw * (g->cin / g->groups) && g->chunk >= 1);
   if (g->groups > 1) {
     depthwise_forward(g, n, x, w, bias, y, relu);
     return;
@@ -272,6 +288,7 @@ void fm_conv_forward(const fm_conv_geom *g, int n, const float *x, const float *
 
 void fm_conv_backward(const fm_conv_geom *g, int n, const float *x, const float *w,
                       const float *dy, float *dx, float *dw, float *db, float *scratch) {
+  FM_ASSERT(n >= 0 && g->k == g->kh * g->kw * (g->cin / g->groups) && g->chunk >= 1);
   if (g->groups > 1) {
     depthwise_backward(g, n, x, w, dy, dx, dw, dw ? db : NULL);
     return;
@@ -381,6 +398,7 @@ AVX512 static void maxpool2_backward(int n, int h, int w, int c, const float *x,
 }
 
 void fm_maxpool_forward(int n, int h, int w, int c, int size, const float *x, float *y) {
+  FM_ASSERT(n >= 0 && c >= 1 && size >= 1 && h >= size && w >= size);
   if (size == 2 && fm_simd_avx512()) {
     maxpool2_forward(n, h, w, c, x, y);
     return;
@@ -407,6 +425,7 @@ void fm_maxpool_forward(int n, int h, int w, int c, int size, const float *x, fl
 
 void fm_maxpool_backward_relu(int n, int h, int w, int c, int size, const float *x,
                               const float *dy, float *dx, int relu_mask) {
+  FM_ASSERT(n >= 0 && c >= 1 && size >= 1 && h >= size && w >= size);
   if (size == 2 && fm_simd_avx512()) {
     maxpool2_backward(n, h, w, c, x, dy, dx, relu_mask);
     return;
@@ -535,6 +554,7 @@ AVX512 static void dropout_mask_avx512(uint64_t key, int64_t first, int64_t coun
 }
 
 void fm_dropout_mask_at(uint64_t key, int64_t first, int64_t count, float rate, float *mask) {
+  FM_ASSERT(rate >= 0.0f && rate < 1.0f && first >= 0 && count >= 0);
   if (fm_simd_avx512()) {
     dropout_mask_avx512(key, first, count, rate, mask);
     return;
@@ -580,10 +600,12 @@ void fm_softmax(int n, int classes, const float *logits, float *probs) {
 
 double fm_softmax_xent(int n, int classes, const float *logits, const uint8_t *labels, float scale,
                        float *dlogits, int *correct) {
+  FM_ASSERT(n >= 0 && classes >= 1);
   double total = 0.0;
   int right = 0;
   for (int i = 0; i < n; i++) {
     const float *z = logits + (size_t)i * classes;
+    FM_ASSERT(labels[i] < classes);
     int best = 0;
     for (int j = 1; j < classes; j++)
       if (z[j] > z[best]) best = j;

@@ -41,8 +41,13 @@ typedef struct fm_conv_geom {
   int chunk;              /* images per im2col chunk (keeps the patch matrix in L2) */
 } fm_conv_geom;
 
-/* Fails (naming the shapes) when the kernel does not fit the image, a size is not positive, a
- * product of sizes would overflow, or groups is neither 1 nor a depthwise cin = cout. */
+/* The most floats of one patch (kh * kw * cin / groups) and of one image's patch matrix (oh * ow *
+ * patch): they are the int sizes of the matrix product and of im2col's loops. */
+#define FM_CONV_MAX_PATCH_FLOATS INT32_MAX
+
+/* Fails (naming the shapes) when the kernel does not fit the image, a size is not positive, the
+ * patch or one image's patch matrix would pass FM_CONV_MAX_PATCH_FLOATS, or groups is neither 1
+ * nor a depthwise cin = cout. */
 int fm_conv_geom_init(fm_conv_geom *g, int h, int w, int cin, int kh, int kw, int cout, int same,
                       int stride, int groups);
 size_t fm_conv_scratch_floats(const fm_conv_geom *g);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "fm_check.h"
 #include "fm_error.h"
 #include "fm_file.h"
 
@@ -136,6 +137,15 @@ int fm_model_save(const char *path, const char *kind, const fm_net *net, const c
     return fm_fail("%s: the network has no parameters bound", path);
   size_t meta_bytes = meta ? strlen(meta) : 0;
   if (meta_bytes > FM_MODEL_MAX_META) return fm_fail("%s: metadata over 1 MB", path);
+  /* A file that could not be loaded again is not written: every value must be finite. */
+  for (int64_t i = 0; i < net->n_params; i++)
+    if (!isfinite(net->params[i]))
+      return fm_fail("%s: weight %lld is not finite (%g); the model was not saved", path,
+                     (long long)i, (double)net->params[i]);
+  for (int64_t i = 0; i < net->n_state; i++)
+    if (!isfinite(net->state[i]))
+      return fm_fail("%s: state value %lld is not finite (%g); the model was not saved", path,
+                     (long long)i, (double)net->state[i]);
   size_t hbytes = KIND_AND_SHAPE + 8 + 8 + 4 + meta_bytes;
   unsigned char rec[MAX_RECORD];
   for (int i = 0; i < net->n_layers; i++) hbytes += 4 + encode_record(&net->layer[i], rec);
@@ -209,7 +219,10 @@ static int read_record(reader *r, int i, fm_layer_spec *s) {
   if (header_read(r, buf, len) != FM_OK) return FM_ERR;
   fm_layer_spec spec;
   memset(&spec, 0, sizeof spec);
-  spec.kind = (fm_layer_kind)get32(buf);
+  uint32_t kind = get32(buf);
+  if (kind < 1 || kind > FM_LAYER_KINDS)
+    return fm_fail("%s: corrupt model file (layer %d: unknown kind %u)", r->path, i + 1, kind);
+  spec.kind = (fm_layer_kind)kind;
   uint32_t n_in = get32(buf + 4);
   if (n_in > FM_NET_MAX_INPUTS || 12 + 4 * (size_t)n_in > len)
     return fm_fail("%s: corrupt model file (layer %d has %u inputs)", r->path, i + 1, n_in);
@@ -239,12 +252,15 @@ static int read_record(reader *r, int i, fm_layer_spec *s) {
 }
 
 /* A version-1 layer record into s (NULL: only checked). */
-static int read_record_v1(reader *r, fm_layer_spec *s) {
+static int read_record_v1(reader *r, int i, fm_layer_spec *s) {
   unsigned char buf[V1_LAYER_BYTES];
   if (header_read(r, buf, V1_LAYER_BYTES) != FM_OK) return FM_ERR;
+  uint32_t kind = get32(buf);
+  if (kind < 1 || kind > FM_LAYER_FLATTEN) /* version 1 knew the first six kinds */
+    return fm_fail("%s: corrupt model file (layer %d: unknown kind %u)", r->path, i + 1, kind);
   if (!s) return FM_OK;
   memset(s, 0, sizeof *s);
-  s->kind = (fm_layer_kind)get32(buf);
+  s->kind = (fm_layer_kind)kind;
   s->units = (int)get32(buf + 4);
   s->kh = (int)get32(buf + 8);
   s->kw = (int)get32(buf + 12);
@@ -279,8 +295,11 @@ static int read_header(reader *r, fm_model_desc *d, fm_layer_spec *specs) {
   d->kind[15] = '\0';
   uint32_t in_h = get32(buf + 16), in_w = get32(buf + 20), in_c = get32(buf + 24);
   uint32_t n_layers = get32(buf + 28);
-  if (in_h < 1 || in_h > 4096 || in_w < 1 || in_w > 4096 || in_c < 1 || in_c > 4096)
-    return fm_fail("%s: corrupt model file (input shape %ux%ux%u)", r->path, in_h, in_w, in_c);
+  /* Sides beyond FM_NET_MAX_DIM would not even fit an int; the product is fm_net_build's. */
+  if (in_h < 1 || in_h > FM_NET_MAX_DIM || in_w < 1 || in_w > FM_NET_MAX_DIM || in_c < 1 ||
+      in_c > FM_NET_MAX_DIM)
+    return fm_fail("%s: corrupt model file (input shape %ux%ux%u; sides 1 to %d)", r->path,
+                   in_h, in_w, in_c, FM_NET_MAX_DIM);
   if (n_layers < 1 || n_layers > FM_NET_MAX_LAYERS)
     return fm_fail("%s: corrupt model file (%u layers)", r->path, n_layers);
   d->in_h = (int)in_h;
@@ -289,7 +308,7 @@ static int read_header(reader *r, fm_model_desc *d, fm_layer_spec *specs) {
   d->n_layers = (int)n_layers;
   for (uint32_t i = 0; i < n_layers; i++) {
     fm_layer_spec *s = specs ? &specs[i] : NULL;
-    int rc = r->version == 1 ? read_record_v1(r, s) : read_record(r, (int)i, s);
+    int rc = r->version == 1 ? read_record_v1(r, (int)i, s) : read_record(r, (int)i, s);
     if (rc != FM_OK) return FM_ERR;
   }
   if (r->version == 1) {
@@ -302,13 +321,16 @@ static int read_header(reader *r, fm_model_desc *d, fm_layer_spec *specs) {
     d->n_state = (int64_t)get64(buf + 8);
     d->meta_bytes = get32(buf + 16);
   }
-  if (d->meta_bytes > FM_MODEL_MAX_META || r->header_read + d->meta_bytes != r->hbytes)
+  if (d->meta_bytes > FM_MODEL_MAX_META)
+    return fm_fail("%s: corrupt model file (metadata of %zu bytes, over %d)", r->path,
+                   d->meta_bytes, FM_MODEL_MAX_META);
+  if (r->header_read + d->meta_bytes != r->hbytes)
     return fm_fail("%s: corrupt model file (header sizes disagree)", r->path);
   long data_at = 16 + (long)r->hbytes, room = (r->size - data_at - 4) / 4;
   if (d->n_params < 0 || d->n_state < 0 || d->n_params > room || d->n_state > room - d->n_params ||
       data_at + 4 * (d->n_params + d->n_state) + 4 != r->size)
-    return fm_fail("%s: truncated or corrupt model file (%lld weights and %lld state values "
-                   "announced, %ld bytes in the file)", r->path, (long long)d->n_params,
+    return fm_fail("%s: truncated or corrupt model file (%lld weights announced, and %lld state "
+                   "values, in a file of %ld bytes)", r->path, (long long)d->n_params,
                    (long long)d->n_state, r->size);
   return FM_OK;
 }
@@ -350,6 +372,9 @@ static int read_model(const char *path, fm_model_desc *d, fm_layer_spec *specs, 
   while (rc == FM_OK && left) {
     size_t k = left < sizeof chunk ? left : sizeof chunk;
     if (!cread(&r.c, chunk, k)) rc = truncated(&r);
+    /* text, as saved: a NUL would end it early and hide what follows */
+    if (rc == FM_OK && memchr(chunk, '\0', k))
+      rc = fm_fail("%s: corrupt model file (a NUL byte in the metadata text)", path);
     if (rc == FM_OK && meta) memcpy(meta + at, chunk, k);
     at += k;
     left -= k;
@@ -380,10 +405,12 @@ int fm_model_read(const char *path, const fm_model_desc *d, fm_layer_spec *specs
     snprintf(why, sizeof why, "%s", fm_error());
     return fm_fail("%s: corrupt model file (%s)", path, why);
   }
-  if (net->n_params != d->n_params || net->n_state != d->n_state)
-    return fm_fail("%s: corrupt model file (%lld weights and %lld state values for a network of "
-                   "%lld and %lld)", path, (long long)d->n_params, (long long)d->n_state,
-                   (long long)net->n_params, (long long)net->n_state);
+  if (net->n_params != d->n_params)
+    return fm_fail("%s: corrupt model file (%lld weights for a network of %lld)", path,
+                   (long long)d->n_params, (long long)net->n_params);
+  if (net->n_state != d->n_state)
+    return fm_fail("%s: corrupt model file (%lld state values for a network of %lld)", path,
+                   (long long)d->n_state, (long long)net->n_state);
   fm_net_bind(net, params, NULL, state);
   return FM_OK;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fm_check.h"
 #include "fm_error.h"
 #include "fm_gemm.h"
 #include "fm_net_mp.h"
@@ -165,7 +166,10 @@ static int place_output(fm_net *net, int i, int64_t *act) {
     L->mask_offset = *act;
     *act += (int64_t)round16((size_t)L->out_size);
   }
-  if (*act > ((int64_t)1 << 40)) return fm_fail("layer %d: activations too large", i + 1);
+  if (*act > FM_NET_MAX_IMAGE_FLOATS)
+    return fm_fail("layer %d (%s): the outputs a pass keeps would be over %lld floats per image",
+                   i + 1, fm_layer_kind_name(L->spec.kind), (long long)FM_NET_MAX_IMAGE_FLOATS);
+  FM_ASSERT(L->act_offset < 0 || L->act_offset + L->out_size <= *act);
   return FM_OK;
 }
 
@@ -248,13 +252,14 @@ static void place_deltas(fm_net *net) {
 static int build_layer(fm_net *net, int i, const fm_layer_spec *spec, int64_t *act) {
   fm_layer *L = &net->layer[i];
   memset(L, 0, sizeof *L);
+  if (fm_layer_spec_check(i, spec) != FM_OK) return FM_ERR;
   const fm_op *op = fm_op_of(spec->kind);
-  if (!op) return fm_fail("layer %d: unknown layer kind %d", i + 1, (int)spec->kind);
   L->spec = *spec;
   fill_defaults(&L->spec);
   if (resolve_inputs(net, i, &L->spec) != FM_OK) return FM_ERR;
   input_shape(net, L->in[0], &L->in_h, &L->in_w, &L->in_c);
   L->in_size = (int64_t)L->in_h * L->in_w * L->in_c;
+  FM_ASSERT(L->in_size >= 1 && L->in_size <= FM_NET_MAX_IMAGE_FLOATS);
   if (op->infer(net, L, i) != FM_OK) return FM_ERR;
   for (int k = 0; k < L->n_in; k++) L->bwd_target[k] = L->in[k];
   L->grad_upstream = L->n_weights + L->n_biases > 0;
@@ -277,12 +282,42 @@ static void fold_relus(fm_net *net) {
   }
 }
 
+/* The input shape: every side at most FM_NET_MAX_DIM, the image at most FM_NET_MAX_IMAGE_FLOATS. */
+static int check_input(int in_h, int in_w, int in_c) {
+  int64_t hw, size;
+  if (in_h <= 0 || in_w <= 0 || in_c <= 0)
+    return fm_fail("network: input shape %dx%dx%d must be positive", in_h, in_w, in_c);
+  if (in_h > FM_NET_MAX_DIM || in_w > FM_NET_MAX_DIM || in_c > FM_NET_MAX_DIM)
+    return fm_fail("network: input shape %dx%dx%d has a side over %d", in_h, in_w, in_c,
+                   FM_NET_MAX_DIM);
+  if (!fm_mul_within(in_h, in_w, FM_NET_MAX_IMAGE_FLOATS, &hw) ||
+      !fm_mul_within(hw, in_c, FM_NET_MAX_IMAGE_FLOATS, &size))
+    return fm_fail("network: an input of %dx%dx%d is over %lld floats per image", in_h, in_w,
+                   in_c, (long long)FM_NET_MAX_IMAGE_FLOATS);
+  return FM_OK;
+}
+
+/* Adds layer i's parameters, state and multiply-adds to the network's totals. */
+static int add_totals(fm_net *net, int i) {
+  fm_layer *L = &net->layer[i];
+  L->offset = net->n_params;
+  L->state_offset = net->n_state;
+  if (!fm_add_within(net->n_params, L->n_weights + L->n_biases, FM_NET_MAX_PARAMS,
+                     &net->n_params) ||
+      !fm_add_within(net->n_state, L->n_state, FM_NET_MAX_PARAMS, &net->n_state))
+    return fm_fail("layer %d (%s): its %lld parameters bring the network over %lld", i + 1,
+                   fm_layer_kind_name(L->spec.kind), (long long)(L->n_weights + L->n_biases),
+                   (long long)FM_NET_MAX_PARAMS);
+  if (!fm_add_within(net->macs, L->macs, FM_NET_MAX_MACS, &net->macs))
+    return fm_fail("layer %d (%s): the network's multiply-adds per image would be over %lld", i + 1,
+                   fm_layer_kind_name(L->spec.kind), (long long)FM_NET_MAX_MACS);
+  return FM_OK;
+}
+
 int fm_net_build(fm_net *net, fm_layer *layers, int in_h, int in_w, int in_c,
                  const fm_layer_spec *specs, int n) {
   memset(net, 0, sizeof *net);
-  if (in_h <= 0 || in_w <= 0 || in_c <= 0 || (int64_t)in_h * in_w * in_c > ((int64_t)1 << 28))
-    return fm_fail("network: input shape %dx%dx%d must be positive and at most 2^28 values",
-                   in_h, in_w, in_c);
+  if (check_input(in_h, in_w, in_c) != FM_OK) return FM_ERR;
   if (n < 1 || n > FM_NET_MAX_LAYERS)
     return fm_fail("network: %d layers (expected 1 to %d)", n, FM_NET_MAX_LAYERS);
   net->layer = layers;
@@ -299,15 +334,10 @@ int fm_net_build(fm_net *net, fm_layer *layers, int in_h, int in_w, int in_c,
       return FM_ERR;
     }
     fm_layer *L = &net->layer[i];
-    L->offset = net->n_params;
-    net->n_params += L->n_weights + L->n_biases;
-    L->state_offset = net->n_state;
-    net->n_state += L->n_state;
-    if (net->n_params > ((int64_t)1 << 30)) {
+    if (add_totals(net, i) != FM_OK) {
       net->n_layers = 0;
-      return fm_fail("network: over 2^30 parameters at layer %d", i + 1);
+      return FM_ERR;
     }
-    net->macs += L->macs;
     if (L->out_size > net->max_size) net->max_size = L->out_size;
     const fm_op *op = fm_op_of(L->spec.kind);
     size_t scratch = op->scratch && L->spec.kind != FM_LAYER_DENSE ? op->scratch(L, 1) : 0;
@@ -327,10 +357,12 @@ int fm_net_build(fm_net *net, fm_layer *layers, int in_h, int in_w, int in_c,
                      "may end the network)", i + 1, fm_layer_kind_name(net->layer[i].spec.kind));
     }
   const fm_layer *last = &net->layer[n - 1];
-  if (last->out_h != 1 || last->out_w != 1 || last->out_c < 2 || last->out_c > 256) {
+  if (last->out_h != 1 || last->out_w != 1 || last->out_c < 2 ||
+      last->out_c > FM_NET_MAX_CLASSES) {
     net->n_layers = 0;
-    return fm_fail("network: the last layer (%s) must give 2 to 256 class scores, not %dx%dx%d",
-                   fm_layer_kind_name(last->spec.kind), last->out_h, last->out_w, last->out_c);
+    return fm_fail("network: the last layer (%s) must give 2 to %d class scores, not %dx%dx%d",
+                   fm_layer_kind_name(last->spec.kind), FM_NET_MAX_CLASSES, last->out_h,
+                   last->out_w, last->out_c);
   }
   net->classes = last->out_c;
   net->chain = 1;
@@ -340,6 +372,39 @@ int fm_net_build(fm_net *net, fm_layer *layers, int in_h, int in_w, int in_c,
       net->chain = 0;
   fold_relus(net);
   place_deltas(net);
+  return FM_OK;
+}
+
+static int64_t first_not_finite(const float *v, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (!isfinite(v[i])) return i;
+  return -1;
+}
+
+int fm_net_set_layer(fm_net *net, int layer, const float *weights, int64_t n_weights,
+                     const float *biases, int64_t n_biases) {
+  if (layer < 0 || layer >= net->n_layers)
+    return fm_fail("layer %d out of range 1..%d", layer + 1, net->n_layers);
+  const fm_layer *L = &net->layer[layer];
+  const char *kind = fm_layer_kind_name(L->spec.kind);
+  if (L->n_weights == 0) return fm_fail("layer %d (%s) has no weights", layer + 1, kind);
+  if (n_weights != L->n_weights)
+    return fm_fail("layer %d (%s) has %lld weights, not %lld", layer + 1, kind,
+                   (long long)L->n_weights, (long long)n_weights);
+  if (biases && n_biases != L->n_biases)
+    return fm_fail("layer %d (%s) has %lld biases, not %lld", layer + 1, kind,
+                   (long long)L->n_biases, (long long)n_biases);
+  int64_t bad = first_not_finite(weights, n_weights);
+  if (bad >= 0)
+    return fm_fail("layer %d (%s): weight %lld is not finite (%g)", layer + 1, kind,
+                   (long long)bad + 1, (double)weights[bad]);
+  bad = biases ? first_not_finite(biases, n_biases) : -1;
+  if (bad >= 0)
+    return fm_fail("layer %d (%s): bias %lld is not finite (%g)", layer + 1, kind,
+                   (long long)bad + 1, (double)biases[bad]);
+  memcpy(fm_net_weights(net, layer), weights, sizeof(float) * (size_t)n_weights);
+  if (biases && n_biases)
+    memcpy(fm_net_biases(net, layer), biases, sizeof(float) * (size_t)n_biases);
   return FM_OK;
 }
 
@@ -467,25 +532,38 @@ static size_t pass_floats(const fm_net *net, int batch, int shards, fm_work *w) 
   return at > mp ? at : mp;
 }
 
+static int check_work_args(const fm_net *net, int batch, int shards) {
+  if (net->n_layers < 1) return fm_fail("workspace: the network has no layers");
+  if (batch < 1 || batch > FM_NET_MAX_BATCH)
+    return fm_fail("workspace: batch size must be 1 to %d (got %d)", FM_NET_MAX_BATCH, batch);
+  if (shards < 1 || shards > FM_NET_MAX_SHARDS)
+    return fm_fail("workspace: threads must be 1 to %d (got %d)", FM_NET_MAX_SHARDS, shards);
+  return FM_OK;
+}
+
+/* No product below can wrap: fm_net_build holds every per-image size and the parameter count to
+ * 2^28 floats, batch is at most 2^16 and shards 64, so each term is under 2^45 floats and their
+ * sum far from 2^64 bytes (shard_layout also checks). Only the total needs a limit. */
 size_t fm_work_bytes(const fm_net *net, int batch, int shards) {
-  if (batch < 1 || shards < 1 || shards > FM_NET_MAX_SHARDS || net->n_layers < 1) return 0;
+  if (check_work_args(net, batch, shards) != FM_OK) return 0;
+  FM_ASSERT(net->in_size <= FM_NET_MAX_IMAGE_FLOATS && net->act_floats <= FM_NET_MAX_IMAGE_FLOATS);
+  FM_ASSERT(net->max_size <= FM_NET_MAX_IMAGE_FLOATS && net->n_params <= FM_NET_MAX_PARAMS);
   fm_work w;
   size_t floats = pass_floats(net, batch, shards, &w);
-  if (floats == 0) return 0;
   /* then the labels of a gathered batch */
-  return sizeof(float) * (floats + round16((size_t)batch / 4 + 1));
+  size_t bytes = floats ? sizeof(float) * (floats + round16((size_t)batch / 4 + 1)) : 0;
+  if (bytes == 0 || bytes > (size_t)FM_NET_MAX_WORK_BYTES) {
+    fm_fail("workspace: %zu bytes for batches of %d on %d threads, over the limit of %lld; use a "
+            "smaller batch", bytes, batch, shards, (long long)FM_NET_MAX_WORK_BYTES);
+    return 0;
+  }
+  return bytes;
 }
 
 int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem, size_t bytes) {
   memset(w, 0, sizeof *w);
-  if (net->n_layers < 1) return fm_fail("workspace: the network has no layers");
-  if (batch < 1) return fm_fail("workspace: batch size must be positive (got %d)", batch);
-  if (shards < 1 || shards > FM_NET_MAX_SHARDS)
-    return fm_fail("workspace: threads must be 1 to %d (got %d)", FM_NET_MAX_SHARDS, shards);
   size_t need = fm_work_bytes(net, batch, shards);
-  if (need == 0)
-    return fm_fail("workspace: batch %d on %d threads would need more memory than can be "
-                   "addressed", batch, shards);
+  if (need == 0) return FM_ERR;
   if (bytes < need)
     return fm_fail("workspace: %zu bytes given, %zu needed for batch %d on %d threads", bytes,
                    need, batch, shards);
@@ -498,6 +576,9 @@ int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem
   size_t floats = pass_floats(net, batch, shards, w);
   w->labels = (uint8_t *)(w->base + floats);
   w->model_parallel = use_mp(net, shards);
+  FM_ASSERT(w->scratch_at + scratch_floats(net, w->shard_batch) <= w->shard_floats);
+  FM_ASSERT(w->grad_at + round16((size_t)net->n_params) * (shards - 1) <= floats);
+  FM_ASSERT(w->labels + batch <= (uint8_t *)mem + need);
   return FM_OK;
 }
 
@@ -512,12 +593,16 @@ static float *layer_out(const fm_net *net, const fm_work *w, int s, int l, const
   if (l < 0) return (float *)x;
   int64_t off = net->layer[l].act_offset;
   if (off < 0) return (float *)x;
+  FM_ASSERT(s >= 0 && s < w->shards && l < net->n_layers);
+  FM_ASSERT(off + net->layer[l].out_size <= net->act_floats);
   return shard_base(w, s) + w->act_at + (size_t)off * w->shard_batch;
 }
 
 /* Layer l's output gradient for the shard (l < 0: the network input's). */
 static float *layer_delta(const fm_net *net, const fm_work *w, int s, int l) {
   if (l < 0) return shard_base(w, s) + w->dx_at;
+  FM_ASSERT(net->layer[l].delta_offset >= 0 &&
+            net->layer[l].delta_offset + net->layer[l].out_size <= net->delta_floats);
   return shard_base(w, s) + w->delta_at + (size_t)net->layer[l].delta_offset * w->shard_batch;
 }
 
@@ -661,6 +746,8 @@ static void run_shard(const job *jb, int s) {
   fm_work *w = jb->w;
   int first = shard_first(jb->n, w->shards, s), cnt = shard_first(jb->n, w->shards, s + 1) - first;
   const int m = jb->train ? net->n_batchnorm : 0, ph = jb->phase, N = net->n_layers;
+  FM_ASSERT(jb->n <= w->batch && first >= 0 && cnt >= 0 && first + cnt <= jb->n);
+  FM_ASSERT(cnt <= w->shard_batch);
   if (ph == 0 || ph == m) {
     w->loss[s] = 0.0;
     w->correct[s] = 0;
@@ -879,6 +966,7 @@ enum { CHUNK = 1024 };
 static void block_range(const fm_net *net, int b, int blocks, int64_t *lo, int64_t *hi) {
   *lo = b * net->n_params / blocks;
   *hi = (b + 1) * net->n_params / blocks;
+  FM_ASSERT(0 <= *lo && *lo <= *hi && *hi <= net->n_params);
 }
 
 typedef struct step_ctx {

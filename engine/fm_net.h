@@ -56,6 +56,33 @@
 /* Inputs one layer may take (an add of several branches). */
 #define FM_NET_MAX_INPUTS 4
 #define FM_NET_MAX_SHARDS 64
+
+/* ---- limits ----
+ * Every size fm_net_build and fm_work_bytes work out from specs, a file or a batch size is
+ * computed with overflow-checked arithmetic (fm_check.h) and held to these, so that a hostile or
+ * mistaken spec is refused with the layer and the numbers named instead of wrapping around. They
+ * are set by what a machine with 24 GiB of memory can hold while training: the parameters about
+ * five times over (weights, gradients, Adam's two moments, the best epoch's copy) beside one
+ * workspace. */
+/* Any one side, channel count, unit or filter count, kernel side or pool window: far beyond any
+ * image classifier, and the product of two of them still fits in 32 bits. */
+#define FM_NET_MAX_DIM (1 << 15)
+/* Parameters of the whole network: 1 GiB a copy, about 5 GiB while training with Adam. */
+#define FM_NET_MAX_PARAMS ((int64_t)1 << 28)
+/* Floats per image of any layer's input or output, of all the outputs a pass keeps, and of one
+ * convolution's patch matrix (im2col): 1 GiB each for a batch of one image. It also keeps every
+ * per-image size inside the int the layer kernels take. */
+#define FM_NET_MAX_IMAGE_FLOATS ((int64_t)1 << 28)
+/* Forward multiply-adds per image: about 10^12, minutes of one core for every image, so a
+ * network beyond it could never be trained here. */
+#define FM_NET_MAX_MACS ((int64_t)1 << 40)
+/* Images in one call's batch (fm_work_init). */
+#define FM_NET_MAX_BATCH (1 << 16)
+/* Bytes of one workspace: with the parameters it must fit in 24 GiB. */
+#define FM_NET_MAX_WORK_BYTES ((int64_t)16 << 30)
+/* Class scores of the last layer: labels and predictions are bytes. */
+#define FM_NET_MAX_CLASSES 256
+
 /* The network input, as a layer's input index. */
 #define FM_NET_INPUT (-1)
 
@@ -74,6 +101,7 @@ typedef enum {
   FM_LAYER_RELU6 = 11
 } fm_layer_kind;
 #define FM_LAYER_KIND_END 12 /* kinds are 1 to FM_LAYER_KIND_END - 1 */
+#define FM_LAYER_KINDS (FM_LAYER_KIND_END - 1)
 
 typedef enum { FM_INIT_AUTO = 0, FM_INIT_HE = 1, FM_INIT_GLOROT = 2, FM_INIT_ZERO = 3 } fm_init_kind;
 
@@ -182,7 +210,15 @@ typedef struct fm_layer_type {
 /* The kinds, in kind order: types[k] for 1 <= k < FM_LAYER_KIND_END. */
 const fm_layer_type *fm_layer_type_of(fm_layer_kind kind); /* NULL for an unknown kind */
 const fm_layer_type *fm_layer_type_named(const char *name); /* NULL for an unknown name */
+/* The name of a kind ("dense"; "unknown" outside 1..FM_LAYER_KINDS), the type a summary shows
+ * ("Dense"), and the kind of a name (0 when none has it). */
 const char *fm_layer_kind_name(fm_layer_kind kind);
+const char *fm_layer_type_name(fm_layer_kind kind);
+fm_layer_kind fm_layer_kind_of(const char *name);
+/* One spec alone, as layer `index` (0-based; messages say index + 1): a known kind, every field
+ * its kind uses within that field's range (0 meaning the default where there is one), every other
+ * field 0, inputs only as many as it says. fm_net_build checks this first. */
+int fm_layer_spec_check(int index, const fm_layer_spec *s);
 
 /* The reference CNN (conv 3x3x32, ReLU, max-pool 2 -> conv 3x3x64, ReLU, max-pool 2 -> flatten,
  * dense 128, ReLU, dropout 0.5 -> dense 10) into specs (room for FM_REFERENCE_CNN_LAYERS). */
@@ -196,7 +232,9 @@ const char *fm_layer_shape(const fm_layer *L, char *buf, size_t size);
 
 /* Checks the specs against each other and the input shape and lays the network out into net and
  * layers (n records). A dense layer flattens its input (HWC order), so a flatten layer before it is
- * optional. The last layer's output must be flat, 2 to 256 values: the class logits. */
+ * optional. The last layer's output must be flat, 2 to FM_NET_MAX_CLASSES values: the class
+ * logits. Fails naming the layer when a field its kind does not use is not 0, a value is out of
+ * its range, an input does not come before the layer, or a size would pass the limits above. */
 int fm_net_build(fm_net *net, fm_layer *layers, int in_h, int in_w, int in_c,
                  const fm_layer_spec *specs, int n);
 /* grads may be NULL for a network that only predicts; state may be NULL when n_state is 0. */
@@ -207,6 +245,11 @@ void fm_net_init(fm_net *net, uint64_t seed);
 /* A layer's weights and biases inside net->params. */
 float *fm_net_weights(const fm_net *net, int layer);
 float *fm_net_biases(const fm_net *net, int layer);
+/* Replaces layer `layer`'s weights (n_weights floats, its layout) and, when biases is not NULL,
+ * its biases (n_biases). Fails, changing nothing, when a count differs from the layer's or a value
+ * is not finite (a saved model holds finite weights only). */
+int fm_net_set_layer(fm_net *net, int layer, const float *weights, int64_t n_weights,
+                     const float *biases, int64_t n_biases);
 
 /* ---- workspace ---- */
 typedef struct fm_work {
@@ -236,7 +279,8 @@ typedef struct fm_work {
  * between the two in the last bits. Set to 0 before fm_work_init to shard every network. */
 extern int fm_net_model_parallel;
 
-/* 0 when the sizes overflow or batch/shards are out of range. */
+/* 0 (with a message) when batch or shards are out of range or the workspace would be over
+ * FM_NET_MAX_WORK_BYTES. */
 size_t fm_work_bytes(const fm_net *net, int batch, int shards);
 /* mem: at least fm_work_bytes(net, batch, shards) bytes, 64-byte aligned. */
 int fm_work_init(fm_work *w, const fm_net *net, int batch, int shards, void *mem, size_t bytes);

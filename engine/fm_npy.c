@@ -4,9 +4,12 @@
 #include "fm_npy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "fm_error.h"
 #include "fm_file.h"
@@ -76,16 +79,49 @@ static int parse_header(const char *path, const char *header, fm_npy_info *info)
   return FM_OK;
 }
 
-int fm_npy_probe(const char *path, fm_npy_info *info) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return fm_fail("%s: cannot open (%s)", path, strerror(errno));
-  unsigned char pre[10];
-  int rc = FM_ERR;
-  char *header = NULL;
-  if (fread(pre, 1, 10, f) != 10 || memcmp(pre, npy_magic, 6) != 0) {
-    rc = fm_fail("%s: not a .npy file (no \\x93NUMPY magic)", path);
-    goto done;
+/* What kind of thing a non-regular file is, for messages. */
+static const char *file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+/* Opens path for reading; only a regular file will do (the data is found by its size and read
+ * in a second pass). O_NONBLOCK keeps the open of a FIFO from waiting for a writer; it is
+ * cleared again once the file is known to be regular. */
+static FILE *open_npy(const char *path) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    fm_fail("%s: cannot open (%s)", path, strerror(errno));
+    return NULL;
   }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    fm_fail("%s: cannot read (%s)", path, strerror(errno));
+    close(fd);
+    return NULL;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    fm_fail("%s: is %s, not a .npy file", path, file_kind(st.st_mode));
+    close(fd);
+    return NULL;
+  }
+  FILE *f = NULL;
+  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 || !(f = fdopen(fd, "rb"))) {
+    fm_fail("%s: cannot read (%s)", path, strerror(errno));
+    close(fd);
+  }
+  return f;
+}
+
+/* Reads and checks the header of the open file f; on success f is at the data. */
+static int read_header(FILE *f, const char *path, fm_npy_info *info) {
+  unsigned char pre[10];
+  if (fread(pre, 1, 10, f) != 10 || memcmp(pre, npy_magic, 6) != 0)
+    return fm_fail("%s: not a .npy file (no \\x93NUMPY magic)", path);
   size_t hlen;
   long offset;
   if (pre[6] == 1) {
@@ -93,49 +129,62 @@ int fm_npy_probe(const char *path, fm_npy_info *info) {
     offset = 10;
   } else if (pre[6] == 2 || pre[6] == 3) {
     unsigned char more[2];
-    if (fread(more, 1, 2, f) != 2) {
-      rc = fm_fail("%s: truncated .npy header", path);
-      goto done;
-    }
+    if (fread(more, 1, 2, f) != 2) return fm_fail("%s: truncated .npy header", path);
     hlen = pre[8] | (size_t)pre[9] << 8 | (size_t)more[0] << 16 | (size_t)more[1] << 24;
     offset = 12;
   } else {
-    rc = fm_fail("%s: .npy version %d is not supported", path, pre[6]);
-    goto done;
+    return fm_fail("%s: .npy version %d is not supported", path, pre[6]);
   }
-  if (hlen > 1 << 20) {
-    rc = fm_fail("%s: .npy header of %zu bytes is absurd", path, hlen);
-    goto done;
-  }
-  header = malloc(hlen + 1);
-  if (!header || fread(header, 1, hlen, f) != hlen) {
+  if (hlen > 1 << 20) return fm_fail("%s: .npy header of %zu bytes is absurd", path, hlen);
+  char *header = malloc(hlen + 1);
+  if (!header) return fm_fail("%s: out of memory for a .npy header of %zu bytes", path, hlen);
+  int rc;
+  if (fread(header, 1, hlen, f) != hlen) {
     rc = fm_fail("%s: truncated .npy header", path);
-    goto done;
+  } else {
+    header[hlen] = '\0';
+    rc = parse_header(path, header, info);
   }
-  header[hlen] = '\0';
-  if (parse_header(path, header, info) != FM_OK) goto done;
-  info->data_offset = offset + (long)hlen;
-  /* The file must hold exactly the data the header announces. */
-  int64_t numel = 1;
-  for (int i = 0; i < info->ndim; i++) numel *= info->shape[i];
-  int64_t want = info->data_offset + numel * (info->is_uint8 ? 1 : 4);
-  if (fseek(f, 0, SEEK_END) != 0 || ftell(f) != want) {
-    rc = fm_fail("%s: holds %ld bytes where its header announces %lld (truncated or corrupt)", path,
-                 ftell(f), (long long)want);
-    goto done;
-  }
-  rc = FM_OK;
-done:
   free(header);
+  info->data_offset = offset + (long)hlen;
+  return rc;
+}
+
+static int64_t npy_numel(const fm_npy_info *info) {
+  int64_t numel = 1; /* bounded: parse_header checked the shape with fm_shape_set */
+  for (int i = 0; i < info->ndim; i++) numel *= info->shape[i];
+  return numel;
+}
+
+int fm_npy_probe(const char *path, fm_npy_info *info) {
+  FILE *f = open_npy(path);
+  if (!f) return FM_ERR;
+  int rc = read_header(f, path, info);
+  if (rc == FM_OK) {
+    /* The file must hold exactly the data the header announces. */
+    int64_t want = info->data_offset + npy_numel(info) * (info->is_uint8 ? 1 : 4);
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (size != want)
+      rc = fm_fail("%s: holds %ld bytes where its header announces %lld (truncated or corrupt)",
+                   path, size, (long long)want);
+  }
   fclose(f);
   return rc;
 }
 
 int fm_npy_read(const char *path, const fm_npy_info *info, fm_tensor *t) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return fm_fail("%s: cannot open (%s)", path, strerror(errno));
-  int rc = FM_OK;
-  if (fseek(f, info->data_offset, SEEK_SET) != 0) rc = fm_fail("%s: cannot seek", path);
+  if (t->numel != npy_numel(info))
+    return fm_fail("%s: a tensor of %lld elements cannot take %lld", path, (long long)t->numel,
+                   (long long)npy_numel(info));
+  FILE *f = open_npy(path);
+  if (!f) return FM_ERR;
+  /* The header is read again: the file may have been replaced since the probe. */
+  fm_npy_info now;
+  int rc = read_header(f, path, &now);
+  if (rc == FM_OK && (now.ndim != info->ndim || now.is_uint8 != info->is_uint8 ||
+                      now.data_offset != info->data_offset ||
+                      memcmp(now.shape, info->shape, sizeof now.shape[0] * (size_t)now.ndim) != 0))
+    rc = fm_fail("%s: file changed while being loaded (its header no longer matches)", path);
   if (rc == FM_OK && info->is_uint8) {
     /* Converted from the end backwards, in place: each float takes the room of 4 bytes. */
     unsigned char *bytes = (unsigned char *)t->data;

@@ -7,14 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fm_check.h"
 #include "fm_error.h"
 #include "fm_layers.h"
 
-/* Sizes a layer may reach. Parameters: the network keeps four buffers of them (weights,
- * gradients, Adam's two moments), which at this count fill 16 GiB; a layer's output per image:
- * 2^28 floats is 1 GiB for a single image, far past any image of this project. */
-#define MAX_PARAMS ((int64_t)1 << 30)
-#define MAX_IMAGE_FLOATS ((int64_t)1 << 28)
 
 /* "layer 3 (conv2d): <what> (input 28x28x1)" */
 __attribute__((format(printf, 3, 4))) static int fail_layer(int index, const fm_layer *L,
@@ -30,10 +26,11 @@ __attribute__((format(printf, 3, 4))) static int fail_layer(int index, const fm_
 
 /* The output shape, checked against the per-image limit. */
 static int set_output(int index, fm_layer *L, int h, int w, int c) {
-  int64_t size = (int64_t)h * w * c;
-  if (h < 1 || w < 1 || c < 1 || size > MAX_IMAGE_FLOATS)
-    return fail_layer(index, L, "the output would be %lld values per image (at most %lld)",
-                      (long long)h * w * c, (long long)MAX_IMAGE_FLOATS);
+  int64_t hw = 0, size = 0;
+  if (h < 1 || w < 1 || c < 1 || !fm_mul_within(h, w, FM_NET_MAX_IMAGE_FLOATS, &hw) ||
+      !fm_mul_within(hw, c, FM_NET_MAX_IMAGE_FLOATS, &size))
+    return fm_fail("layer %d (%s): an output of %dx%dx%d is over %lld floats per image", index + 1,
+                   fm_layer_kind_name(L->spec.kind), h, w, c, (long long)FM_NET_MAX_IMAGE_FLOATS);
   L->out_h = h;
   L->out_w = w;
   L->out_c = c;
@@ -42,9 +39,9 @@ static int set_output(int index, fm_layer *L, int h, int w, int c) {
 }
 
 static int check_params(int index, fm_layer *L) {
-  if (L->n_weights + L->n_biases > MAX_PARAMS)
+  if (L->n_weights + L->n_biases > FM_NET_MAX_PARAMS)
     return fail_layer(index, L, "it would have %lld parameters (at most %lld)",
-                      (long long)(L->n_weights + L->n_biases), (long long)MAX_PARAMS);
+                      (long long)(L->n_weights + L->n_biases), (long long)FM_NET_MAX_PARAMS);
   return FM_OK;
 }
 
@@ -54,11 +51,10 @@ static int dense_infer(const fm_net *net, fm_layer *L, int index) {
   (void)net;
   const int units = L->spec.units;
   if (units < 1) return fm_fail("layer %d (dense): units must be positive (got %d)", index + 1, units);
-  if (L->in_size > INT32_MAX / 2) return fail_layer(index, L, "input too large");
   if (set_output(index, L, 1, 1, units) != FM_OK) return FM_ERR;
-  if (L->in_size > MAX_PARAMS / units)
-    return fail_layer(index, L, "%lld x %d weights are too many", (long long)L->in_size, units);
-  L->n_weights = L->in_size * units;
+  if (!fm_mul_within(L->in_size, units, FM_NET_MAX_PARAMS, &L->n_weights))
+    return fail_layer(index, L, "%lld inputs x %d units is over %lld weights, the most a network "
+                      "may have", (long long)L->in_size, units, (long long)FM_NET_MAX_PARAMS);
   L->n_biases = L->spec.no_bias ? 0 : units;
   L->fan_in = (int)L->in_size;
   L->fan_out = units;
@@ -115,11 +111,21 @@ static int conv_infer(const fm_net *net, fm_layer *L, int index) {
     return fm_fail("layer %d: %s", index + 1, msg);
   }
   if (set_output(index, L, L->conv.oh, L->conv.ow, s->units) != FM_OK) return FM_ERR;
-  L->n_weights = (int64_t)L->conv.k * s->units;
+  const fm_conv_geom *g = &L->conv;
+  if (!fm_mul_within(g->k, s->units, FM_NET_MAX_PARAMS, &L->n_weights))
+    return fail_layer(index, L, "a %dx%dx%d kernel with %d filters is over %lld weights, the most "
+                      "a network may have", s->kh, s->kw, L->in_c / s->groups, s->units,
+                      (long long)FM_NET_MAX_PARAMS);
+  /* fm_conv_geom_init has held the patch length and matrix to INT32_MAX already. */
+  if ((int64_t)g->oh * g->ow * g->k > FM_NET_MAX_IMAGE_FLOATS)
+    return fail_layer(index, L, "the patch matrix of one image (%dx%d pixels x %d values) is over "
+                      "%lld floats", g->oh, g->ow, g->k, (long long)FM_NET_MAX_IMAGE_FLOATS);
+  if (!fm_mul_within((int64_t)g->oh * g->ow, L->n_weights, FM_NET_MAX_MACS, &L->macs))
+    return fail_layer(index, L, "%dx%d pixels x %lld weights is over %lld multiply-adds per image",
+                      g->oh, g->ow, (long long)L->n_weights, (long long)FM_NET_MAX_MACS);
   L->n_biases = s->no_bias ? 0 : s->units;
-  L->fan_in = L->conv.k;
-  L->fan_out = s->kh * s->kw * (s->units / s->groups);
-  L->macs = (int64_t)L->out_h * L->out_w * L->n_weights;
+  L->fan_in = g->k;
+  L->fan_out = (int)((int64_t)s->kh * s->kw * (s->units / s->groups)); /* at most n_weights */
   return check_params(index, L);
 }
 
@@ -521,20 +527,20 @@ const fm_op *fm_op_of(fm_layer_kind kind) {
 #define INIT_FIELD {"init", 0, FM_FIELD_INIT, F(init), 0, 0}
 #define END_FIELDS {NULL, 0, 0, 0, 0, 0}
 
-static const fm_field dense_fields[] = {{"units", 2, FM_FIELD_INT, F(units), 1, 1 << 24},
+static const fm_field dense_fields[] = {{"units", 2, FM_FIELD_INT, F(units), 1, FM_NET_MAX_DIM},
                                         {"bias", 0, FM_FIELD_BIAS, F(no_bias), 0, 1},
                                         INIT_FIELD,
                                         END_FIELDS};
-static const fm_field conv_fields[] = {{"filters", 2, FM_FIELD_INT, F(units), 1, 1 << 20},
-                                       {"kernel", 3, FM_FIELD_KERNEL, F(kh), 1, 1 << 12},
-                                       {"stride", 0, FM_FIELD_INT, F(stride), 1, 1 << 12},
+static const fm_field conv_fields[] = {{"filters", 2, FM_FIELD_INT, F(units), 1, FM_NET_MAX_DIM},
+                                       {"kernel", 3, FM_FIELD_KERNEL, F(kh), 1, FM_NET_MAX_DIM},
                                        {"padding", 0, FM_FIELD_PADDING, F(same), 0, 1},
-                                       {"groups", 0, FM_FIELD_INT, F(groups), 1, 1 << 20},
+                                       {"stride", 0, FM_FIELD_INT, F(stride), 1, FM_NET_MAX_DIM},
+                                       {"groups", 0, FM_FIELD_INT, F(groups), 1, FM_NET_MAX_DIM},
                                        {"bias", 0, FM_FIELD_BIAS, F(no_bias), 0, 1},
                                        INIT_FIELD,
                                        END_FIELDS};
-static const fm_field pool_fields[] = {{"size", 2, FM_FIELD_INT, F(pool), 1, 1 << 12},
-                                       {"stride", 0, FM_FIELD_INT, F(stride), 1, 1 << 12},
+static const fm_field pool_fields[] = {{"size", 2, FM_FIELD_INT, F(pool), 1, FM_NET_MAX_DIM},
+                                       {"stride", 0, FM_FIELD_INT, F(stride), 1, FM_NET_MAX_DIM},
                                        END_FIELDS};
 static const fm_field dropout_fields[] = {{"rate", 2, FM_FIELD_FLOAT, F(rate), 0, 1}, END_FIELDS};
 static const fm_field bn_fields[] = {{"eps", 0, FM_FIELD_FLOAT, F(eps), 1e-12, 1},
@@ -572,4 +578,88 @@ const fm_layer_type *fm_layer_type_named(const char *name) {
 const char *fm_layer_kind_name(fm_layer_kind kind) {
   const fm_layer_type *t = fm_layer_type_of(kind);
   return t ? t->name : "unknown";
+}
+
+const char *fm_layer_type_name(fm_layer_kind kind) {
+  const fm_layer_type *t = fm_layer_type_of(kind);
+  return t ? t->display : "unknown";
+}
+
+fm_layer_kind fm_layer_kind_of(const char *name) {
+  const fm_layer_type *t = fm_layer_type_named(name);
+  return t ? t->kind : (fm_layer_kind)0;
+}
+
+/* ---- checking a spec against its kind's fields ----
+ * Every field of fm_layer_spec, and whether a kind uses it: a field its kind does not use must be
+ * 0, so that a mistaken spec (or a corrupt file) is refused rather than half read; a used one is 0
+ * (its default, where it has one) or within the range the kind's table gives. */
+static const struct {
+  const char *name;
+  size_t offset;
+  int is_float;
+} spec_fields[] = {
+    {"units", F(units), 0},   {"kernel height", F(kh), 0}, {"kernel width", F(kw), 0},
+    {"padding", F(same), 0},  {"pool size", F(pool), 0},    {"stride", F(stride), 0},
+    {"groups", F(groups), 0}, {"bias", F(no_bias), 0},      {"rate", F(rate), 1},
+    {"eps", F(eps), 1},       {"momentum", F(momentum), 1}, {"init", F(init), 0},
+};
+
+/* The kind's field that sets the spec field at `offset` (a kernel sets kh and kw). */
+static const fm_field *field_for(const fm_layer_type *t, size_t offset) {
+  for (const fm_field *f = t->fields; f->name; f++)
+    if (f->offset == offset || (f->type == FM_FIELD_KERNEL && offset == F(kw))) return f;
+  return NULL;
+}
+
+int fm_layer_spec_check(int index, const fm_layer_spec *s) {
+  const fm_layer_type *t = fm_layer_type_of(s->kind);
+  if (!t)
+    return fm_fail("layer %d: unknown layer kind %d (expected 1 to %d)", index + 1, (int)s->kind,
+                   FM_LAYER_KINDS);
+  for (size_t k = 0; k < sizeof spec_fields / sizeof spec_fields[0]; k++) {
+    const char *at = (const char *)s + spec_fields[k].offset;
+    double v;
+    if (spec_fields[k].is_float) {
+      float fv;
+      memcpy(&fv, at, sizeof fv);
+      v = fv;
+    } else {
+      int iv;
+      memcpy(&iv, at, sizeof iv);
+      v = iv;
+    }
+    const fm_field *f = field_for(t, spec_fields[k].offset);
+    if (!f) {
+      if (v != 0.0)
+        return fm_fail("layer %d (%s): %s is not used by %s layers and must be 0 (got %.9g)",
+                       index + 1, t->name, spec_fields[k].name, t->name, v);
+      continue;
+    }
+    const char *name = f->type == FM_FIELD_KERNEL ? spec_fields[k].name : f->name;
+    if (spec_fields[k].offset == F(rate)) {
+      if (!(v >= 0.0 && v < 1.0))
+        return fm_fail("layer %d (%s): rate must be in [0, 1) (got %g)", index + 1, t->name, v);
+      continue;
+    }
+    double hi = f->type == FM_FIELD_INIT ? FM_INIT_ZERO : f->hi;
+    /* 0 is the default of every field but a count of units or filters */
+    int zero_ok = spec_fields[k].offset != F(units);
+    if ((v == 0.0 && zero_ok) || (v >= f->lo && v <= hi)) continue;
+    if (spec_fields[k].is_float)
+      return fm_fail("layer %d (%s): %s must be %g to %g (got %g)", index + 1, t->name, name,
+                     zero_ok ? 0.0 : f->lo, hi, v);
+    return fm_fail("layer %d (%s): %s must be %lld to %lld (got %lld)", index + 1, t->name, name,
+                   (long long)(zero_ok ? 0 : f->lo), (long long)hi, (long long)v);
+  }
+  if (s->kind == FM_LAYER_CONV2D && s->kh == 0)
+    return fm_fail("layer %d (conv2d): the kernel size must be given", index + 1);
+  if (s->n_inputs < 0 || s->n_inputs > FM_NET_MAX_INPUTS)
+    return fm_fail("layer %d (%s): %d inputs (0 for the layer before, or 1 to %d)", index + 1,
+                   t->name, s->n_inputs, FM_NET_MAX_INPUTS);
+  for (int k = s->n_inputs; k < FM_NET_MAX_INPUTS; k++)
+    if (s->inputs[k] != 0)
+      return fm_fail("layer %d (%s): input %d is given (%d) beyond its %d inputs", index + 1,
+                     t->name, k + 1, s->inputs[k], s->n_inputs);
+  return FM_OK;
 }

@@ -2,9 +2,11 @@
 #include "fm_optim.h"
 
 #include <immintrin.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
+#include "fm_check.h"
 #include "fm_error.h"
 #include "fm_gemm.h"
 
@@ -27,8 +29,10 @@ void fm_optim_adam(fm_optim *o, double lr) {
 int fm_optim_check(const fm_optim *o) {
   if (o->kind != FM_OPTIM_SGD && o->kind != FM_OPTIM_ADAM)
     return fm_fail("optimizer: unknown kind %d (expected SGD or Adam)", (int)o->kind);
-  if (!(o->lr > 0.0) || !isfinite(o->lr))
-    return fm_fail("optimizer: learning rate %g must be positive and finite", o->lr);
+  /* The step runs in float32: a rate that is not a finite float would make every update infinite. */
+  if (!(o->lr > 0.0 && o->lr <= FLT_MAX))
+    return fm_fail("optimizer: learning rate %g must be positive and finite (at most %g)", o->lr,
+                   (double)FLT_MAX);
   if (!(o->momentum >= 0.0 && o->momentum < 1.0))
     return fm_fail("optimizer: momentum %g must be in [0, 1)", o->momentum);
   if (o->kind == FM_OPTIM_ADAM) {
@@ -36,25 +40,28 @@ int fm_optim_check(const fm_optim *o) {
       return fm_fail("optimizer: beta1 %g must be in [0, 1)", o->beta1);
     if (!(o->beta2 >= 0.0 && o->beta2 < 1.0))
       return fm_fail("optimizer: beta2 %g must be in [0, 1)", o->beta2);
-    if (!(o->eps > 0.0)) return fm_fail("optimizer: eps %g must be positive", o->eps);
+    if (!(o->eps > 0.0 && o->eps <= FLT_MAX))
+      return fm_fail("optimizer: eps %g must be positive and finite", o->eps);
   }
-  if (!(o->weight_decay >= 0.0) || !isfinite(o->weight_decay))
-    return fm_fail("optimizer: weight decay %g must be >= 0", o->weight_decay);
+  if (!(o->weight_decay >= 0.0 && o->weight_decay <= FLT_MAX))
+    return fm_fail("optimizer: weight decay %g must be >= 0 and finite", o->weight_decay);
   const fm_schedule *s = &o->schedule;
   switch (s->kind) {
     case FM_SCHED_CONSTANT: break;
     case FM_SCHED_STEP:
-      if (!(s->step_epochs > 0.0))
-        return fm_fail("optimizer: step schedule needs step_epochs > 0 (got %g)", s->step_epochs);
-      if (!(s->gamma > 0.0))
-        return fm_fail("optimizer: step schedule needs gamma > 0 (got %g)", s->gamma);
+      if (!(s->step_epochs > 0.0) || !isfinite(s->step_epochs))
+        return fm_fail("optimizer: step schedule needs a finite step_epochs > 0 (got %g)",
+                       s->step_epochs);
+      if (!(s->gamma > 0.0) || !isfinite(s->gamma))
+        return fm_fail("optimizer: step schedule needs a finite gamma > 0 (got %g)", s->gamma);
       break;
     case FM_SCHED_COSINE:
-      if (!(s->total_epochs > 0.0))
-        return fm_fail("optimizer: cosine schedule needs total_epochs > 0 (got %g)",
+      if (!(s->total_epochs > 0.0) || !isfinite(s->total_epochs))
+        return fm_fail("optimizer: cosine schedule needs a finite total_epochs > 0 (got %g)",
                        s->total_epochs);
-      if (!(s->min_lr >= 0.0))
-        return fm_fail("optimizer: cosine schedule needs min_lr >= 0 (got %g)", s->min_lr);
+      if (!(s->min_lr >= 0.0 && s->min_lr <= o->lr))
+        return fm_fail("optimizer: cosine schedule needs min_lr in [0, lr = %g] (got %g)", o->lr,
+                       s->min_lr);
       break;
     default: return fm_fail("optimizer: unknown schedule %d", (int)s->kind);
   }
@@ -62,8 +69,11 @@ int fm_optim_check(const fm_optim *o) {
 }
 
 int64_t fm_optim_state_floats(const fm_optim *o, int64_t n) {
-  if (o->kind == FM_OPTIM_ADAM) return 2 * n;
-  return o->momentum > 0.0 ? n : 0;
+  int64_t floats;
+  if (!fm_mul_within(n, o->kind == FM_OPTIM_ADAM ? 2 : o->momentum > 0.0 ? 1 : 0, INT64_MAX,
+                     &floats))
+    return -1;
+  return floats;
 }
 
 double fm_schedule_lr(const fm_schedule *s, double lr, double epoch) {

@@ -48,8 +48,9 @@ void fm_optim_adam(fm_optim *o, double lr);
 /* Fails, naming the field, on a value out of range. */
 int fm_optim_check(const fm_optim *o);
 
-/* Floats of state for n parameters (0 for SGD without momentum, n with, 2n for Adam). The caller
- * zeroes it before the first step (and whenever it restarts the optimizer, with t = 0). */
+/* Floats of state for n parameters (0 for SGD without momentum, n with, 2n for Adam); -1 when n is
+ * negative or the count would not fit 64 bits. The caller zeroes it before the first step (and
+ * whenever it restarts the optimizer, with t = 0). */
 int64_t fm_optim_state_floats(const fm_optim *o, int64_t n);
 
 double fm_schedule_lr(const fm_schedule *s, double lr, double epoch);

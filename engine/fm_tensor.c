@@ -10,14 +10,32 @@
 
 #include "fm_error.h"
 
+const char *fm_dims_str(int ndim, const int64_t *dims, char *buf, size_t size) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < ndim && used < size; i++)
+    used += (size_t)snprintf(buf + used, size - used, i ? "x%lld" : "%lld", (long long)dims[i]);
+  return buf;
+}
+
 int fm_shape_set(fm_tensor *t, int ndim, const int64_t *shape) {
   if (ndim < 1 || ndim > FM_MAX_DIMS)
     return fm_fail("a tensor has 1 to %d dimensions, not %d", FM_MAX_DIMS, ndim);
+  char s[FM_SHAPE_STR];
+  /* A zero anywhere makes the product 0, so every dimension is bounded on its own first. */
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0)
+      return fm_fail("shape %s: dimension %d is negative (%lld)",
+                     fm_dims_str(ndim, shape, s, sizeof s), i + 1, (long long)shape[i]);
+    if (shape[i] > FM_MAX_NUMEL)
+      return fm_fail("shape %s: a tensor of more than %lld elements is refused",
+                     fm_dims_str(ndim, shape, s, sizeof s), (long long)FM_MAX_NUMEL);
+  }
   int64_t numel = 1;
   for (int i = 0; i < ndim; i++) {
-    if (shape[i] < 0) return fm_fail("dimension %d is negative (%lld)", i + 1, (long long)shape[i]);
-    if (shape[i] > FM_MAX_NUMEL || (shape[i] > 0 && numel > FM_MAX_NUMEL / shape[i]))
-      return fm_fail("a tensor of more than %lld elements is refused", (long long)FM_MAX_NUMEL);
+    if (shape[i] > 0 && numel > FM_MAX_NUMEL / shape[i])
+      return fm_fail("shape %s: a tensor of more than %lld elements is refused",
+                     fm_dims_str(ndim, shape, s, sizeof s), (long long)FM_MAX_NUMEL);
     numel *= shape[i];
   }
   t->ndim = ndim;
@@ -27,11 +45,57 @@ int fm_shape_set(fm_tensor *t, int ndim, const int64_t *shape) {
 }
 
 const char *fm_shape_str(const fm_tensor *t, char *buf, size_t size) {
-  size_t used = 0;
-  buf[0] = '\0';
-  for (int i = 0; i < t->ndim && used < size; i++)
-    used += (size_t)snprintf(buf + used, size - used, i ? "x%lld" : "%lld", (long long)t->shape[i]);
-  return buf;
+  return fm_dims_str(t->ndim, t->shape, buf, size);
+}
+
+int fm_reshape_shape(const fm_tensor *t, int ndim, const int64_t *want, fm_tensor *out) {
+  char from[FM_SHAPE_STR], to[FM_SHAPE_STR];
+  if (ndim < 1 || ndim > FM_MAX_DIMS)
+    return fm_fail("a tensor has 1 to %d dimensions, not %d", FM_MAX_DIMS, ndim);
+  fm_shape_str(t, from, sizeof from);
+  fm_dims_str(ndim, want, to, sizeof to);
+  int infer = -1;
+  int64_t known = 1, shape[FM_MAX_DIMS];
+  for (int i = 0; i < ndim; i++) {
+    shape[i] = want[i];
+    if (want[i] == -1 && infer < 0) {
+      infer = i;
+      continue;
+    }
+    if (want[i] == -1)
+      return fm_fail("a %s tensor cannot become %s: only one dimension may be -1", from, to);
+    if (want[i] < 0 || want[i] > FM_MAX_NUMEL)
+      return fm_fail("a %s tensor cannot become %s: dimension %d is %lld", from, to, i + 1,
+                     (long long)want[i]);
+    /* Once the product passes the tensor's size it can never come back (all factors are >= 1
+     * or a zero that is caught below), so it is clamped instead of overflowing. */
+    known = known > FM_MAX_NUMEL / (want[i] ? want[i] : 1) ? FM_MAX_NUMEL + 1 : known * want[i];
+    if (want[i] == 0) known = 0;
+  }
+  if (infer >= 0) {
+    if (known == 0)
+      return fm_fail("a %s tensor cannot become %s: -1 is ambiguous beside a zero dimension",
+                     from, to);
+    if (known > t->numel || t->numel % known != 0)
+      return fm_fail("a %s tensor (%lld elements) cannot become %s", from, (long long)t->numel, to);
+    shape[infer] = t->numel / known;
+  } else if (known != t->numel) {
+    return fm_fail("a %s tensor (%lld elements) cannot become %s", from, (long long)t->numel, to);
+  }
+  return fm_shape_set(out, ndim, shape);
+}
+
+int fm_arange_shape(double start, double stop, double step, fm_tensor *out) {
+  if (!isfinite(start) || !isfinite(stop) || !isfinite(step) || step == 0)
+    return fm_fail("start %g, stop %g, step %g: start and stop must be finite, and step finite "
+                   "and non-zero", start, stop, step);
+  double count = ceil((stop - start) / step); /* inf when stop - start overflows */
+  if (!(count > 0)) count = 0;
+  if (count > (double)FM_MAX_NUMEL)
+    return fm_fail("start %g, stop %g, step %g would make %.0f elements, more than %lld", start,
+                   stop, step, count, (long long)FM_MAX_NUMEL);
+  int64_t shape[1] = {(int64_t)count};
+  return fm_shape_set(out, 1, shape);
 }
 
 int fm_same_shape(const fm_tensor *a, const fm_tensor *b) {
@@ -74,7 +138,7 @@ int fm_binop_shape(const fm_tensor *a, const fm_tensor *b, fm_tensor *out) {
   else if (row_vector_len(a, b))
     big = b;
   if (!big) {
-    char sa[64], sb[64];
+    char sa[FM_SHAPE_STR], sb[FM_SHAPE_STR];
     return fm_fail("shapes %s and %s do not fit (same shape, or a row vector over rows)",
                    fm_shape_str(a, sa, sizeof sa), fm_shape_str(b, sb, sizeof sb));
   }
@@ -153,7 +217,7 @@ void fm_unop_apply(fm_unop op, const fm_tensor *a, fm_tensor *out) {
 /* ---- matrix product ---- */
 
 int fm_matmul_shape(const fm_tensor *a, const fm_tensor *b, fm_tensor *out) {
-  char sa[64], sb[64];
+  char sa[FM_SHAPE_STR], sb[FM_SHAPE_STR];
   if (a->ndim != 2 || (b->ndim != 2 && b->ndim != 1) || a->shape[1] != b->shape[0])
     return fm_fail("%s and %s do not fit", fm_shape_str(a, sa, sizeof sa),
                    fm_shape_str(b, sb, sizeof sb));
@@ -258,28 +322,47 @@ int fm_reduce_dim(fm_reduce op, const fm_tensor *a, int dim, fm_tensor *out) {
   return FM_OK;
 }
 
-int fm_histc(const fm_tensor *a, int64_t bins, double lo, double hi, fm_tensor *out) {
-  if (bins < 1) return fm_fail("bins must be at least 1, not %lld", (long long)bins);
-  if (lo == hi) {
-    if (a->numel) {
-      fm_reduce_all(FM_MIN, a, &lo);
-      fm_reduce_all(FM_MAX, a, &hi);
-    }
-    if (lo == hi) hi = lo + 1.0;
+/* Smallest and largest finite values of a; FM_ERR when it has none. */
+static int finite_range(const fm_tensor *a, double *lo, double *hi) {
+  int any = 0;
+  for (int64_t i = 0; i < a->numel; i++) {
+    double v = a->data[i];
+    if (!isfinite(v)) continue;
+    if (!any || v < *lo) *lo = v;
+    if (!any || v > *hi) *hi = v;
+    any = 1;
   }
-  if (!(lo < hi)) return fm_fail("histc: the range [%g, %g] is empty", lo, hi);
+  return any ? FM_OK : FM_ERR;
+}
+
+int fm_histc(const fm_tensor *a, int64_t bins, double lo, double hi, fm_tensor *out) {
+  if (bins < 1 || bins > FM_MAX_NUMEL)
+    return fm_fail("bins must be from 1 to %lld, not %lld", (long long)FM_MAX_NUMEL,
+                   (long long)bins);
+  if (!isfinite(lo) || !isfinite(hi))
+    return fm_fail("the range [%g, %g] must be finite", lo, hi);
+  if (lo == hi) {
+    /* The data's own range, over its finite values (NaN and infinities are not counted). */
+    if (finite_range(a, &lo, &hi) != FM_OK) lo = hi = 0.0;
+    if (lo == hi) hi = lo + 1.0;
+    if (lo == hi) hi = nextafter(lo, INFINITY); /* |lo| so large that 1 is lost */
+  }
+  if (!(lo < hi)) return fm_fail("the range [%g, %g] is empty", lo, hi);
+  double scale = (double)bins / (hi - lo);
+  if (!isfinite(scale) || !isfinite(hi - lo))
+    return fm_fail("the range [%g, %g] is too narrow or too wide for %lld bins", lo, hi,
+                   (long long)bins);
   int64_t shape[1] = {bins};
   if (fm_shape_set(out, 1, shape) != FM_OK) return FM_ERR;
   /* Counted in integers: a float stops counting exactly past 2^24, and 60000 images hold 47M
    * pixels. */
   int64_t *counts = calloc((size_t)bins, sizeof *counts);
-  if (!counts) return fm_fail("histc: out of memory for %lld bins", (long long)bins);
-  double scale = (double)bins / (hi - lo);
+  if (!counts) return fm_fail("out of memory for %lld bins", (long long)bins);
   for (int64_t i = 0; i < a->numel; i++) {
     double v = a->data[i];
     if (!(v >= lo && v <= hi)) continue; /* also drops NaN */
-    int64_t b = (int64_t)((v - lo) * scale);
-    if (b >= bins) b = bins - 1;
+    double pos = (v - lo) * scale;       /* in [0, bins] give or take rounding */
+    int64_t b = pos < (double)bins ? (int64_t)pos : bins - 1;
     counts[b]++;
   }
   for (int64_t b = 0; b < bins; b++) out->data[b] = (float)counts[b];

@@ -24,8 +24,19 @@ typedef struct fm_tensor {
 /* Sets ndim, shape and numel (data is left alone). Fails on 0 or more than 4 dimensions, a
  * negative dimension, or a size over FM_MAX_NUMEL. Zero-length dimensions are allowed. */
 int fm_shape_set(fm_tensor *t, int ndim, const int64_t *shape);
+/* Room for any shape as text: 4 dimensions of up to 20 characters and 3 x's. */
+#define FM_SHAPE_STR 96
 /* "3x4" into buf; returns buf. */
 const char *fm_shape_str(const fm_tensor *t, char *buf, size_t size);
+/* The same for a shape that is not (yet) a tensor's: "2x-1". */
+const char *fm_dims_str(int ndim, const int64_t *dims, char *buf, size_t size);
+/* The shape of t reshaped to want (ndim dimensions, one of them may be -1: inferred). Fails with a
+ * message naming both shapes when the sizes differ, a dimension is negative or absurd, more than
+ * one is -1, or -1 sits beside a zero dimension (any size would do). */
+int fm_reshape_shape(const fm_tensor *t, int ndim, const int64_t *want, fm_tensor *out);
+/* The shape of numpy's arange(start, stop, step): ceil((stop - start) / step) elements, or none.
+ * Fails on a non-finite start, stop or step, a zero step, or more than FM_MAX_NUMEL elements. */
+int fm_arange_shape(double start, double stop, double step, fm_tensor *out);
 int fm_same_shape(const fm_tensor *a, const fm_tensor *b);
 
 void fm_fill(fm_tensor *t, float value);
@@ -63,7 +74,8 @@ int fm_reduce_shape(const fm_tensor *a, int dim, fm_tensor *out);
 int fm_reduce_dim(fm_reduce op, const fm_tensor *a, int dim, fm_tensor *out);
 
 /* Histogram of a into bins equal-width bins over [lo, hi] (values equal to hi go in the last bin,
- * values outside are not counted). lo == hi means the data's own min and max. */
+ * values outside and NaN are not counted). lo == hi means the min and max of the data's finite
+ * values. Fails on a non-finite or empty range and on bins outside 1..FM_MAX_NUMEL. */
 int fm_histc(const fm_tensor *a, int64_t bins, double lo, double hi, fm_tensor *out);
 
 #endif

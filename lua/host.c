@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <unistd.h>
 
@@ -807,7 +808,21 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
+/* Under an address-space limit (ulimit -v), OpenBLAS's own worker thread, started when the
+ * library loads and before any of this program runs, retries a 128 MB buffer allocation forever,
+ * and exit() then waits for it. The engine never uses OpenBLAS's threads for its own passes (its
+ * thread pool runs the products single-threaded), so the program starts itself again with one
+ * OpenBLAS thread when such a limit is set and the user did not choose a thread count. */
+static void avoid_blas_threads_under_limit(char **argv) {
+  struct rlimit as;
+  if (getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur == RLIM_INFINITY) return;
+  if (getenv("OPENBLAS_NUM_THREADS")) return;
+  if (setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0) return;
+  execv("/proc/self/exe", argv); /* returns only on failure: then go on as we are */
+}
+
 int main(int argc, char **argv) {
+  avoid_blas_threads_under_limit(argv);
   /* Character classes only, so readline handles UTF-8; numbers keep the C locale. */
   setlocale(LC_CTYPE, "");
   lua_State *L = luaL_newstate();

@@ -5,6 +5,7 @@
  * shuffles and splits, holds an index array of storage rows inline. Views of one storage share its
  * pixels, so splitting 60,000 images costs 240 KB, not 47 MB. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -25,10 +26,14 @@ typedef struct dataset {
   int32_t index[]; /* view.n entries when view.index is set */
 } dataset;
 
-/* Pushes a storage for n images of rows x cols; pixels and labels are zeroed. */
-static storage *new_storage(lua_State *L, int64_t n, int64_t rows, int64_t cols) {
+/* Pushes a storage for n images of rows x cols (sizes the loaders checked: at most FM_MAX_IMAGES
+ * of FM_MAX_SIDE a side, so the byte count fits in int64); `from` names the file for an
+ * out-of-memory message. */
+static storage *new_storage(lua_State *L, int64_t n, int64_t rows, int64_t cols, const char *from) {
   size_t bytes = sizeof(storage) + (size_t)(n * rows * cols) + (size_t)n;
-  storage *s = lua_newuserdatauv(L, bytes, 0);
+  lua_pushfstring(L, "the %I images of %s", (lua_Integer)n, from);
+  storage *s = lfm_newuserdata(L, bytes, 0, "load", lua_tostring(L, -1));
+  lua_remove(L, -2);
   s->n = n;
   s->rows = rows;
   s->cols = cols;
@@ -113,7 +118,7 @@ static void load_idx(lua_State *L, const char *images, const char *labels) {
   if (li.count != ii.count)
     luaL_error(L, "load: %s has %I images but %s has %I labels", images, (lua_Integer)ii.count,
                labels, (lua_Integer)li.count);
-  storage *s = new_storage(L, ii.count, ii.rows, ii.cols);
+  storage *s = new_storage(L, ii.count, ii.rows, ii.cols, images);
   if (fm_idx_read(images, &ii, s->pixels) != FM_OK || fm_idx_read(labels, &li, s->labels) != FM_OK ||
       fm_labels_check(s->labels, s->n, labels) != FM_OK)
     lfm_engine_error(L, "load");
@@ -122,7 +127,7 @@ static void load_idx(lua_State *L, const char *images, const char *labels) {
 static void load_csv(lua_State *L, const char *path) {
   fm_csv_info info;
   if (fm_csv_probe(path, &info) != FM_OK) lfm_engine_error(L, "load");
-  storage *s = new_storage(L, info.count, 28, 28);
+  storage *s = new_storage(L, info.count, 28, 28, path);
   if (fm_csv_read(path, &info, s->pixels, s->labels) != FM_OK) lfm_engine_error(L, "load");
 }
 
@@ -167,25 +172,43 @@ static void load_split(lua_State *L, const char *split) {
   lua_error(L);
 }
 
+/* A file name argument: a string without embedded zeros (the system would cut it short). */
+static const char *check_path(lua_State *L, int arg) {
+  size_t len;
+  const char *path = luaL_checklstring(L, arg, &len);
+  if (strlen(path) != len) luaL_argerror(L, arg, "a file name must not contain a zero byte");
+  return path;
+}
+
 /* fm.load(what [, opts]): "train", "test", an IDX images file (opts.labels or the standard name
  * beside it) or a Kaggle-layout CSV file. */
 static int ds_load(lua_State *L) {
-  const char *what = luaL_checkstring(L, 1);
+  static const char *const known[] = {"labels", NULL};
+  const char *what = check_path(L, 1);
   int opts = lfm_optopts(L, 2);
+  lfm_check_options(L, opts, "load", known);
+  int split = strcmp(what, "train") == 0 || strcmp(what, "test") == 0;
+  int csv = ends_with_ci(what, ".csv") || ends_with_ci(what, ".csv.gz");
+  const char *lpath = NULL;
+  if (opts && lua_getfield(L, opts, "labels") != LUA_TNIL) {
+    size_t len;
+    lpath = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (!lpath || strlen(lpath) != len)
+      return luaL_error(L, "load: option 'labels' must be a file name, got %s",
+                        lpath ? "a string with a zero byte" : luaL_typename(L, -1));
+    if (split || csv)
+      return luaL_error(L, "load: option 'labels' is for an IDX images file, not %s", what);
+    /* it stays on the stack, so lpath stays valid */
+  }
   const char *name = what;
-  if (strcmp(what, "train") == 0 || strcmp(what, "test") == 0) {
+  if (split) {
     load_split(L, what);
-  } else if (ends_with_ci(what, ".csv") || ends_with_ci(what, ".csv.gz")) {
+  } else if (csv) {
     load_csv(L, what);
     name = base_name(what);
   } else {
     char labels[4096];
-    const char *lpath = NULL;
-    if (opts && lua_getfield(L, opts, "labels") != LUA_TNIL) {
-      lpath = lua_tostring(L, -1);
-      if (!lpath) return luaL_error(L, "option 'labels' must be a path string");
-    } else {
-      if (opts) lua_pop(L, 1);
+    if (!lpath) {
       if (!file_exists(what)) {
         if (fm_idx_probe(what, &(fm_idx_info){0}) != FM_OK) return lfm_engine_error(L, "load");
       }
@@ -327,74 +350,85 @@ static int32_t *view_rows(lua_State *L, const dataset *d) {
   return rows;
 }
 
+/* The storage rows picked by an index list (1-based view positions), a table or a tensor, into a
+ * new userdata on the stack. Repeats are allowed, so a list may be longer than the view, but not
+ * longer than a dataset can be. A table's length and entries may come from metamethods that run
+ * code: the length is checked before anything is sized from it, and the list is read to exactly
+ * that length, each entry checked as it comes. */
+static int32_t *pick_list(lua_State *L, const dataset *d, const int32_t *all, int64_t *count) {
+  fm_tensor *list = lfm_totensor(L, 2);
+  int64_t len = list ? list->numel : luaL_len(L, 2);
+  if (len < 0 || len > FM_MAX_IMAGES)
+    luaL_error(L, "subset: a list of %I indices (0 to %I expected)", (lua_Integer)len,
+               (lua_Integer)FM_MAX_IMAGES);
+  int32_t *pick = lua_newuserdatauv(L, (size_t)(len ? len : 1) * sizeof(int32_t), 0);
+  for (int64_t i = 0; i < len; i++) {
+    lua_Integer k;
+    if (list) {
+      float v = list->data[i]; /* the tensor is argument 2: it cannot go away */
+      if (!(v >= 1 && v <= (float)d->view.n && v == floorf(v)))
+        luaL_error(L, "subset: entry %I of the index tensor is %f (an index 1..%I expected)",
+                   (lua_Integer)i + 1, (double)v, (lua_Integer)d->view.n);
+      k = (lua_Integer)v;
+    } else {
+      lua_geti(L, 2, i + 1);
+      int isint;
+      k = lua_tointegerx(L, -1, &isint);
+      if (!isint)
+        luaL_error(L, "subset: entry %I is %s (an integer index expected)", (lua_Integer)i + 1,
+                   luaL_tolstring(L, -1, NULL));
+      lua_pop(L, 1);
+    }
+    if (k < 1 || k > d->view.n)
+      luaL_error(L, "subset: index %I out of range 1..%I", k, (lua_Integer)d->view.n);
+    pick[i] = all[k - 1];
+  }
+  *count = len;
+  return pick;
+}
+
 /* ds:subset(first, last) | ds:subset{i, j, ...} (1-based indices, table or tensor) |
- * ds:subset{class = c} | ds:subset{n = k} (the first k) */
+ * ds:subset{class = c} | ds:subset{n = k} (the first k). The dataset (argument 1) and everything
+ * made here stay on the stack until the new view is made. */
 static int ds_subset(lua_State *L) {
+  static const char *const known[] = {"class", "n", NULL};
   dataset *d = check_ds(L, 1);
-  int32_t *all = view_rows(L, d);
-  int allidx = lua_gettop(L);
   int64_t n = 0;
   int32_t *pick = NULL;
-  fm_tensor *list = lfm_totensor(L, 2);
+  /* Options are told from a list by raw keys: a list made by __index answers any key. */
+  int is_table = lua_type(L, 2) == LUA_TTABLE;
+  int has_class = is_table && lua_pushliteral(L, "class") && lua_rawget(L, 2) != LUA_TNIL;
+  int has_n = is_table && lua_pushliteral(L, "n") && lua_rawget(L, 2) != LUA_TNIL;
+  if (is_table) lua_pop(L, 2);
   if (lua_type(L, 2) == LUA_TNUMBER) {
     int64_t first = check_item(L, d, 2), last = check_item(L, d, 3);
     if (last < first) return luaL_error(L, "subset: range %I..%I is empty", first + 1, last + 1);
+    int32_t *all = view_rows(L, d);
     n = last - first + 1;
     pick = all + first;
-  } else if (list || lua_type(L, 2) == LUA_TTABLE) {
-    int has_class = !list && lua_getfield(L, 2, "class") != LUA_TNIL;
-    if (!list) lua_pop(L, 1);
-    int has_n = !list && lua_getfield(L, 2, "n") != LUA_TNIL;
-    if (!list) lua_pop(L, 1);
-    int64_t len = list ? list->numel : (int64_t)luaL_len(L, 2);
-    pick = lua_newuserdatauv(L, (size_t)(len ? len : 1) * sizeof(int32_t) + (has_class ? (size_t)d->view.n * sizeof(int32_t) : 0), 0);
+  } else if (has_class || has_n) {
+    lfm_check_options(L, 2, "subset", known);
+    if (has_class && has_n) return luaL_error(L, "subset: give class or n, not both");
     if (has_class) {
       lua_getfield(L, 2, "class");
-      int c = check_class(L, -1);
+      int c = check_class(L, 3);
       lua_pop(L, 1);
+      int32_t *all = view_rows(L, d);
+      pick = lua_newuserdatauv(L, (size_t)(d->view.n ? d->view.n : 1) * sizeof(int32_t), 0);
       for (int64_t i = 0; i < d->view.n; i++)
         if (d->view.labels[all[i]] == c) pick[n++] = all[i];
-    } else if (has_n) {
-      lua_Integer k = lfm_optfield_int(L, 2, "n", 0);
-      if (k < 0 || k > d->view.n)
-        return luaL_error(L, "subset: n = %I out of range 0..%I", k, (lua_Integer)d->view.n);
-      n = k;
-      pick = all;
     } else {
-      for (int64_t i = 0; i < len; i++) {
-        lua_Integer k;
-        if (list) {
-          k = (lua_Integer)list->data[i];
-          if ((float)k != list->data[i]) k = 0;
-        } else {
-          lua_geti(L, 2, i + 1);
-          int isint;
-          k = lua_tointegerx(L, -1, &isint);
-          lua_pop(L, 1);
-          if (!isint) return luaL_error(L, "subset: entry %I is not an integer index", (lua_Integer)i + 1);
-        }
-        if (k < 1 || k > d->view.n)
-          return luaL_error(L, "subset: index %I out of range 1..%I", k, (lua_Integer)d->view.n);
-        pick[n++] = all[k - 1];
-      }
+      n = lfm_optfield_range(L, 2, "n", 0, 0, d->view.n);
+      pick = view_rows(L, d);
     }
+  } else if (is_table || lfm_totensor(L, 2)) {
+    int32_t *all = view_rows(L, d);
+    pick = pick_list(L, d, all, &n);
   } else {
     return luaL_argerror(L, 2, "first and last index, a list of indices, or {class =} / {n =} expected");
   }
   derive(L, 1, pick, n, "subset");
-  lua_replace(L, allidx);
-  lua_settop(L, allidx);
   return 1;
-}
-
-static uint64_t seed_option(lua_State *L, int opts) {
-  /* Without an explicit seed, draw one from the generator fm.seed controls. */
-  if (opts && lua_getfield(L, opts, "seed") != LUA_TNIL) {
-    lua_pop(L, 1);
-    return (uint64_t)lfm_optfield_int(L, opts, "seed", 0);
-  }
-  if (opts) lua_pop(L, 1);
-  return fm_rng_next(lfm_rng());
 }
 
 /* ds:shuffle([seed]): a new dataset in a random order. */
@@ -411,14 +445,17 @@ static int ds_shuffle(lua_State *L) {
 
 /* ds:split(fraction, {seed =, stratify =, shuffle =}) -> first, rest */
 static int ds_split(lua_State *L) {
+  static const char *const known[] = {"seed", "stratify", "shuffle", NULL};
   dataset *d = check_ds(L, 1);
   lua_Number fraction = luaL_checknumber(L, 2);
-  if (!(fraction >= 0 && fraction <= 1)) return luaL_argerror(L, 2, "fraction must be in [0, 1]");
+  if (!(fraction >= 0 && fraction <= 1))
+    return luaL_argerror(L, 2, lua_pushfstring(L, "fraction must be in [0, 1], got %f", fraction));
   int opts = lfm_optopts(L, 3);
+  lfm_check_options(L, opts, "split", known);
   int stratify = lfm_optfield_bool(L, opts, "stratify", 0);
   int shuffle = lfm_optfield_bool(L, opts, "shuffle", 1);
   fm_rng r;
-  fm_rng_seed(&r, seed_option(L, opts));
+  fm_rng_seed(&r, lfm_optfield_seed(L, opts, "seed", lfm_rng()));
   int32_t *first = lua_newuserdatauv(L, (size_t)(d->view.n + 1) * sizeof(int32_t), 0);
   int32_t *second = lua_newuserdatauv(L, (size_t)(d->view.n + 1) * sizeof(int32_t), 0);
   int64_t n_first;
@@ -455,15 +492,22 @@ static int batches_next(lua_State *L) {
 
 /* for x, y in ds:batches(size, {shuffle =, seed =}) do ... end */
 static int ds_batches(lua_State *L) {
+  static const char *const known[] = {"shuffle", "seed", NULL};
   dataset *d = check_ds(L, 1);
   lua_Integer size = luaL_optinteger(L, 2, 32);
-  if (size < 1) return luaL_argerror(L, 2, "batch size must be at least 1");
+  if (size < 1)
+    return luaL_argerror(L, 2, lua_pushfstring(L, "batch size must be at least 1, got %I", size));
   int opts = lfm_optopts(L, 3);
+  lfm_check_options(L, opts, "batches", known);
   int shuffle = lfm_optfield_bool(L, opts, "shuffle", 0);
+  /* The global generator gives a seed only to a shuffle that has none (so that plain batches
+   * leave fm.rand's stream alone); a seed given is checked either way. */
+  uint64_t seed = shuffle ? lfm_optfield_seed(L, opts, "seed", lfm_rng())
+                          : (uint64_t)lfm_optfield_int(L, opts, "seed", 0);
   lua_pushvalue(L, 1);
   if (shuffle) {
     fm_rng r;
-    fm_rng_seed(&r, seed_option(L, opts));
+    fm_rng_seed(&r, seed);
     int32_t *order = lua_newuserdatauv(L, (size_t)(d->view.n + 1) * sizeof(int32_t), 0);
     for (int64_t i = 0; i < d->view.n; i++) order[i] = (int32_t)i;
     fm_rng_shuffle(&r, order, d->view.n);

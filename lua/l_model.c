@@ -6,6 +6,9 @@
  * the stack, so an error anywhere frees them. Training runs in the engine; this file shows the
  * progress bar, calls the Lua callback, validates, stops early and keeps the history. */
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <stdint.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fm_check.h"
 #include "fm_eval.h"
 #include "fm_modelfile.h"
 #include "fm_net.h"
@@ -61,10 +65,15 @@ static double now(void) {
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* A block of `bytes`, 64-byte aligned, owned by a userdata pushed on the stack. */
-static void *push_block(lua_State *L, size_t bytes) {
-  if (bytes > SIZE_MAX - ALIGN) luaL_error(L, "not enough memory (%zu bytes asked)", bytes);
-  uintptr_t p = (uintptr_t)lua_newuserdatauv(L, bytes + ALIGN, 0);
+/* A block of count elements of `size` bytes, 64-byte aligned, owned by a userdata pushed on the
+ * stack. Raises naming `what` when the byte count would not fit a size_t (Lua itself raises when
+ * the memory cannot be had). */
+static void *push_array(lua_State *L, int64_t count, size_t size, const char *what) {
+  int64_t bytes = 0;
+  if (!fm_mul_within(count, (int64_t)size, (int64_t)(SIZE_MAX / 2) - ALIGN, &bytes))
+    luaL_error(L, "%s: cannot allocate %f elements of %d bytes", what, (lua_Number)count,
+               (int)size);
+  uintptr_t p = (uintptr_t)lua_newuserdatauv(L, (size_t)bytes + ALIGN, 0);
   return (void *)((p + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
 }
 
@@ -78,15 +87,15 @@ static model *new_model(lua_State *L, const char *kind, int in_h, int in_w, int 
   if (n < 1 || n > FM_NET_MAX_LAYERS)
     luaL_error(L, "%s: 1 to %d layers, not %d", kind, FM_NET_MAX_LAYERS, n);
   /* A first build into scratch says how many floats the model needs. */
-  fm_layer *scratch = push_block(L, sizeof(fm_layer) * (size_t)n);
+  fm_layer *scratch = push_array(L, n, sizeof(fm_layer), kind);
   fm_net net;
   if (fm_net_build(&net, scratch, in_h, in_w, in_c, specs, n) != FM_OK) lfm_engine_error(L, kind);
   lua_pop(L, 1);
+  /* fm_net_build holds n_params and n_state to FM_NET_MAX_PARAMS, so this cannot overflow */
   size_t head = align_up(sizeof(model)), spec_bytes = align_up(sizeof(fm_layer_spec) * (size_t)n);
   size_t layer_bytes = align_up(sizeof(fm_layer) * (size_t)n);
   size_t floats = (size_t)net.n_params * 2 + (size_t)net.n_state;
-  size_t bytes = head + spec_bytes + layer_bytes + ALIGN + floats * sizeof(float);
-  model *m = lua_newuserdatauv(L, bytes, 1);
+  model *m = lua_newuserdatauv(L, head + spec_bytes + layer_bytes + ALIGN + floats * sizeof(float), 1);
   memset(m, 0, sizeof *m);
   snprintf(m->kind, sizeof m->kind, "%s", kind);
   m->n_layers = n;
@@ -108,12 +117,76 @@ static model *new_model(lua_State *L, const char *kind, int in_h, int in_w, int 
   return m;
 }
 
+/* ---- checking values ---- */
+
+/* Pushes a short description of the value at idx for an error message: numbers and strings as
+ * they are, anything else by its type (no __tostring of the caller's runs). */
+static const char *describe(lua_State *L, int idx) {
+  switch (lua_type(L, idx)) {
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) return lua_pushfstring(L, "%I", lua_tointeger(L, idx));
+      return lua_pushfstring(L, "%f", lua_tonumber(L, idx));
+    case LUA_TSTRING: return lua_pushfstring(L, "'%s'", lua_tostring(L, idx));
+    default: return lua_pushstring(L, luaL_typename(L, idx));
+  }
+}
+
+/* The value at idx as an integer in [lo, hi]: a number with an integral value (8.0 is 8; 8.7,
+ * NaN, strings and 2^63 are not). 0 when it is not. */
+static int integer_in(lua_State *L, int idx, lua_Integer lo, lua_Integer hi, lua_Integer *v) {
+  int isnum = 0;
+  *v = 0;
+  if (lua_type(L, idx) == LUA_TNUMBER) *v = lua_tointegerx(L, idx, &isnum);
+  return isnum && *v >= lo && *v <= hi;
+}
+
+/* A number option that must lie in [lo, hi] (the ends excluded as `open` says: 1 low, 2 high);
+ * NaN never does. The error names the key, the range and the value. */
+enum { OPEN_LO = 1, OPEN_HI = 2 };
+static double opt_number(lua_State *L, int opts, const char *key, double def, double lo,
+                         double hi, int open) {
+  double v = lfm_optfield_num(L, opts, key, def);
+  int ok = (open & OPEN_LO ? v > lo : v >= lo) && (open & OPEN_HI ? v < hi : v <= hi);
+  if (!ok) {
+    char range[96];
+    snprintf(range, sizeof range, "%c%g, %g%c, got %g", open & OPEN_LO ? '(' : '[', lo, hi,
+             open & OPEN_HI ? ')' : ']', v);
+    luaL_error(L, "option '%s' must be a number in %s", key, range);
+  }
+  return v;
+}
+
+/* A path argument: a string without embedded zeros (the C library would stop at the first). */
+static const char *check_path(lua_State *L, int arg) {
+  size_t len;
+  const char *path = luaL_checklstring(L, arg, &len);
+  if (strlen(path) != len) luaL_argerror(L, arg, "a file name cannot hold a zero byte");
+  return path;
+}
+
+/* The table at idx must be a plain list: keys 1..#t only (read raw, so no __len or __index of the
+ * caller's runs). Returns its length. */
+static int check_list(lua_State *L, int idx, const char *what, int max) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_Integer k;
+    lua_pop(L, 1);
+    if (!integer_in(L, -1, 1, n, &k))
+      luaL_error(L, "%s must be a list, but it has the key %s", what, describe(L, -1));
+  }
+  if (n > max) luaL_error(L, "%s: at most %d entries, not %I", what, max, n);
+  return (int)n;
+}
+
 /* ---- building: layer descriptions from Lua ----
- * A layer is a name ("relu") or a table: the name first, then the kind's positional fields, then
- * named ones: {"conv2d", 32, 3, padding = "same", stride = 2}. Every kind's fields come from the
- * engine's table (fm_layer_type); besides them any layer takes `name` (a string other layers can
- * use as an input) and `inputs` (a list of earlier layers: names, 1-based indices, negative offsets
- * -1 for the layer before, or "input" for the network input). */
+ * A layer is a name ("relu") or a table: the name first, then the kind's fields by position or by
+ * key: {"conv2d", 32, 3, padding = "same", stride = 2}. Every kind's fields come from the engine's
+ * table (fm_layer_type); besides them any layer takes `name` (a string later layers can give as an
+ * input) and `inputs` (a list of earlier layers: names, 1-based indices, negative offsets -1 for
+ * the layer before, or "input" for the network input). Tables are read raw: no __index or __len
+ * of the caller's runs. Unknown keys, wrong types, fractional or out-of-range values are errors
+ * naming the layer, the key and the valid keys. */
 
 /* "dense, conv2d, ..." from the engine's table. */
 static const char *known_layers(lua_State *L) {
@@ -127,7 +200,7 @@ static const char *known_layers(lua_State *L) {
   return lua_tostring(L, -1);
 }
 
-/* "units, bias, init, name, inputs" for a kind. */
+/* "units, bias, init, name, inputs": the keys a kind takes. */
 static const char *known_fields(lua_State *L, const fm_layer_type *t) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
@@ -140,7 +213,7 @@ static const char *known_fields(lua_State *L, const fm_layer_type *t) {
   return lua_tostring(L, -1);
 }
 
-static const fm_field *field_at(const fm_layer_type *t, int position) {
+static const fm_field *field_at(const fm_layer_type *t, lua_Integer position) {
   for (const fm_field *f = t->fields; f->name; f++)
     if (f->position == position) return f;
   return NULL;
@@ -152,14 +225,15 @@ static const fm_field *field_named(const fm_layer_type *t, const char *name) {
   return NULL;
 }
 
-/* An integer in [lo, hi] at the top of the stack, for field `what` of layer i. */
+/* The value at the top of the stack as an integer in [lo, hi], for key `what` of layer i. */
 static int layer_int(lua_State *L, int i, const fm_layer_type *t, const char *what, double lo,
                      double hi) {
-  int isint;
-  lua_Integer v = lua_tointegerx(L, -1, &isint);
-  if (!isint || lua_type(L, -1) != LUA_TNUMBER || v < lo || v > hi)
-    luaL_error(L, "layers[%d] (%s): %s must be an integer from %.0f to %.0f, got %s", i, t->name,
-               what, lo, hi, luaL_tolstring(L, -1, NULL));
+  lua_Integer v;
+  if (!integer_in(L, -1, (lua_Integer)lo, (lua_Integer)hi, &v)) {
+    const char *got = describe(L, -1);
+    luaL_error(L, "layers[%d] (%s): %s must be an integer from %I to %I, got %s", i, t->name,
+               what, (lua_Integer)lo, (lua_Integer)hi, got);
+  }
   return (int)v;
 }
 
@@ -171,22 +245,27 @@ static void set_field(lua_State *L, int i, const fm_layer_type *t, const fm_fiel
   switch (f->type) {
     case FM_FIELD_INT: iv = layer_int(L, i, t, f->name, f->lo, f->hi); break;
     case FM_FIELD_FLOAT: {
-      int isnum;
-      lua_Number v = lua_tonumberx(L, -1, &isnum);
-      if (!isnum || lua_type(L, -1) != LUA_TNUMBER || !(v >= f->lo && v <= f->hi))
-        luaL_error(L, "layers[%d] (%s): %s must be a number from %g to %g, got %s", i, t->name,
-                   f->name, f->lo, f->hi, luaL_tolstring(L, -1, NULL));
+      lua_Number v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : NAN;
+      /* The dropout rate stops short of 1. */
+      int open_hi = f->offset == offsetof(fm_layer_spec, rate);
+      if (!(v >= f->lo && (open_hi ? v < f->hi : v <= f->hi))) {
+        const char *got = describe(L, -1);
+        char range[64];
+        snprintf(range, sizeof range, "[%g, %g%c", f->lo, f->hi, open_hi ? ')' : ']');
+        luaL_error(L, "layers[%d] (%s): %s must be a number in %s, got %s", i, t->name, f->name,
+                   range, got);
+      }
       float fv = (float)v;
       memcpy(at, &fv, sizeof fv);
       return;
     }
     case FM_FIELD_KERNEL:
-      if (lua_istable(L, -1)) {
-        if (luaL_len(L, -1) != 2)
+      if (lua_type(L, -1) == LUA_TTABLE) {
+        if (lua_rawlen(L, -1) != 2)
           luaL_error(L, "layers[%d] (%s): kernel must be a size or {height, width}", i, t->name);
-        lua_geti(L, -1, 1);
+        lua_rawgeti(L, -1, 1);
         s->kh = layer_int(L, i, t, "kernel height", f->lo, f->hi);
-        lua_geti(L, -2, 2);
+        lua_rawgeti(L, -2, 2);
         s->kw = layer_int(L, i, t, "kernel width", f->lo, f->hi);
         lua_pop(L, 2);
       } else {
@@ -194,27 +273,27 @@ static void set_field(lua_State *L, int i, const fm_layer_type *t, const fm_fiel
       }
       return;
     case FM_FIELD_PADDING: {
-      const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-      if (!v || (strcmp(v, "same") != 0 && strcmp(v, "valid") != 0))
-        luaL_error(L, "layers[%d] (%s): padding must be \"valid\" or \"same\", got %s", i, t->name,
-                   luaL_tolstring(L, -1, NULL));
+      const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+      if (strcmp(v, "same") != 0 && strcmp(v, "valid") != 0)
+        luaL_error(L, "layers[%d] (%s): padding must be \"valid\" or \"same\", not %s", i,
+                   t->name, describe(L, -1));
       iv = strcmp(v, "same") == 0;
       break;
     }
     case FM_FIELD_BIAS:
       if (!lua_isboolean(L, -1))
         luaL_error(L, "layers[%d] (%s): bias must be true or false, got %s", i, t->name,
-                   luaL_tolstring(L, -1, NULL));
+                   describe(L, -1));
       iv = !lua_toboolean(L, -1);
       break;
     case FM_FIELD_INIT: {
       static const char *const inits[] = {"auto", "he", "glorot", "zeros", NULL};
-      const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+      const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
       int k = 0;
-      while (v && inits[k] && strcmp(inits[k], v) != 0) k++;
-      if (!v || !inits[k])
+      while (inits[k] && strcmp(inits[k], v) != 0) k++;
+      if (!inits[k])
         luaL_error(L, "layers[%d] (%s): init must be \"auto\", \"he\", \"glorot\" or \"zeros\", "
-                   "got %s", i, t->name, luaL_tolstring(L, -1, NULL));
+                   "not %s", i, t->name, describe(L, -1));
       iv = k; /* FM_INIT_AUTO, HE, GLOROT, ZERO in this order */
       break;
     }
@@ -222,113 +301,130 @@ static void set_field(lua_State *L, int i, const fm_layer_type *t, const fm_fiel
   memcpy(at, &iv, sizeof iv);
 }
 
-/* One input reference at the top of the stack, for layer i (1-based) of a list whose names are
- * in the table at `names` (name -> 1-based index). Returns the 0-based layer or FM_NET_INPUT. */
+/* One input reference at the top of the stack, for layer i (1-based), names in the table at
+ * `names` (name -> 1-based index). Returns the 0-based layer or FM_NET_INPUT. */
 static int resolve_input(lua_State *L, int i, int names) {
   if (lua_type(L, -1) == LUA_TSTRING) {
     const char *ref = lua_tostring(L, -1);
     if (strcmp(ref, "input") == 0) return FM_NET_INPUT;
-    if (lua_getfield(L, names, ref) != LUA_TNUMBER)
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, names) != LUA_TNUMBER)
       luaL_error(L, "layers[%d]: input '%s' names no earlier layer", i, ref);
     int at = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
     return at - 1;
   }
-  int isint;
-  lua_Integer k = lua_tointegerx(L, -1, &isint);
-  if (!isint || lua_type(L, -1) != LUA_TNUMBER || k == 0 || k >= i || k < -(lua_Integer)(i - 1) - 1)
+  lua_Integer k;
+  if (!integer_in(L, -1, -(lua_Integer)i, i - 1, &k) || k == 0)
     luaL_error(L, "layers[%d]: an input is a name, \"input\", an earlier layer's index (1 to %d) "
-               "or an offset (-1 the layer before), not %s", i, i - 1, luaL_tolstring(L, -1, NULL));
+               "or an offset (-1 the layer before), not %s", i, i - 1, describe(L, -1));
   lua_Integer at = k > 0 ? k : i + k; /* 1-based; 0 means the network input */
   return at == 0 ? FM_NET_INPUT : (int)at - 1;
 }
 
-/* Layer i (1-based) at stack index idx into s; records its name in `names`. */
+/* `inputs` of layer i at the top of the stack into s. */
+static void layer_inputs(lua_State *L, int i, const fm_layer_type *t, int names, fm_layer_spec *s) {
+  if (lua_type(L, -1) != LUA_TTABLE)
+    luaL_error(L, "layers[%d] (%s): inputs must be a list of earlier layers, got %s", i, t->name,
+               luaL_typename(L, -1));
+  int list = lua_gettop(L);
+  int n = check_list(L, list, "inputs", FM_NET_MAX_INPUTS);
+  if (n < 1) luaL_error(L, "layers[%d] (%s): inputs is empty", i, t->name);
+  s->n_inputs = n;
+  for (int k = 1; k <= n; k++) {
+    lua_rawgeti(L, list, k);
+    s->inputs[k - 1] = resolve_input(L, i, names);
+    lua_pop(L, 1);
+  }
+}
+
+/* `name` of layer i at the top of the stack, recorded in `names`. */
+static void layer_name_key(lua_State *L, int i, const fm_layer_type *t, int names) {
+  if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "input") == 0)
+    luaL_error(L, "layers[%d] (%s): name must be a string other than \"input\", got %s", i,
+               t->name, describe(L, -1));
+  lua_pushvalue(L, -1);
+  if (lua_rawget(L, names) != LUA_TNIL)
+    luaL_error(L, "layers[%d] (%s): the name '%s' is taken by layers[%d]", i, t->name,
+               lua_tostring(L, -2), (int)lua_tointeger(L, -1));
+  lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  lua_pushinteger(L, i);
+  lua_rawset(L, names);
+}
+
+/* Layer i (1-based) at stack index idx into s; `names` maps names to layers. */
 static void parse_layer(lua_State *L, int idx, int i, int names, fm_layer_spec *s) {
   memset(s, 0, sizeof *s);
   int top = lua_gettop(L);
-  int is_table = lua_istable(L, idx);
+  int is_table = lua_type(L, idx) == LUA_TTABLE;
   if (is_table)
-    lua_geti(L, idx, 1);
+    lua_rawgeti(L, idx, 1);
   else
     lua_pushvalue(L, idx);
-  const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-  if (!name) luaL_error(L, "layers[%d]: a name or a table like {\"dense\", 128} expected", i);
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "layers[%d]: a layer name or a table like {\"dense\", 128} expected, got %s", i,
+               is_table ? describe(L, -1) : luaL_typename(L, idx));
+  const char *name = lua_tostring(L, -1);
   if (strcmp(name, "conv") == 0) name = "conv2d"; /* the short name Keras users type */
   const fm_layer_type *t = fm_layer_type_named(name);
   if (!t) luaL_error(L, "layers[%d]: unknown layer '%s' (known: %s)", i, name, known_layers(L));
   s->kind = t->kind;
   if (is_table) {
-    lua_Integer len = luaL_len(L, idx);
-    for (lua_Integer k = 2; k <= len; k++) {
-      const fm_field *f = field_at(t, (int)k);
-      if (!f)
-        luaL_error(L, "layers[%d] (%s): %I values given without names, %s takes %d", i, t->name,
-                   len - 1, t->name, (int)(k - 2));
-      lua_geti(L, idx, k);
-      set_field(L, i, t, f, s);
-      lua_pop(L, 1);
-    }
+    lua_Integer len = (lua_Integer)lua_rawlen(L, idx);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-      if (lua_type(L, -2) == LUA_TNUMBER && lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1 &&
-          lua_tointeger(L, -2) <= len) {
+      lua_Integer pos;
+      if (integer_in(L, -2, 1, 1, &pos)) { /* the name */
         lua_pop(L, 1);
         continue;
       }
+      const fm_field *f = NULL;
       const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-      const fm_field *f = key ? field_named(t, key) : NULL;
-      if (f) {
-        if (f->position && (lua_Integer)f->position <= len)
-          luaL_error(L, "layers[%d] (%s): %s given twice", i, t->name, key);
-        set_field(L, i, t, f, s);
+      if (integer_in(L, -2, 2, len, &pos) && (f = field_at(t, pos)) != NULL) {
+        /* a value by position */
+      } else if (key && (f = field_named(t, key)) != NULL) {
+        if (f->position && f->position <= len)
+          luaL_error(L, "layers[%d] (%s): '%s' is given twice, by position and by key", i,
+                     t->name, key);
       } else if (key && strcmp(key, "name") == 0) {
-        if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "input") == 0)
-          luaL_error(L, "layers[%d] (%s): name must be a string other than \"input\"", i, t->name);
-        lua_pushvalue(L, -1);
-        if (lua_rawget(L, names) != LUA_TNIL)
-          luaL_error(L, "layers[%d] (%s): the name '%s' is taken by layers[%d]", i, t->name,
-                     lua_tostring(L, -2), (int)lua_tointeger(L, -1));
-        lua_pop(L, 1);
-        lua_pushvalue(L, -1);
-        lua_pushinteger(L, i);
-        lua_rawset(L, names);
+        layer_name_key(L, i, t, names);
       } else if (key && strcmp(key, "inputs") == 0) {
-        if (!lua_istable(L, -1))
-          luaL_error(L, "layers[%d] (%s): inputs must be a list of earlier layers", i, t->name);
-        lua_Integer n = luaL_len(L, -1);
-        if (n < 1 || n > FM_NET_MAX_INPUTS)
-          luaL_error(L, "layers[%d] (%s): 1 to %d inputs, not %I", i, t->name, FM_NET_MAX_INPUTS, n);
-        s->n_inputs = (int)n;
-        for (lua_Integer k = 1; k <= n; k++) {
-          lua_geti(L, -1, k);
-          s->inputs[k - 1] = resolve_input(L, i, names);
-          lua_pop(L, 1);
-        }
+        layer_inputs(L, i, t, names, s);
       } else {
-        luaL_error(L, "layers[%d] (%s): unknown key '%s' (known: %s)", i, t->name,
-                   key ? key : luaL_typename(L, -2), known_fields(L, t));
+        const char *bad = describe(L, -2);
+        const char *valid = known_fields(L, t);
+        luaL_error(L, "layers[%d] (%s): unknown key %s (valid keys: %s)", i, t->name, bad, valid);
       }
-      lua_pop(L, 1);
+      if (f) set_field(L, i, t, f, s);
+      lua_settop(L, top + 2); /* the name and the key */
     }
   }
+  /* Fields a kind cannot do without. */
+  if ((t->kind == FM_LAYER_DENSE || t->kind == FM_LAYER_CONV2D) && s->units == 0)
+    luaL_error(L, "layers[%d]: %s needs %s, e.g. %s", i, t->name,
+               t->kind == FM_LAYER_DENSE ? "units" : "filters",
+               t->kind == FM_LAYER_DENSE ? "{\"dense\", 128}" : "{\"conv2d\", 32, 3}");
+  if (t->kind == FM_LAYER_CONV2D && s->kh == 0) s->kh = s->kw = 3;
+  if (t->kind == FM_LAYER_DROPOUT && !is_table)
+    luaL_error(L, "layers[%d]: dropout needs rate, e.g. {\"dropout\", 0.5}", i);
   lua_settop(L, top);
 }
 
-/* Builds the model of kind `kind` from the list of layers at index `list`. */
+/* Builds a model of kind `kind` from the list of layers at index `list`; pushes it. */
 static model *model_from_list(lua_State *L, const char *kind, int list) {
-  lua_Integer n = luaL_len(L, list);
-  if (n < 1 || n > FM_NET_MAX_LAYERS)
-    luaL_error(L, "%s: 1 to %d layers, not %I", kind, FM_NET_MAX_LAYERS, n);
-  fm_layer_spec *specs = push_block(L, sizeof(fm_layer_spec) * (size_t)n);
+  int n = check_list(L, list, lua_pushfstring(L, "%s: layers", kind), FM_NET_MAX_LAYERS);
+  lua_pop(L, 1);
+  if (n < 1) luaL_error(L, "%s: 1 to %d layers, not %d", kind, FM_NET_MAX_LAYERS, n);
+  fm_layer_spec *specs = push_array(L, n, sizeof(fm_layer_spec), kind);
   lua_newtable(L); /* names */
   int names = lua_gettop(L);
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_geti(L, list, i);
-    parse_layer(L, lua_gettop(L), (int)i, names, &specs[i - 1]);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    parse_layer(L, lua_gettop(L), i, names, &specs[i - 1]);
     lua_pop(L, 1);
   }
-  model *m = new_model(L, kind, 28, 28, 1, specs, (int)n);
+  model *m = new_model(L, kind, 28, 28, 1, specs, n);
   lua_replace(L, names - 1); /* the model takes the specs' place */
   lua_settop(L, names - 1);
   return m;
@@ -336,7 +432,7 @@ static model *model_from_list(lua_State *L, const char *kind, int list) {
 
 /* A spec list built in C for the preset models. */
 typedef struct spec_list {
-  fm_layer_spec s[40];
+  fm_layer_spec s[32];
   int n;
 } spec_list;
 
@@ -348,9 +444,9 @@ static void add_layer(spec_list *d, fm_layer_kind kind, int units, float rate) {
   s->rate = rate;
 }
 
-/* Seeds the weights from opts.seed, or from the generator fm.seed controls. */
-static void init_weights(lua_State *L, model *m, int opts) {
-  fm_net_init(&m->net, lfm_optfield_seed(L, opts, "seed", lfm_rng()));
+/* l2 of the constructors: the default weight decay of fit. */
+static double l2_option(lua_State *L, int opts) {
+  return opt_number(L, opts, "l2", 0.0, 0.0, FLT_MAX, 0);
 }
 
 /* fm.LogReg{l2 =}: one dense layer from the 784 pixels to the 10 classes, starting from zero. */
@@ -358,11 +454,16 @@ static int model_logreg(lua_State *L) {
   int opts = lfm_optopts(L, 1);
   static const char *const known[] = {"l2", "seed", NULL}; /* seed: accepted, nothing random */
   lfm_check_options(L, opts, "LogReg", known);
-  if (opts) lfm_optfield_seed(L, opts, "seed", lfm_rng()); /* checked */
+  double l2 = l2_option(L, opts);
+  /* checked like everywhere else, but no number is drawn from fm.seed's generator when it is
+   * absent (that would change what every later default seed is) */
+  int has_seed = opts && lua_getfield(L, opts, "seed") != LUA_TNIL;
+  if (opts) lua_pop(L, 1);
+  if (has_seed) lfm_optfield_seed(L, opts, "seed", lfm_rng());
   spec_list d = {.n = 0};
   add_layer(&d, FM_LAYER_DENSE, FM_CLASSES, 0);
   model *m = new_model(L, "LogReg", 28, 28, 1, d.s, d.n);
-  m->def.weight_decay = lfm_optfield_num(L, opts, "l2", 0.0);
+  m->def.weight_decay = l2;
   /* Zero weights, as logistic regression usually starts: a pixel that is rarely lit then keeps a
    * weight near 0 instead of its random start, and the weight maps show what was learnt (the
    * parameters of a new model are zero). */
@@ -374,21 +475,23 @@ static int model_mlp(lua_State *L) {
   int opts = lfm_optopts(L, 1);
   static const char *const known[] = {"hidden", "dropout", "l2", "seed", NULL};
   lfm_check_options(L, opts, "MLP", known);
-  double dropout = lfm_optfield_num(L, opts, "dropout", 0.2);
-  if (!(dropout >= 0 && dropout < 1)) return luaL_error(L, "MLP: dropout must be in [0, 1)");
-  int hidden[8] = {256, 128}, nh = 2;
+  double dropout = opt_number(L, opts, "dropout", 0.2, 0.0, 1.0, OPEN_HI);
+  double l2 = l2_option(L, opts);
+  uint64_t seed = lfm_optfield_seed(L, opts, "seed", lfm_rng());
+  enum { MAX_HIDDEN = 8 };
+  int hidden[MAX_HIDDEN] = {256, 128}, nh = 2;
   if (opts && lua_getfield(L, opts, "hidden") != LUA_TNIL) {
-    if (!lua_istable(L, -1)) return luaL_error(L, "MLP: hidden must be a list of layer sizes");
-    lua_Integer len = luaL_len(L, -1);
-    if (len < 0 || len > 8) return luaL_error(L, "MLP: at most 8 hidden layers");
-    nh = (int)len;
+    if (!lua_istable(L, -1))
+      return luaL_error(L, "MLP: hidden must be a list of layer sizes, got %s",
+                        luaL_typename(L, -1));
+    int list = lua_gettop(L);
+    nh = check_list(L, list, "MLP: hidden", MAX_HIDDEN);
     for (int i = 0; i < nh; i++) {
-      lua_geti(L, -1, i + 1);
-      int isint;
-      lua_Integer v = lua_tointegerx(L, -1, &isint);
-      if (!isint || v < 1 || v > (1 << 24))
-        return luaL_error(L, "MLP: hidden[%d] must be an integer from 1 to 16777216, got %s",
-                          i + 1, luaL_tolstring(L, -1, NULL));
+      lua_Integer v;
+      lua_rawgeti(L, list, i + 1);
+      if (!integer_in(L, -1, 1, FM_NET_MAX_DIM, &v))
+        return luaL_error(L, "MLP: hidden[%d] must be an integer from 1 to %d, got %s", i + 1,
+                          FM_NET_MAX_DIM, describe(L, -1));
       hidden[i] = (int)v;
       lua_pop(L, 1);
     }
@@ -402,34 +505,37 @@ static int model_mlp(lua_State *L) {
   }
   add_layer(&d, FM_LAYER_DENSE, FM_CLASSES, 0);
   model *m = new_model(L, "MLP", 28, 28, 1, d.s, d.n);
-  m->def.weight_decay = lfm_optfield_num(L, opts, "l2", 0.0);
-  init_weights(L, m, opts);
+  m->def.weight_decay = l2;
+  fm_net_init(&m->net, seed);
   return 1;
 }
 
-/* fm.Model{layers = {...}, kind =, l2 =, seed =}: any network of layers (see parse_layer).
- * fm.CNN{layers =, l2 =, seed =} is the same with kind "CNN" and, without layers, the reference
- * net: conv 3x3x32, ReLU, max-pool -> conv 3x3x64, ReLU, max-pool -> dense 128, ReLU, dropout 0.5
- * -> dense 10. */
+/* fm.Model{layers = {...}, kind =, l2 =, seed =}: any network of layers (see parse_layer; the
+ * containers of fmnist.nets are compiled to such lists in Lua first). fm.CNN{layers =, l2 =,
+ * seed =} is the same with kind "CNN" and, without layers, the reference net: conv 3x3x32, ReLU,
+ * max-pool -> conv 3x3x64, ReLU, max-pool -> dense 128, ReLU, dropout 0.5 -> dense 10. */
 static int model_graph(lua_State *L, const char *kind, int require_layers) {
   int opts = lfm_optopts(L, 1);
   static const char *const known[] = {"layers", "kind", "l2", "seed", NULL};
   lfm_check_options(L, opts, kind, known);
+  double l2 = l2_option(L, opts);
+  uint64_t seed = lfm_optfield_seed(L, opts, "seed", lfm_rng());
   if (opts && lua_getfield(L, opts, "kind") != LUA_TNIL) {
     size_t len;
     const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-    if (!k || len < 1 || len > 15 || strpbrk(k, "\n\r="))
-      return luaL_error(L, "%s: kind must be a name of 1 to 15 characters", kind);
+    if (!k || len < 1 || len > 15 || strlen(k) != len || strpbrk(k, "\n\r="))
+      return luaL_error(L, "%s: kind must be a name of 1 to 15 characters, got %s", kind,
+                        describe(L, -1));
     kind = k; /* anchored at this stack slot until the model is built */
-  } else if (opts) {
-    lua_pop(L, 1);
-    lua_pushnil(L);
   } else {
+    lua_settop(L, opts ? opts : 1);
     lua_pushnil(L);
   }
   model *m;
   if (opts && lua_getfield(L, opts, "layers") != LUA_TNIL) {
-    if (!lua_istable(L, -1)) return luaL_error(L, "%s: layers must be a list of layers", kind);
+    if (!lua_istable(L, -1))
+      return luaL_error(L, "%s: layers must be a list of layers, got %s", kind,
+                        luaL_typename(L, -1));
     m = model_from_list(L, kind, lua_gettop(L));
   } else if (require_layers) {
     return luaL_error(L, "%s: layers = {...} is required", kind);
@@ -438,8 +544,8 @@ static int model_graph(lua_State *L, const char *kind, int require_layers) {
     int n = fm_reference_cnn(specs);
     m = new_model(L, kind, 28, 28, 1, specs, n);
   }
-  m->def.weight_decay = lfm_optfield_num(L, opts, "l2", 0.0);
-  init_weights(L, m, opts);
+  m->def.weight_decay = l2;
+  fm_net_init(&m->net, seed);
   return 1;
 }
 
@@ -449,16 +555,16 @@ static int model_generic(lua_State *L) { return model_graph(L, "Model", 1); }
 /* ---- workspace and inputs ---- */
 
 static int thread_option(lua_State *L, int opts) {
-  lua_Integer t = lfm_optfield_int(L, opts, "threads", fm_default_threads());
-  if (t < 1 || t > FM_NET_MAX_SHARDS) luaL_error(L, "option 'threads' must be 1 to %d", FM_NET_MAX_SHARDS);
-  return (int)t;
+  return (int)lfm_optfield_range(L, opts, "threads", fm_default_threads(), 1, FM_NET_MAX_SHARDS);
 }
 
 /* Pushes a workspace userdata and fills w. */
-static void push_work(lua_State *L, const model *m, fm_work *w, int batch, int threads) {
+static void push_work(lua_State *L, const model *m, fm_work *w, int batch, int threads,
+                      const char *fname) {
   size_t bytes = fm_work_bytes(&m->net, batch, threads);
-  void *mem = push_block(L, bytes);
-  if (fm_work_init(w, &m->net, batch, threads, mem, bytes) != FM_OK) lfm_engine_error(L, "model");
+  if (bytes == 0) lfm_engine_error(L, fname);
+  void *mem = push_array(L, (int64_t)bytes, 1, fname);
+  if (fm_work_init(w, &m->net, batch, threads, mem, bytes) != FM_OK) lfm_engine_error(L, fname);
 }
 
 /* A tensor of images for the model: its element count a multiple of the input size (784):
@@ -473,6 +579,9 @@ static int64_t tensor_images(lua_State *L, const model *m, fm_tensor *t, const c
   return t->numel / in;
 }
 
+/* Images per call of the engine: a few images should not pay for a workspace of 256. */
+static int chunk_for(int64_t n) { return n < PREDICT_BATCH ? (int)(n ? n : 1) : PREDICT_BATCH; }
+
 /* Runs the model over a dataset or a tensor; pushes probabilities (n x classes) or predictions. */
 static int predict_common(lua_State *L, int want_probs, const char *fname) {
   model *m = check_model(L, 1);
@@ -480,13 +589,14 @@ static int predict_common(lua_State *L, int want_probs, const char *fname) {
   fm_tensor *t = d ? NULL : lfm_totensor(L, 2);
   if (!d && !t) return luaL_typeerror(L, 2, "fmnist.Dataset or fmnist.Tensor");
   int opts = lfm_optopts(L, 3);
+  static const char *const known[] = {"threads", NULL};
+  lfm_check_options(L, opts, fname, known);
   int threads = thread_option(L, opts);
   int64_t n = d ? d->n : tensor_images(L, m, t, fname);
-  /* A workspace no larger than the call needs: a few images should not pay for 256. */
-  int chunk = n < PREDICT_BATCH ? (int)(n ? n : 1) : PREDICT_BATCH;
+  int chunk = chunk_for(n);
   fm_work w;
-  push_work(L, m, &w, chunk, threads);
-  uint8_t *pred = push_block(L, (size_t)n + 1);
+  push_work(L, m, &w, chunk, threads, fname);
+  uint8_t *pred = push_array(L, n + 1, 1, fname);
   float *probs = NULL;
   if (want_probs) {
     int64_t shape[2] = {n, m->net.classes};
@@ -494,8 +604,8 @@ static int predict_common(lua_State *L, int want_probs, const char *fname) {
   }
   int rc;
   if (d) {
-    float *x = push_block(L, sizeof(float) * (size_t)chunk * (size_t)m->net.in_size);
-    uint8_t *y = push_block(L, (size_t)chunk);
+    float *x = push_array(L, (int64_t)chunk * m->net.in_size, sizeof(float), fname);
+    uint8_t *y = push_array(L, chunk, 1, fname);
     rc = fm_eval_dataset(&m->net, &w, d, x, y, chunk, probs, pred, NULL, NULL);
     lua_pop(L, 2);
   } else {
@@ -512,48 +622,137 @@ static int predict_common(lua_State *L, int want_probs, const char *fname) {
 static int model_predict(lua_State *L) { return predict_common(L, 0, "predict"); }
 static int model_predict_proba(lua_State *L) { return predict_common(L, 1, "predict_proba"); }
 
-/* Loss and confusion matrix of the model on a dataset. */
+/* Loss and accuracy of the model on a dataset, and (when confusion is not NULL) its confusion
+ * matrix, net->classes x net->classes. Leaves the stack as it was. */
 static void evaluate_dataset(lua_State *L, model *m, const fm_dataset *d, int threads,
-                             double *loss, int64_t *confusion) {
-  int chunk = d->n < PREDICT_BATCH ? (int)(d->n ? d->n : 1) : PREDICT_BATCH;
+                             const char *fname, double *loss, double *accuracy,
+                             int64_t *confusion) {
+  int chunk = chunk_for(d->n), top = lua_gettop(L);
+  int64_t k = m->net.classes;
   fm_work w;
-  push_work(L, m, &w, chunk, threads);
-  float *x = push_block(L, sizeof(float) * (size_t)chunk * (size_t)m->net.in_size);
-  uint8_t *y = push_block(L, (size_t)chunk);
-  uint8_t *pred = push_block(L, (size_t)d->n + 1);
+  push_work(L, m, &w, chunk, threads, fname);
+  float *x = push_array(L, (int64_t)chunk * m->net.in_size, sizeof(float), fname);
+  uint8_t *y = push_array(L, chunk, 1, fname);
+  uint8_t *pred = push_array(L, chunk, 1, fname);
+  int64_t *counts = confusion ? confusion : push_array(L, k * k, sizeof(int64_t), fname);
   double loss_sum = 0;
   int64_t correct = 0;
-  if (fm_eval_dataset(&m->net, &w, d, x, y, chunk, NULL, pred, &loss_sum, &correct) != FM_OK)
-    lfm_engine_error(L, "evaluate");
+  if (fm_eval_confusion(&m->net, &w, d, x, y, pred, chunk, counts, &loss_sum, &correct) != FM_OK)
+    lfm_engine_error(L, fname);
   *loss = d->n ? loss_sum / (double)d->n : NAN;
-  if (confusion) {
-    memset(confusion, 0, sizeof(int64_t) * FM_CLASSES * FM_CLASSES);
-    for (int64_t i = 0; i < d->n; i++)
-      confusion[d->labels[fm_dataset_row(d, i)] * FM_CLASSES + pred[i]]++;
-  }
-  lua_pop(L, 4);
+  *accuracy = d->n ? (double)correct / (double)d->n : NAN;
+  lua_settop(L, top);
 }
 
-/* model:evaluate(ds) -> result (accuracy, loss, confusion, per-class scores, report()) */
+/* model:evaluate(ds [, {threads =}]) -> result (accuracy, loss, confusion of classes x classes,
+ * per-class scores, report()). The model's classes may outnumber the dataset's labels. */
 static int model_evaluate(lua_State *L) {
   model *m = check_model(L, 1);
   const fm_dataset *d = lfm_checkdataset(L, 2);
   int opts = lfm_optopts(L, 3);
-  if (m->net.classes != FM_CLASSES)
-    return luaL_error(L, "evaluate: the model gives %d classes, not %d", m->net.classes, FM_CLASSES);
-  double loss;
-  int64_t confusion[FM_CLASSES * FM_CLASSES];
-  evaluate_dataset(L, m, d, thread_option(L, opts), &loss, confusion);
-  lfm_push_result(L, confusion, loss);
+  static const char *const known[] = {"threads", NULL};
+  lfm_check_options(L, opts, "evaluate", known);
+  int threads = thread_option(L, opts);
+  int64_t k = m->net.classes;
+  int64_t *confusion = push_array(L, k * k, sizeof(int64_t), "evaluate");
+  double loss, accuracy;
+  evaluate_dataset(L, m, d, threads, "evaluate", &loss, &accuracy, confusion);
+  lfm_push_result(L, confusion, (int)k, loss);
   return 1;
 }
 
 /* ---- training ---- */
 
+/* Ctrl-C while fit runs. The handler sets a flag, which stops the C training loop after the
+ * current batch, and (as lua.c does) a hook on the Lua state of the innermost fit, which stops Lua
+ * code such as a runaway on_epoch: setting a hook is the one thing a signal handler may do to a
+ * Lua state. fit_state is that state, NULL when no fit runs. */
 static volatile sig_atomic_t interrupted;
+static lua_State *volatile fit_state;
+
+/* Raises in Lua code only: C functions (the guard's __close among them) run to their end, so the
+ * guard always restores the handler. The hook stays until fit ends, so a callback that catches
+ * the error is stopped again at its next instruction. */
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  if (lua_getinfo(L, "S", ar) && ar->what[0] == 'C') return;
+  luaL_error(L, "interrupted!");
+}
+
 static void on_sigint(int sig) {
   (void)sig;
   interrupted = 1;
+  lua_State *L = fit_state;
+  if (L) lua_sethook(L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* The handler it replaced, the fit it nests in and the hook it may replace are kept in a
+ * to-be-closed userdata, so that all come back however fit ends: a return, an engine error, an
+ * error in the user's on_epoch, or an interruption. */
+#define LFM_SIGGUARD "fmnist.SigintGuard"
+typedef struct sigint_guard {
+  struct sigaction old;
+  lua_State *L, *outer; /* this fit's state; the enclosing fit's (a fit inside on_epoch) */
+  lua_Hook old_hook;
+  int old_mask, old_count;
+  int active;
+} sigint_guard;
+
+static void sigint_guard_restore(sigint_guard *g, int with_hook) {
+  if (!g->active) return;
+  sigaction(SIGINT, &g->old, NULL);
+  fit_state = g->outer;
+  if (with_hook && lua_gethook(g->L) == interrupt_hook)
+    lua_sethook(g->L, g->old_hook, g->old_mask, g->old_count);
+  g->active = 0;
+}
+
+static int sigint_guard_close(lua_State *L) {
+  sigint_guard_restore(luaL_checkudata(L, 1, LFM_SIGGUARD), 1);
+  return 0;
+}
+
+/* Only when the guard was never closed, which fit (a C function that cannot yield) does not
+ * allow; its Lua state may be gone by then, so the hook is left alone. */
+static int sigint_guard_gc(lua_State *L) {
+  sigint_guard_restore(luaL_checkudata(L, 1, LFM_SIGGUARD), 0);
+  return 0;
+}
+
+/* Installs the handler and pushes its guard, marked to be closed. */
+static void push_sigint_guard(lua_State *L) {
+  sigint_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
+  memset(g, 0, sizeof *g);
+  if (luaL_newmetatable(L, LFM_SIGGUARD)) {
+    lua_pushcfunction(L, sigint_guard_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, sigint_guard_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  g->L = L;
+  g->outer = fit_state;
+  g->old_hook = lua_gethook(L);
+  g->old_mask = lua_gethookmask(L);
+  g->old_count = lua_gethookcount(L);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  interrupted = 0;
+  fit_state = L;
+  if (sigaction(SIGINT, &sa, &g->old) == 0)
+    g->active = 1;
+  else
+    fit_state = g->outer;
+  lua_toclose(L, -1);
+}
+
+/* Raises fit's error for an interruption after `epochs` epochs, once the guard has put the hook
+ * back (so that the error itself is not interrupted). */
+static int fit_interrupted(lua_State *L, int guard, const model *m, const char *where) {
+  sigint_guard_restore(lua_touserdata(L, guard), 1);
+  return luaL_error(L, "fit: interrupted %s; the model keeps the weights of the %d epochs trained",
+                    where, m->epochs_trained);
 }
 
 typedef struct fit_ctx {
@@ -610,81 +809,194 @@ static void append(lua_State *L, int idx, const char *key, double v) {
     lua_setfield(L, idx, key);
   }
   lua_pushnumber(L, v);
-  lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
   lua_pop(L, 1);
 }
 
-static fm_optim_kind optimizer_option(lua_State *L, int opts, fm_optim_kind def) {
-  if (!opts || lua_getfield(L, opts, "optimizer") == LUA_TNIL) {
-    if (opts) lua_pop(L, 1);
+/* A string option that must be one of the NULL-terminated names; returns its index, or def when
+ * absent. */
+static int opt_choice(lua_State *L, int opts, const char *key, const char *const *names, int def) {
+  if (!opts) return def;
+  if (lua_getfield(L, opts, key) == LUA_TNIL) {
+    lua_pop(L, 1);
     return def;
   }
-  const char *s = lua_tostring(L, -1);
-  fm_optim_kind k = s && strcmp(s, "adam") == 0 ? FM_OPTIM_ADAM
-                    : s && strcmp(s, "sgd") == 0 ? FM_OPTIM_SGD
-                                                 : (fm_optim_kind)0;
-  if (!k) luaL_error(L, "fit: optimizer must be \"adam\" or \"sgd\", not %s", s ? s : luaL_typename(L, -1));
-  lua_pop(L, 1);
-  return k;
+  for (int i = 0; lua_type(L, -1) == LUA_TSTRING && names[i]; i++)
+    if (strcmp(lua_tostring(L, -1), names[i]) == 0) {
+      lua_pop(L, 1);
+      return i;
+    }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 0; names[i]; i++) {
+    lua_pushfstring(L, "%s\"%s\"", i ? ", " : "", names[i]);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  const char *valid = lua_tostring(L, -1), *got = describe(L, -2);
+  return luaL_error(L, "fit: option '%s' must be one of %s, not %s", key, valid, got);
 }
 
-static void schedule_option(lua_State *L, int opts, fm_optim *o, int epochs, fm_sched_kind def) {
-  const char *s;
-  if (!opts || lua_getfield(L, opts, "schedule") == LUA_TNIL) {
-    if (opts) lua_pop(L, 1);
-    s = def == FM_SCHED_COSINE ? "cosine" : def == FM_SCHED_STEP ? "step" : "constant";
-    lua_pushstring(L, s);
-  }
-  s = lua_tostring(L, -1);
-  if (s && strcmp(s, "cosine") == 0) {
-    o->schedule.kind = FM_SCHED_COSINE;
-    o->schedule.total_epochs = epochs;
-    o->schedule.min_lr = lfm_optfield_num(L, opts, "min_lr", 0.0);
-  } else if (s && strcmp(s, "step") == 0) {
-    o->schedule.kind = FM_SCHED_STEP;
-    o->schedule.step_epochs = lfm_optfield_num(L, opts, "step_epochs", 5);
-    o->schedule.gamma = lfm_optfield_num(L, opts, "gamma", 0.1);
-  } else if (!s || strcmp(s, "constant") != 0) {
-    luaL_error(L, "fit: schedule must be \"constant\", \"step\" or \"cosine\", not %s",
-               s ? s : luaL_typename(L, -1));
-  }
+/* Options that only one choice of optimizer or schedule reads are errors with the others, rather
+ * than silently ignored. */
+static void opt_unused(lua_State *L, int opts, const char *key, const char *used_with) {
+  if (!opts) return;
+  if (lua_getfield(L, opts, key) != LUA_TNIL)
+    luaL_error(L, "fit: option '%s' applies only with %s", key, used_with);
   lua_pop(L, 1);
 }
 
-/* While fit runs, Ctrl-C sets a flag that stops training after the current batch. The handler
- * it replaced is kept in a to-be-closed userdata, so that it comes back however fit ends: a
- * return, an engine error, or an error in the user's on_epoch. */
-#define LFM_SIGGUARD "fmnist.SigintGuard"
-typedef struct sigint_guard {
-  struct sigaction old;
-  int active;
-} sigint_guard;
-
-static int sigint_guard_close(lua_State *L) {
-  sigint_guard *g = luaL_checkudata(L, 1, LFM_SIGGUARD);
-  if (g->active) sigaction(SIGINT, &g->old, NULL);
-  g->active = 0;
-  return 0;
+/* optimizer =, lr =, momentum =, nesterov =, weight_decay =, and the schedule with its options. */
+static void optimizer_options(lua_State *L, int opts, const model *m, int epochs, fm_optim *o) {
+  static const char *const optimizers[] = {"adam", "sgd", NULL};
+  static const fm_optim_kind kinds[] = {FM_OPTIM_ADAM, FM_OPTIM_SGD};
+  fm_optim_kind kind =
+      kinds[opt_choice(L, opts, "optimizer", optimizers, m->def.optimizer == FM_OPTIM_SGD)];
+  double lr = opt_number(L, opts, "lr", kind == m->def.optimizer ? m->def.lr : 0.01, 0.0, FLT_MAX,
+                         OPEN_LO);
+  if (kind == FM_OPTIM_ADAM) {
+    opt_unused(L, opts, "momentum", "optimizer = \"sgd\"");
+    opt_unused(L, opts, "nesterov", "optimizer = \"sgd\"");
+    fm_optim_adam(o, lr);
+  } else {
+    fm_optim_sgd(o, lr, opt_number(L, opts, "momentum", 0.9, 0.0, 1.0, OPEN_HI),
+                 lfm_optfield_bool(L, opts, "nesterov", 0));
+  }
+  o->weight_decay = opt_number(L, opts, "weight_decay", m->def.weight_decay, 0.0, FLT_MAX, 0);
+  static const char *const schedules[] = {"constant", "step", "cosine", NULL};
+  static const fm_sched_kind sched[] = {FM_SCHED_CONSTANT, FM_SCHED_STEP, FM_SCHED_COSINE};
+  int def = m->def.schedule == FM_SCHED_COSINE ? 2 : m->def.schedule == FM_SCHED_STEP ? 1 : 0;
+  o->schedule.kind = sched[opt_choice(L, opts, "schedule", schedules, def)];
+  if (o->schedule.kind == FM_SCHED_COSINE) {
+    o->schedule.total_epochs = epochs > 0 ? epochs : 1;
+    o->schedule.min_lr = opt_number(L, opts, "min_lr", 0.0, 0.0, lr, 0);
+  } else {
+    opt_unused(L, opts, "min_lr", "schedule = \"cosine\"");
+  }
+  if (o->schedule.kind == FM_SCHED_STEP) {
+    o->schedule.step_epochs = opt_number(L, opts, "step_epochs", 5, 0.0, 1e9, OPEN_LO);
+    o->schedule.gamma = opt_number(L, opts, "gamma", 0.1, 0.0, FLT_MAX, OPEN_LO);
+  } else {
+    opt_unused(L, opts, "step_epochs", "schedule = \"step\"");
+    opt_unused(L, opts, "gamma", "schedule = \"step\"");
+  }
+  if (fm_optim_check(o) != FM_OK) lfm_engine_error(L, "fit");
 }
 
-/* Installs the handler and pushes its guard, marked to be closed. */
-static void push_sigint_guard(lua_State *L) {
-  sigint_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
-  g->active = 0;
-  if (luaL_newmetatable(L, LFM_SIGGUARD)) {
-    lua_pushcfunction(L, sigint_guard_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, sigint_guard_close);
-    lua_setfield(L, -2, "__gc");
+/* verbose = true/false or 0 (silent), 1 (a progress bar on a terminal and a line per epoch), 2 (a
+ * line per epoch only), as Keras. */
+static int verbose_option(lua_State *L, int opts) {
+  if (!opts) return 1;
+  int t = lua_getfield(L, opts, "verbose");
+  lua_pop(L, 1);
+  if (t == LUA_TNIL) return 1;
+  if (t == LUA_TBOOLEAN) return lfm_optfield_bool(L, opts, "verbose", 1);
+  return (int)lfm_optfield_range(L, opts, "verbose", 1, 0, 2);
+}
+
+/* validation = a dataset, or a fraction held out of the training set (stratified, with the
+ * seed): pushes the training and validation sets and returns the validation set's index, or 0
+ * (nothing pushed) without validation. */
+static int validation_option(lua_State *L, int opts, uint64_t seed) {
+  if (!opts) return 0;
+  if (lua_getfield(L, opts, "validation") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
   }
-  lua_setmetatable(L, -2);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
-  sigemptyset(&sa.sa_mask);
-  interrupted = 0;
-  if (sigaction(SIGINT, &sa, &g->old) == 0) g->active = 1;
-  lua_toclose(L, -1);
+  if (lfm_todataset(L, -1)) {
+    lua_pushvalue(L, 2);
+    lua_insert(L, -2);
+    return lua_gettop(L);
+  }
+  if (lua_type(L, -1) != LUA_TNUMBER)
+    luaL_error(L, "fit: option 'validation' must be a dataset or a fraction in (0, 1), got %s",
+               luaL_typename(L, -1));
+  double frac = lua_tonumber(L, -1);
+  if (!(frac > 0 && frac < 1))
+    luaL_error(L, "fit: validation fraction must be in (0, 1), got %f", (lua_Number)frac);
+  lua_pop(L, 1);
+  /* ds:split(1 - frac, {seed = seed, stratify = true}) */
+  lua_getfield(L, 2, "split");
+  lua_pushvalue(L, 2);
+  lua_pushnumber(L, 1 - frac);
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, (lua_Integer)seed);
+  lua_setfield(L, -2, "seed");
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "stratify");
+  lua_call(L, 3, 2);
+  return lua_gettop(L);
+}
+
+/* Everything fit reads from its options, checked before any training starts. */
+typedef struct fit_options {
+  int epochs, batch, threads, patience, restore_best, shuffle, verbose;
+  uint64_t seed;
+  fm_optim opt;
+  int train, val;  /* stack indices of the training and validation sets (val 0: none) */
+  int on_epoch;    /* stack index of the callback, or 0 */
+} fit_options;
+
+static void fit_options_read(lua_State *L, int opts, const model *m, fit_options *fo) {
+  static const char *const known[] = {"epochs", "batch", "lr", "optimizer", "momentum", "nesterov",
+                                      "weight_decay", "schedule", "min_lr", "step_epochs", "gamma",
+                                      "seed", "validation", "patience", "restore_best", "on_epoch",
+                                      "verbose", "threads", "shuffle", NULL};
+  lfm_check_options(L, opts, "fit", known);
+  memset(fo, 0, sizeof *fo);
+  fo->epochs = (int)lfm_optfield_range(L, opts, "epochs", m->def.epochs, 0, 100000);
+  fo->batch = (int)lfm_optfield_range(L, opts, "batch", m->def.batch, 1, FM_NET_MAX_BATCH);
+  fo->threads = thread_option(L, opts);
+  fo->patience = (int)lfm_optfield_range(L, opts, "patience", 0, 0, 100000);
+  fo->restore_best = lfm_optfield_bool(L, opts, "restore_best", 1);
+  fo->shuffle = lfm_optfield_bool(L, opts, "shuffle", 1);
+  fo->verbose = verbose_option(L, opts);
+  fo->seed = lfm_optfield_seed(L, opts, "seed", lfm_rng());
+  optimizer_options(L, opts, m, fo->epochs, &fo->opt);
+  if (opts && lua_getfield(L, opts, "on_epoch") != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TFUNCTION)
+      luaL_error(L, "fit: option 'on_epoch' must be a function, got %s", luaL_typename(L, -1));
+    fo->on_epoch = lua_gettop(L);
+  } else if (opts) {
+    lua_pop(L, 1);
+  }
+  fo->val = validation_option(L, opts, fo->seed);
+  fo->train = fo->val ? fo->val - 1 : 2;
+}
+
+/* The sets must fit the model before the first epoch, not after it. */
+static void check_sets(lua_State *L, const model *m, const fm_dataset *train,
+                       const fm_dataset *val) {
+  const char *which[2] = {"training", "validation"};
+  const fm_dataset *sets[2] = {train, val};
+  for (int k = 0; k < 2; k++)
+    if (sets[k] && fm_dataset_pixels(sets[k]) != m->net.in_size)
+      luaL_error(L, "fit: %s images of %Ix%I do not fit the model's %dx%dx%d input", which[k],
+                 (lua_Integer)sets[k]->rows, (lua_Integer)sets[k]->cols, m->net.in_h,
+                 m->net.in_w, m->net.in_c);
+  if (train->n == 0) luaL_error(L, "fit: the training set is empty");
+  if (train->n > INT32_MAX)
+    luaL_error(L, "fit: %I training images, at most %d", (lua_Integer)train->n, INT32_MAX);
+}
+
+/* Calls on_epoch(epoch, record); returns 1 when it returned false (stop). Its errors go to the
+ * caller, an interruption as fit's own. */
+static int call_on_epoch(lua_State *L, const fit_options *fo, int rec, int guard, const model *m,
+                         int epoch) {
+  lua_pushvalue(L, fo->on_epoch);
+  lua_pushinteger(L, epoch);
+  lua_pushvalue(L, rec);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    if (interrupted) {
+      char where[64];
+      snprintf(where, sizeof where, "in on_epoch after epoch %d", epoch);
+      return fit_interrupted(L, guard, m, where);
+    }
+    return lua_error(L);
+  }
+  int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return stop;
 }
 
 /* model:fit(ds, {epochs =, batch =, lr =, optimizer =, momentum =, weight_decay =, schedule =,
@@ -694,101 +1006,41 @@ static int model_fit(lua_State *L) {
   model *m = check_model(L, 1);
   lfm_checkdataset(L, 2);
   int opts = lfm_optopts(L, 3);
-  static const char *const known[] = {"epochs", "batch", "lr", "optimizer", "momentum", "nesterov",
-                                      "weight_decay", "schedule", "min_lr", "step_epochs", "gamma",
-                                      "seed", "validation", "patience", "restore_best", "on_epoch",
-                                      "verbose", "threads", "shuffle", NULL};
-  lfm_check_options(L, opts, "fit", known);
-  int epochs = (int)lfm_optfield_int(L, opts, "epochs", m->def.epochs);
-  int batch = (int)lfm_optfield_int(L, opts, "batch", m->def.batch);
-  if (epochs < 0 || epochs > 100000) return luaL_error(L, "fit: epochs must be 0 to 100000");
-  if (batch < 1 || batch > 65536) return luaL_error(L, "fit: batch must be 1 to 65536");
-  int threads = thread_option(L, opts);
-  int patience = (int)lfm_optfield_int(L, opts, "patience", 0);
-  int restore_best = lfm_optfield_bool(L, opts, "restore_best", 1);
-  int shuffle = lfm_optfield_bool(L, opts, "shuffle", 1);
-  int verbose = 1;
-  if (opts && lua_getfield(L, opts, "verbose") != LUA_TNIL)
-    verbose = lua_isboolean(L, -1) ? lua_toboolean(L, -1) : (int)lua_tointeger(L, -1);
-  if (opts) lua_pop(L, 1);
-  uint64_t seed = lfm_optfield_seed(L, opts, "seed", lfm_rng());
-
-  /* The optimizer. */
-  fm_optim opt;
-  fm_optim_kind kind = optimizer_option(L, opts, m->def.optimizer);
-  double lr = lfm_optfield_num(L, opts, "lr", kind == m->def.optimizer ? m->def.lr : 0.01);
-  if (kind == FM_OPTIM_ADAM)
-    fm_optim_adam(&opt, lr);
-  else
-    fm_optim_sgd(&opt, lr, lfm_optfield_num(L, opts, "momentum", 0.9),
-                 lfm_optfield_bool(L, opts, "nesterov", 0));
-  opt.weight_decay = lfm_optfield_num(L, opts, "weight_decay", m->def.weight_decay);
-  schedule_option(L, opts, &opt, epochs, m->def.schedule);
-  if (fm_optim_check(&opt) != FM_OK) return lfm_engine_error(L, "fit");
-
-  /* Training and validation sets: validation = a dataset, or a fraction held out (stratified). */
-  int train_idx = 2, val_idx = 0;
-  if (opts && lua_getfield(L, opts, "validation") != LUA_TNIL) {
-    if (lua_type(L, -1) == LUA_TNUMBER) {
-      double frac = lua_tonumber(L, -1);
-      if (!(frac > 0 && frac < 1)) return luaL_error(L, "fit: validation fraction must be in (0, 1)");
-      lua_pop(L, 1);
-      /* ds:split(1 - frac, {seed = seed, stratify = true}) */
-      lua_getfield(L, 2, "split");
-      lua_pushvalue(L, 2);
-      lua_pushnumber(L, 1 - frac);
-      lua_createtable(L, 0, 2);
-      lua_pushinteger(L, (lua_Integer)seed);
-      lua_setfield(L, -2, "seed");
-      lua_pushboolean(L, 1);
-      lua_setfield(L, -2, "stratify");
-      lua_call(L, 3, 2);
-      val_idx = lua_gettop(L);
-      train_idx = val_idx - 1;
-    } else {
-      lfm_checkdataset(L, -1);
-      val_idx = lua_gettop(L);
-    }
-  } else if (opts) {
-    lua_pop(L, 1);
-  }
-  const fm_dataset *train = lfm_checkdataset(L, train_idx);
-  const fm_dataset *val = val_idx ? lfm_checkdataset(L, val_idx) : NULL;
-  if (fm_dataset_pixels(train) != m->net.in_size)
-    return luaL_error(L, "fit: images of %Ix%I do not fit the model's %dx%d input",
-                      (lua_Integer)train->rows, (lua_Integer)train->cols, m->net.in_h, m->net.in_w);
-  if (train->n == 0) return luaL_error(L, "fit: the training set is empty");
-  int on_epoch = 0;
-  if (opts && lua_getfield(L, opts, "on_epoch") != LUA_TNIL) {
-    luaL_checktype(L, -1, LUA_TFUNCTION);
-    on_epoch = lua_gettop(L);
-  } else if (opts) {
-    lua_pop(L, 1);
-  }
+  fit_options fo;
+  fit_options_read(L, opts, m, &fo);
+  const fm_dataset *train = lfm_checkdataset(L, fo.train);
+  const fm_dataset *val = fo.val ? lfm_checkdataset(L, fo.val) : NULL;
+  check_sets(L, m, train, val);
+  int epochs = fo.epochs, patience = fo.patience, verbose = fo.verbose;
+  int batch = fo.batch > train->n ? (int)train->n : fo.batch;
+  fm_optim opt = fo.opt;
 
   /* Memory: workspace, optimizer state, order, best weights. */
-  if (batch > train->n) batch = (int)train->n;
   fm_work w;
-  push_work(L, m, &w, batch, threads);
+  push_work(L, m, &w, batch, fo.threads, "fit");
   int64_t state_n = fm_optim_state_floats(&opt, m->net.n_params);
-  float *state = push_block(L, sizeof(float) * (size_t)(state_n ? state_n : 1));
+  if (state_n < 0) return luaL_error(L, "fit: no optimizer state for %I parameters", (lua_Integer)m->net.n_params);
+  float *state = push_array(L, state_n ? state_n : 1, sizeof(float), "fit");
   memset(state, 0, sizeof(float) * (size_t)state_n);
-  int32_t *order = push_block(L, sizeof(int32_t) * (size_t)train->n);
-  float *best = patience > 0 && restore_best && val ? push_block(L, sizeof(float) * (size_t)m->net.n_params) : NULL;
+  int32_t *order = push_array(L, train->n, sizeof(int32_t), "fit");
+  float *best = patience > 0 && fo.restore_best && val
+                    ? push_array(L, m->net.n_params, sizeof(float), "fit")
+                    : NULL;
   fm_rng rng;
-  fm_rng_seed(&rng, seed);
+  fm_rng_seed(&rng, fo.seed);
 
   lua_newtable(L); /* history */
   int hist = lua_gettop(L);
-  fit_ctx c = {.L = L, .epochs = epochs, .bar = verbose > 0 && isatty(2)};
+  fit_ctx c = {.L = L, .epochs = epochs, .bar = verbose == 1 && isatty(2)};
   double best_loss = INFINITY;
   int best_epoch = 0, since_best = 0;
   const char *stop_reason = NULL;
   push_sigint_guard(L);
+  int guard = lua_gettop(L);
 
   for (int e = 0; e < epochs; e++) {
     for (int64_t i = 0; i < train->n; i++) order[i] = (int32_t)i;
-    if (shuffle) fm_rng_shuffle(&rng, order, train->n);
+    if (fo.shuffle) fm_rng_shuffle(&rng, order, train->n);
     c.epoch = e + 1;
     c.total = train->n;
     c.seen = 0;
@@ -797,22 +1049,15 @@ static int model_fit(lua_State *L) {
     c.t_start = now();
     c.t_last_draw = 0;
     fm_epoch_stats st;
-    int rc = fm_train_epoch(&m->net, &w, &opt, state, train, order, train->n, batch, e, seed,
+    int rc = fm_train_epoch(&m->net, &w, &opt, state, train, order, train->n, batch, e, fo.seed,
                             on_batch, &c, &st);
     double seconds = now() - c.t_start;
     if (c.bar) fputc('\n', stderr);
-    if (rc != FM_OK) {
-      lua_pushfstring(L, "fit: %s", fm_error());
-      return lua_error(L);
-    }
-    if (st.diverged) {
-      lua_pushfstring(L, "fit: %s", fm_error());
-      return lua_error(L);
-    }
+    if (rc != FM_OK || st.diverged) return luaL_error(L, "fit: %s", fm_error());
     if (st.stopped) {
-      lua_pushfstring(L, "fit: interrupted at epoch %d, batch %I; the model keeps the weights "
-                         "trained so far", e + 1, (lua_Integer)st.batches);
-      return lua_error(L);
+      char where[64];
+      snprintf(where, sizeof where, "at epoch %d, batch %lld", e + 1, (long long)st.batches);
+      return fit_interrupted(L, guard, m, where);
     }
     m->epochs_trained++;
     /* the epoch's record */
@@ -830,11 +1075,7 @@ static int model_fit(lua_State *L) {
     append(L, hist, "accuracy", st.accuracy);
     double val_loss = NAN, val_acc = NAN;
     if (val && val->n) {
-      int64_t confusion[FM_CLASSES * FM_CLASSES];
-      evaluate_dataset(L, m, val, threads, &val_loss, confusion);
-      int64_t right = 0;
-      for (int k = 0; k < FM_CLASSES; k++) right += confusion[k * FM_CLASSES + k];
-      val_acc = (double)right / (double)val->n;
+      evaluate_dataset(L, m, val, fo.threads, "fit", &val_loss, &val_acc, NULL);
       lua_pushnumber(L, val_loss);
       lua_setfield(L, rec, "val_loss");
       lua_pushnumber(L, val_acc);
@@ -858,14 +1099,12 @@ static int model_fit(lua_State *L) {
                 seconds, st.loss, st.accuracy, (double)train->n / seconds);
     }
     /* the user's callback: returning false stops training */
-    if (on_epoch) {
-      lua_pushvalue(L, on_epoch);
-      lua_pushinteger(L, e + 1);
-      lua_pushvalue(L, rec);
-      if (lua_pcall(L, 2, 1, 0) != LUA_OK) return lua_error(L);
-      int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
-      lua_pop(L, 1);
-      if (stop) stop_reason = "on_epoch returned false";
+    if (fo.on_epoch && call_on_epoch(L, &fo, rec, guard, m, e + 1))
+      stop_reason = "on_epoch returned false";
+    if (interrupted) {
+      char where[64];
+      snprintf(where, sizeof where, "after epoch %d", e + 1);
+      return fit_interrupted(L, guard, m, where);
     }
     lua_pop(L, 1); /* rec */
     /* early stopping on the validation loss */
@@ -979,8 +1218,11 @@ static void push_summary(lua_State *L, const model *m) {
 static int model_summary(lua_State *L) {
   model *m = check_model(L, 1);
   int opts = lfm_optopts(L, 2);
+  static const char *const known[] = {"print", NULL};
+  lfm_check_options(L, opts, "summary", known);
+  int print = lfm_optfield_bool(L, opts, "print", 1);
   push_summary(L, m);
-  if (lfm_optfield_bool(L, opts, "print", 1)) {
+  if (print) {
     fputs(lua_tostring(L, -1), stdout);
     fflush(stdout);
     return 0;
@@ -1074,21 +1316,17 @@ static int model_weights(lua_State *L) {
   return 4;
 }
 
-/* model:set_weights(i, w [, b]): replaces layer i's weights (same shape as weights(i)). */
+/* model:set_weights(i, w [, b]): replaces layer i's weights (as many as weights(i) gives, any
+ * shape) and, when given, its biases. Values that are not finite are refused: a saved model holds
+ * finite weights only. */
 static int model_set_weights(lua_State *L) {
   model *m = check_model(L, 1);
   int i = check_layer(L, m, 2);
-  const fm_layer *ly = &m->net.layer[i];
   fm_tensor *w = lfm_checktensor(L, 3);
-  if (w->numel != ly->n_weights)
-    return luaL_error(L, "set_weights: layer %d has %I weights, the tensor %I", i + 1,
-                      (lua_Integer)ly->n_weights, (lua_Integer)w->numel);
   fm_tensor *b = lua_isnoneornil(L, 4) ? NULL : lfm_checktensor(L, 4);
-  if (b && b->numel != ly->n_biases)
-    return luaL_error(L, "set_weights: layer %d has %I biases, the tensor %I", i + 1,
-                      (lua_Integer)ly->n_biases, (lua_Integer)b->numel);
-  memcpy(fm_net_weights(&m->net, i), w->data, sizeof(float) * (size_t)w->numel);
-  if (b) memcpy(fm_net_biases(&m->net, i), b->data, sizeof(float) * (size_t)b->numel);
+  if (fm_net_set_layer(&m->net, i, w->data, w->numel, b ? b->data : NULL, b ? b->numel : 0) !=
+      FM_OK)
+    return lfm_engine_error(L, "set_weights");
   return 0;
 }
 
@@ -1097,28 +1335,26 @@ static int model_set_weights(lua_State *L) {
 static int model_gradient_wrt_input(lua_State *L) {
   model *m = check_model(L, 1);
   fm_tensor *x = lfm_checktensor(L, 2);
-  int64_t n = tensor_images(L, m, x, "gradient_wrt_input");
-  uint8_t *cls = push_block(L, (size_t)n);
   fm_tensor *ct = lfm_totensor(L, 3);
+  if (!ct && lua_type(L, 3) != LUA_TNUMBER)
+    return luaL_typeerror(L, 3, "class id or fmnist.Tensor of class ids");
+  int64_t n = tensor_images(L, m, x, "gradient_wrt_input");
+  if (ct && ct->numel != n)
+    return luaL_error(L, "gradient_wrt_input: %I images but %I classes", (lua_Integer)n,
+                      (lua_Integer)ct->numel);
+  uint8_t *cls = push_array(L, n, 1, "gradient_wrt_input");
   for (int64_t i = 0; i < n; i++) {
-    double c;
-    if (ct) {
-      if (ct->numel != n)
-        return luaL_error(L, "gradient_wrt_input: %I images but %I classes", (lua_Integer)n,
-                          (lua_Integer)ct->numel);
-      c = ct->data[i];
-    } else {
-      c = luaL_checknumber(L, 3);
-    }
+    double c = ct ? (double)ct->data[i] : lua_tonumber(L, 3);
     if (!(c >= 0 && c < m->net.classes) || c != floor(c))
-      return luaL_error(L, "gradient_wrt_input: class %f is not a class id 0..%d", c,
+      return luaL_error(L, "gradient_wrt_input: class %f%s is not a class id 0..%d", c,
+                        ct ? lua_pushfstring(L, " (entry %I)", (lua_Integer)i + 1) : "",
                         m->net.classes - 1);
     cls[i] = (uint8_t)c;
   }
   fm_tensor *dx = lfm_newtensor_like(L, x);
   int chunk = n < 64 ? (int)n : 64;
   fm_work w;
-  push_work(L, m, &w, chunk, 1);
+  push_work(L, m, &w, chunk, 1, "gradient_wrt_input");
   for (int64_t i0 = 0; i0 < n; i0 += chunk) {
     int cnt = (int)(n - i0 < chunk ? n - i0 : chunk);
     if (fm_net_input_gradient(&m->net, &w, x->data + i0 * m->net.in_size, cnt, cls + i0,
@@ -1138,7 +1374,7 @@ static int model_activations(lua_State *L) {
     return luaL_error(L, "activations: one image expected");
   int l = check_layer(L, m, 3);
   fm_work w;
-  push_work(L, m, &w, 1, 1);
+  push_work(L, m, &w, 1, 1, "activations");
   if (fm_net_forward(&m->net, &w, x->data, 1, 0, 0) != FM_OK) return lfm_engine_error(L, "activations");
   const float *a = fm_net_activation(&m->net, &w, l, 0);
   if (!a) return lfm_engine_error(L, "activations");
@@ -1189,11 +1425,28 @@ static int model_layer(lua_State *L) {
 
 /* ---- files ---- */
 
+/* Pushes an info value as the text a file keeps: a string as it is, a number in the fewest
+ * digits that read back as the same number (no __tostring of anyone's runs). */
+static void push_info_value(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    lua_pushvalue(L, idx);
+  } else if (lua_isinteger(L, idx)) {
+    lua_pushfstring(L, "%I", lua_tointeger(L, idx));
+  } else {
+    char buf[64];
+    double v = lua_tonumber(L, idx);
+    snprintf(buf, sizeof buf, "%.15g", v);
+    if (strtod(buf, NULL) != v) snprintf(buf, sizeof buf, "%.17g", v);
+    lua_pushstring(L, buf);
+  }
+}
+
 /* model:save(path): the info table's string and number fields go into the file's text, one
- * "key=value" line each, sorted by key so that equal models give equal files. */
+ * "key=value" line each, sorted by key; a key holding '=', a newline or a zero byte, or a value holding a newline
+ * or a zero byte, could not be read back and is refused. */
 static int model_save(lua_State *L) {
   model *m = check_model(L, 1);
-  const char *path = luaL_checkstring(L, 2);
+  const char *path = check_path(L, 2);
   lua_settop(L, 2);
   lua_getiuservalue(L, 1, 1); /* 3: info */
   lua_newtable(L);            /* 4: the lines */
@@ -1205,17 +1458,21 @@ static int model_save(lua_State *L) {
     int tv = lua_type(L, -1);
     if (lua_type(L, -2) == LUA_TSTRING && (tv == LUA_TSTRING || tv == LUA_TNUMBER) &&
         strcmp(lua_tostring(L, -2), "epochs_trained") != 0) {
-      const char *k = lua_tostring(L, -2);
-      const char *v = luaL_tolstring(L, -1, NULL);
-      if (strpbrk(k, "=\n") || strchr(v, '\n'))
-        return luaL_error(L, "save: info key '%s' or its value holds '=' or a newline", k);
+      size_t klen, vlen;
+      const char *k = lua_tolstring(L, -2, &klen);
+      push_info_value(L, -1);
+      const char *v = lua_tolstring(L, -1, &vlen);
+      if (strlen(k) != klen || strpbrk(k, "=\n") || strlen(v) != vlen || strchr(v, '\n'))
+        return luaL_error(L, "save: info key '%s' or its value holds '=', a newline or a zero "
+                          "byte", k);
       lua_pushfstring(L, "%s=%s\n", k, v);
       lua_rawseti(L, 4, ++n);
-      lua_pop(L, 1); /* the tolstring copy */
+      lua_pop(L, 1); /* the value's text */
     }
     lua_pop(L, 1);
   }
-  /* Insertion sort of lines 2..n (the pairs order of a table is not the same in every run). */
+  /* Insertion sort of lines 2..n by key: the pairs order of a table is not the same in every
+   * run, and equal models should give equal files. */
   for (int i = 3; i <= n; i++) {
     for (int j = i; j > 2; j--) {
       lua_rawgeti(L, 4, j - 1);
@@ -1241,17 +1498,37 @@ static int model_save(lua_State *L) {
   return 1;
 }
 
-/* fm.load_model(path) -> model. Version 1 files (from before batch norm and graphs) load as the
- * same sequential networks. */
+/* The epochs_trained line of a loaded file's text (table at idx): a count, or absent (0). */
+static int epochs_trained_of(lua_State *L, int idx, const char *path) {
+  if (lua_getfield(L, idx, "epochs_trained") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  const char *text = lua_tostring(L, -1), *end = text;
+  long long v = -1;
+  if (*text >= '0' && *text <= '9') {
+    errno = 0;
+    v = strtoll(text, (char **)&end, 10);
+  }
+  if (v < 0 || v > INT_MAX || errno || *end)
+    luaL_error(L, "load_model: %s: corrupt model file (epochs_trained=%s is not a count)", path,
+               text);
+  lua_pop(L, 1);
+  return (int)v;
+}
+
+/* fm.load_model(path) -> model. The file is checked whole (fm_modelfile.h) before anything is
+ * allocated for it (its sizes were checked against its length, so these blocks are at most its
+ * size), and read again into the new model. Version 1 files (before batch norm and graphs) load
+ * as the same sequential networks. */
 static int model_load(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = check_path(L, 1);
   fm_model_desc d;
   if (fm_model_probe(path, &d) != FM_OK) return lfm_engine_error(L, "load_model");
-  /* The file's own sizes were checked against its length: these blocks are at most its size. */
-  fm_layer_spec *specs = push_block(L, sizeof(fm_layer_spec) * (size_t)d.n_layers);
-  fm_layer *layers = push_block(L, sizeof(fm_layer) * (size_t)d.n_layers);
-  char *meta = push_block(L, d.meta_bytes + 1);
-  float *params = push_block(L, sizeof(float) * (size_t)(d.n_params + d.n_state + 1));
+  fm_layer_spec *specs = push_array(L, d.n_layers, sizeof(fm_layer_spec), "load_model");
+  fm_layer *layers = push_array(L, d.n_layers, sizeof(fm_layer), "load_model");
+  char *meta = push_array(L, (int64_t)d.meta_bytes + 1, 1, "load_model");
+  float *params = push_array(L, d.n_params + d.n_state + 1, sizeof(float), "load_model");
   float *state = params + d.n_params;
   fm_net net;
   if (fm_model_read(path, &d, specs, layers, &net, meta, params, state) != FM_OK)
@@ -1272,10 +1549,8 @@ static int model_load(lua_State *L) {
     }
     line += len + (end ? 1 : 0);
   }
-  lua_getfield(L, -1, "epochs_trained");
-  lua_Integer epochs = lua_tointeger(L, -1);
-  m->epochs_trained = epochs >= 0 && epochs <= INT32_MAX ? (int)epochs : 0;
-  lua_pop(L, 2);
+  m->epochs_trained = epochs_trained_of(L, lua_gettop(L), path);
+  lua_pop(L, 1);
   return 1;
 }
 

@@ -22,11 +22,50 @@ fm_rng *lfm_rng(void) {
   return &global_rng;
 }
 
+/* The name of the C function running (fm.zeros -> "zeros"), as luaL_argerror finds it, for
+ * errors raised by helpers that do not know who called them. */
+static const char *calling_function(lua_State *L) {
+  lua_Debug ar;
+  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name) return ar.name;
+  return "tensor";
+}
+
+/* lua_newuserdatauv in a protected call (size and number of user values as arguments), so that
+ * a failed allocation can be reported naming what it was for. */
+static int new_userdata_unprotected(lua_State *L) {
+  lua_newuserdatauv(L, (size_t)lua_tointeger(L, 1), (int)lua_tointeger(L, 2));
+  return 1;
+}
+
+/* Below this a failed allocation is left to Lua's own "not enough memory": the protected call
+ * costs more than the allocation. */
+#define NAMED_ALLOC_MIN (64 * 1024)
+
+void *lfm_newuserdata(lua_State *L, size_t bytes, int nuvalue, const char *fname,
+                      const char *what) {
+  if (bytes < NAMED_ALLOC_MIN) return lua_newuserdatauv(L, bytes, nuvalue);
+  lua_pushcfunction(L, new_userdata_unprotected);
+  lua_pushinteger(L, (lua_Integer)bytes);
+  lua_pushinteger(L, nuvalue);
+  int status = lua_pcall(L, 2, 1, 0);
+  if (status == LUA_ERRMEM) {
+    lua_pop(L, 1);
+    char size[32];
+    snprintf(size, sizeof size, "%.1f MB", (double)bytes / (1 << 20));
+    luaL_error(L, "%s: out of memory for %s (%s)", fname ? fname : calling_function(L), what, size);
+  } else if (status != LUA_OK) {
+    lua_error(L);
+  }
+  return lua_touserdata(L, -1);
+}
+
 fm_tensor *lfm_newtensor(lua_State *L, int ndim, const int64_t *shape) {
   fm_tensor hdr;
-  if (fm_shape_set(&hdr, ndim, shape) != FM_OK) luaL_error(L, "%s", fm_error());
+  if (fm_shape_set(&hdr, ndim, shape) != FM_OK) luaL_error(L, "%s: %s", calling_function(L), fm_error());
   size_t bytes = sizeof(fm_tensor) + ALIGN + (size_t)hdr.numel * sizeof(float);
-  fm_tensor *t = lua_newuserdatauv(L, bytes, 0);
+  char s[FM_SHAPE_STR], what[FM_SHAPE_STR + 16];
+  snprintf(what, sizeof what, "a %s tensor", fm_shape_str(&hdr, s, sizeof s));
+  fm_tensor *t = lfm_newuserdata(L, bytes, 0, NULL, what);
   *t = hdr;
   uintptr_t p = (uintptr_t)(t + 1);
   t->data = (float *)((p + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
@@ -53,45 +92,61 @@ static const char *shape_str(const fm_tensor *t, char *buf, size_t size) {
 
 /* ---- construction ---- */
 
+/* An integer argument or table entry that must be a size: the error names the function, where
+ * the value was and what it was (a float, NaN, a string, a negative number). */
+static int64_t check_size_value(lua_State *L, int idx, const char *fname, const char *where) {
+  int isint;
+  lua_Integer d = lua_tointegerx(L, idx, &isint);
+  if (!isint) {
+    const char *shown = luaL_tolstring(L, idx, NULL);
+    return luaL_error(L, "%s: %s is %s (a non-negative integer expected)", fname, where, shown);
+  }
+  if (d < 0) return luaL_error(L, "%s: %s is %I (dimension must not be negative)", fname, where, d);
+  return d;
+}
+
 /* Reads a shape from the arguments first..last: numbers (fm.zeros(2, 3)) or one table
- * (fm.zeros{2, 3}). */
-static int check_shape(lua_State *L, int first, int last, int64_t *shape) {
+ * (fm.zeros{2, 3}). A table's length and entries may come from metamethods: the length is checked
+ * before anything is sized from it, and each entry is checked as it is read. */
+static int check_shape(lua_State *L, int first, int last, int64_t *shape, const char *fname) {
   int ndim = 0;
+  char where[48];
   if (lua_type(L, first) == LUA_TTABLE) {
-    ndim = (int)luaL_len(L, first);
-    if (ndim < 1 || ndim > FM_MAX_DIMS)
-      luaL_argerror(L, first, lua_pushfstring(L, "a shape has 1 to %d dimensions", FM_MAX_DIMS));
+    if (last > first) luaL_argerror(L, first + 1, "nothing may follow a shape table");
+    lua_Integer len = luaL_len(L, first);
+    if (len < 1 || len > FM_MAX_DIMS)
+      return luaL_argerror(L, first, lua_pushfstring(L, "a shape has 1 to %d dimensions, not %I",
+                                                     FM_MAX_DIMS, len));
+    ndim = (int)len;
     for (int i = 0; i < ndim; i++) {
       lua_geti(L, first, i + 1);
-      int isint;
-      shape[i] = lua_tointegerx(L, -1, &isint);
-      if (!isint || shape[i] < 0)
-        luaL_argerror(L, first, "a shape holds non-negative integers");
+      snprintf(where, sizeof where, "dimension %d of the shape", i + 1);
+      shape[i] = check_size_value(L, -1, fname, where);
       lua_pop(L, 1);
     }
     return ndim;
   }
   for (int a = first; a <= last; a++) {
     if (ndim == FM_MAX_DIMS)
-      luaL_argerror(L, a, lua_pushfstring(L, "at most %d dimensions", FM_MAX_DIMS));
-    lua_Integer d = luaL_checkinteger(L, a);
-    if (d < 0) luaL_argerror(L, a, "dimension must not be negative");
-    shape[ndim++] = d;
+      return luaL_argerror(L, a, lua_pushfstring(L, "at most %d dimensions", FM_MAX_DIMS));
+    luaL_checkinteger(L, a); /* the usual "bad argument" for a non-number */
+    snprintf(where, sizeof where, "dimension %d", ndim + 1);
+    shape[ndim++] = check_size_value(L, a, fname, where);
   }
-  if (ndim == 0) luaL_argerror(L, first, "dimensions expected");
+  if (ndim == 0) return luaL_argerror(L, first, "dimensions expected");
   return ndim;
 }
 
 static int tensor_zeros(lua_State *L) {
   int64_t shape[FM_MAX_DIMS];
-  int ndim = check_shape(L, 1, lua_gettop(L), shape);
+  int ndim = check_shape(L, 1, lua_gettop(L), shape, "zeros");
   lfm_newtensor(L, ndim, shape);
   return 1;
 }
 
 static int tensor_ones(lua_State *L) {
   int64_t shape[FM_MAX_DIMS];
-  int ndim = check_shape(L, 1, lua_gettop(L), shape);
+  int ndim = check_shape(L, 1, lua_gettop(L), shape, "ones");
   fm_fill(lfm_newtensor(L, ndim, shape), 1.0f);
   return 1;
 }
@@ -102,14 +157,14 @@ static int tensor_full(lua_State *L) {
   if (top < 2) return luaL_error(L, "full: expected dimensions and a value, e.g. full(2, 3, 7)");
   float value = (float)luaL_checknumber(L, top);
   int64_t shape[FM_MAX_DIMS];
-  int ndim = check_shape(L, 1, top - 1, shape);
+  int ndim = check_shape(L, 1, top - 1, shape, "full");
   fm_fill(lfm_newtensor(L, ndim, shape), value);
   return 1;
 }
 
 static int tensor_rand(lua_State *L) {
   int64_t shape[FM_MAX_DIMS];
-  int ndim = check_shape(L, 1, lua_gettop(L), shape);
+  int ndim = check_shape(L, 1, lua_gettop(L), shape, "rand");
   fm_tensor *t = lfm_newtensor(L, ndim, shape);
   fm_rng *r = lfm_rng();
   for (int64_t i = 0; i < t->numel; i++) t->data[i] = fm_rng_uniform(r);
@@ -118,7 +173,7 @@ static int tensor_rand(lua_State *L) {
 
 static int tensor_randn(lua_State *L) {
   int64_t shape[FM_MAX_DIMS];
-  int ndim = check_shape(L, 1, lua_gettop(L), shape);
+  int ndim = check_shape(L, 1, lua_gettop(L), shape, "randn");
   fm_tensor *t = lfm_newtensor(L, ndim, shape);
   fm_rng *r = lfm_rng();
   for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)fm_rng_normal(r);
@@ -135,19 +190,26 @@ static int tensor_arange(lua_State *L) {
     stop = luaL_checknumber(L, 2);
     step = luaL_optnumber(L, 3, 1);
   }
-  if (step == 0 || !isfinite(step)) return luaL_argerror(L, 3, "step must be a non-zero number");
-  double count = ceil((stop - start) / step);
-  if (!(count >= 0)) count = 0;
-  if (count > (double)FM_MAX_NUMEL) return luaL_error(L, "arange: %f elements is too many", count);
-  int64_t shape[1] = {(int64_t)count};
-  fm_arange(lfm_newtensor(L, 1, shape), start, step);
+  fm_tensor shape;
+  if (fm_arange_shape(start, stop, step, &shape) != FM_OK) return lfm_engine_error(L, "arange");
+  fm_arange(lfm_newtensor(L, 1, shape.shape), start, step);
   return 1;
 }
 
-/* Walks a nested table to find its shape: {{1,2},{3,4}} is 2x2. */
+/* The length of the table at idx (its __len may say anything), checked to be a possible size. */
+static int64_t nested_len(lua_State *L, int idx, int depth) {
+  lua_Integer n = luaL_len(L, idx);
+  if (n < 0 || n > FM_MAX_NUMEL)
+    luaL_error(L, "tensor: a table at depth %d has length %I (0 to %I expected)", depth + 1, n,
+               (lua_Integer)FM_MAX_NUMEL);
+  return n;
+}
+
+/* Walks a nested table to find its shape: {{1,2},{3,4}} is 2x2. Only the first entry of each
+ * level is looked at; nested_fill checks the rest. */
 static int nested_shape(lua_State *L, int idx, int depth, int64_t *shape) {
   if (depth == FM_MAX_DIMS) luaL_error(L, "tensor: more than %d levels of nesting", FM_MAX_DIMS);
-  shape[depth] = (int64_t)luaL_len(L, idx);
+  shape[depth] = nested_len(L, idx, depth);
   if (shape[depth] == 0) return depth + 1;
   lua_geti(L, idx, 1);
   int ndim = depth + 1;
@@ -156,10 +218,13 @@ static int nested_shape(lua_State *L, int idx, int depth, int64_t *shape) {
   return ndim;
 }
 
-/* Copies the nested table into data, checking that every row has the same length. */
+/* Copies the nested table into data, checking that every row has the same length. Lengths and
+ * entries are read again here and may differ from the first walk (metamethods run code): every
+ * row is checked against the shape the tensor was made with, so at most numel floats are written
+ * whatever the table does; the tensor is anchored on the stack by the caller. */
 static void nested_fill(lua_State *L, int idx, int depth, int ndim, const int64_t *shape,
                         float **data) {
-  int64_t n = (int64_t)luaL_len(L, idx);
+  int64_t n = nested_len(L, idx, depth);
   if (n != shape[depth])
     luaL_error(L, "tensor: ragged table (a row at depth %d has %I elements, expected %I)", depth + 1,
                (lua_Integer)n, (lua_Integer)shape[depth]);
@@ -183,9 +248,10 @@ static void nested_fill(lua_State *L, int idx, int depth, int ndim, const int64_
 
 static int tensor_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
   int64_t shape[FM_MAX_DIMS];
   int ndim = nested_shape(L, 1, 0, shape);
-  fm_tensor *t = lfm_newtensor(L, ndim, shape);
+  fm_tensor *t = lfm_newtensor(L, ndim, shape); /* at index 2 until the end */
   float *p = t->data;
   nested_fill(L, 1, 0, ndim, shape, &p);
   return 1;
@@ -234,7 +300,7 @@ static int64_t check_offset(lua_State *L, const fm_tensor *t, int first, const c
   for (int d = 0; d < t->ndim; d++) {
     lua_Integer i = luaL_checkinteger(L, first + d);
     if (i < 1 || i > t->shape[d]) {
-      char s[64];
+      char s[FM_SHAPE_STR];
       luaL_error(L, "%s: index %I out of range for dimension %d of a %s tensor", fname, i, d + 1,
                  shape_str(t, s, sizeof s));
     }
@@ -266,7 +332,7 @@ static int tensor_set(lua_State *L) {
 /* The i-th sub-tensor along the first dimension (a copy), or the element of a 1-D tensor. */
 static int push_item(lua_State *L, fm_tensor *t, lua_Integer i) {
   if (i < 1 || i > t->shape[0]) {
-    char s[64];
+    char s[FM_SHAPE_STR];
     return luaL_error(L, "index %I out of range for a %s tensor", i, shape_str(t, s, sizeof s));
   }
   if (t->ndim == 1) {
@@ -304,7 +370,7 @@ static int tensor_newindex(lua_State *L) {
 }
 
 static void totable_rec(lua_State *L, const fm_tensor *t, int d, const float **p) {
-  lua_createtable(L, (int)t->shape[d], 0);
+  lua_createtable(L, t->shape[d] < INT32_MAX ? (int)t->shape[d] : INT32_MAX, 0);
   for (int64_t i = 0; i < t->shape[d]; i++) {
     if (d + 1 == t->ndim)
       lua_pushnumber(L, *(*p)++);
@@ -425,7 +491,7 @@ static int tensor_tostring(lua_State *L) {
     print_rec(&pr, 0, 0, 0);
     luaL_addchar(&pr.b, '\n');
   }
-  char s[64];
+  char s[FM_SHAPE_STR];
   lua_pushfstring(L, "[fmnist.Tensor of size %s]", shape_str(t, s, sizeof s));
   luaL_addvalue(&pr.b);
   luaL_pushresult(&pr.b);
@@ -517,41 +583,37 @@ static int tensor_argmax(lua_State *L) { return reduce(L, FM_ARGMAX, "argmax"); 
 
 /* ---- shape changes (copies: a tensor owns its floats) ---- */
 
+/* t:reshape(d1, ..., dn) or t:reshape{d1, ..., dn}; one dimension may be -1. */
 static int tensor_reshape(lua_State *L) {
-  fm_tensor *t = lfm_checktensor(L, 1);
-  int64_t shape[FM_MAX_DIMS];
-  int ndim = 0, infer = -1;
-  int64_t known = 1;
+  lfm_checktensor(L, 1);
+  int64_t want[FM_MAX_DIMS];
+  int ndim = 0;
   if (lua_type(L, 2) == LUA_TTABLE) {
-    ndim = (int)luaL_len(L, 2);
-    if (ndim < 1 || ndim > FM_MAX_DIMS) return luaL_argerror(L, 2, "1 to 4 dimensions expected");
+    lua_Integer len = luaL_len(L, 2);
+    if (len < 1 || len > FM_MAX_DIMS)
+      return luaL_argerror(L, 2, lua_pushfstring(L, "1 to %d dimensions expected, got %I",
+                                                 FM_MAX_DIMS, len));
+    ndim = (int)len;
     for (int i = 0; i < ndim; i++) {
       lua_geti(L, 2, i + 1);
-      shape[i] = lua_tointeger(L, -1);
+      int isint;
+      want[i] = lua_tointegerx(L, -1, &isint);
+      if (!isint)
+        return luaL_error(L, "reshape: dimension %d is %s (an integer expected)", i + 1,
+                          luaL_tolstring(L, -1, NULL));
       lua_pop(L, 1);
     }
   } else {
     int top = lua_gettop(L);
     if (top < 2) return luaL_error(L, "reshape: dimensions expected");
     if (top - 1 > FM_MAX_DIMS) return luaL_error(L, "reshape: at most %d dimensions", FM_MAX_DIMS);
-    for (int a = 2; a <= top; a++) shape[ndim++] = luaL_checkinteger(L, a);
+    for (int a = 2; a <= top; a++) want[ndim++] = luaL_checkinteger(L, a);
   }
-  for (int i = 0; i < ndim; i++) {
-    if (shape[i] == -1 && infer < 0)
-      infer = i;
-    else if (shape[i] < 0)
-      return luaL_error(L, "reshape: bad dimension %I", (lua_Integer)shape[i]);
-    else
-      known *= shape[i];
-  }
-  if (infer >= 0) shape[infer] = known ? t->numel / known : 0;
-  fm_tensor want;
-  char s1[64], s2[64];
-  if (fm_shape_set(&want, ndim, shape) != FM_OK || want.numel != t->numel)
-    return luaL_error(L, "reshape: a %s tensor (%I elements) cannot become %s",
-                      shape_str(t, s1, sizeof s1), (lua_Integer)t->numel,
-                      fm_shape_str(&want, s2, sizeof s2));
-  fm_tensor *r = lfm_newtensor(L, ndim, shape);
+  /* Only now, with every argument read, is the tensor's memory used. */
+  fm_tensor *t = lfm_checktensor(L, 1);
+  fm_tensor shape;
+  if (fm_reshape_shape(t, ndim, want, &shape) != FM_OK) return lfm_engine_error(L, "reshape");
+  fm_tensor *r = lfm_newtensor(L, shape.ndim, shape.shape);
   fm_copy(r, t);
   return 1;
 }
@@ -559,7 +621,7 @@ static int tensor_reshape(lua_State *L) {
 static int tensor_transpose(lua_State *L) {
   fm_tensor *t = lfm_checktensor(L, 1);
   if (t->ndim != 2) {
-    char s[64];
+    char s[FM_SHAPE_STR];
     return luaL_error(L, "transpose: a 2-D tensor expected, got %s", shape_str(t, s, sizeof s));
   }
   int64_t shape[2] = {t->shape[1], t->shape[0]};
@@ -573,7 +635,7 @@ static int tensor_rows(lua_State *L) {
   lua_Integer i = luaL_checkinteger(L, 2);
   lua_Integer j = luaL_optinteger(L, 3, i);
   if (i < 1 || j > t->shape[0] || j < i - 1) {
-    char s[64];
+    char s[FM_SHAPE_STR];
     return luaL_error(L, "rows: %I..%I out of range for a %s tensor", i, j, shape_str(t, s, sizeof s));
   }
   int64_t shape[FM_MAX_DIMS];
@@ -629,16 +691,24 @@ static int tensor_histc(lua_State *L) {
   return 1;
 }
 
+/* A file name argument: a string without embedded zeros (the system would cut it short). */
+static const char *check_path(lua_State *L, int arg) {
+  size_t len;
+  const char *path = luaL_checklstring(L, arg, &len);
+  if (strlen(path) != len) luaL_argerror(L, arg, "a file name must not contain a zero byte");
+  return path;
+}
+
 static int tensor_save_npy(lua_State *L) {
   fm_tensor *t = lfm_checktensor(L, 1);
-  const char *path = luaL_checkstring(L, 2);
+  const char *path = check_path(L, 2);
   if (fm_npy_write(path, t) != FM_OK) return lfm_engine_error(L, "save_npy");
   lua_settop(L, 1);
   return 1;
 }
 
 static int tensor_load_npy(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = check_path(L, 1);
   fm_npy_info info;
   if (fm_npy_probe(path, &info) != FM_OK) return lfm_engine_error(L, "load_npy");
   fm_tensor *t = lfm_newtensor(L, info.ndim, info.shape);

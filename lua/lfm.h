@@ -26,6 +26,10 @@ fm_tensor *lfm_newtensor(lua_State *L, int ndim, const int64_t *shape);
 fm_tensor *lfm_newtensor_like(lua_State *L, const fm_tensor *t);
 fm_tensor *lfm_checktensor(lua_State *L, int arg);
 fm_tensor *lfm_totensor(lua_State *L, int arg); /* NULL if not a tensor */
+/* lua_newuserdatauv that, for a large block, raises "fname: out of memory for <what> (N MB)"
+ * instead of Lua's bare "not enough memory" (fname NULL: the running function's name). */
+void *lfm_newuserdata(lua_State *L, size_t bytes, int nuvalue, const char *fname,
+                      const char *what);
 void lfm_open_tensor(lua_State *L);             /* module table on top */
 
 /* The generator behind fm.seed, fm.rand, fm.randn and every default seed. */
@@ -48,8 +52,9 @@ void lfm_open_gnuplot(lua_State *L);
 
 /* ---- metrics and results (l_metrics.c) ---- */
 /* Pushes a result table (accuracy, confusion, per-class scores, averages, report()) for a
- * FM_CLASSES x FM_CLASSES confusion matrix; loss is left out when NaN. */
-void lfm_push_result(lua_State *L, const int64_t *confusion, double loss);
+ * classes x classes confusion matrix (a model may score more classes than the dataset's ten);
+ * loss is left out when NaN. */
+void lfm_push_result(lua_State *L, const int64_t *confusion, int classes, double loss);
 void lfm_open_metrics(lua_State *L);
 
 /* ---- models (l_model.c): fm.LogReg, fm.MLP, fm.CNN, fm.load_model ---- */

@@ -81,19 +81,43 @@ function M.Residual(opts)
                         activation = act }, CONTAINER)
 end
 
--- Appends the layers of `list` to `out`, the first taking `from` (an index into out, or
--- "input"); returns the index of the last layer emitted.
-local function emit(list, out, from)
+-- The entries of a plain list, read raw (no __index, __len or __pairs of the caller's runs);
+-- any key but 1..n is an error naming it.
+local function entries(list, what)
+  local n = rawlen(list)
+  for k in next, list do
+    if math.type(k) ~= "integer" or k < 1 or k > n then
+      error(string.format("%s must be a list, but it has the key %s", what,
+        type(k) == "string" and ("'" .. k .. "'") or tostring(k)), 0)
+    end
+  end
+  local out = {}
+  for i = 1, n do out[i] = rawget(list, i) end
+  return out
+end
+
+-- A copy of a layer table (raw) that takes `from` as its input.
+local function with_input(item, from)
+  if type(item) ~= "table" then return { item, inputs = { from } } end
+  if rawget(item, "inputs") ~= nil then return item end
+  local layer = {}
+  for k, v in next, item do layer[k] = v end
+  layer.inputs = { from }
+  return layer
+end
+
+-- Appends the layers of `list` to `out`, the first taking `from` (an index into out, 0 for the
+-- network input); returns the index of the last layer emitted.
+local function emit(list, out, from, what)
   local last = from
-  for _, item in ipairs(list) do
+  for _, item in ipairs(entries(list, what)) do
     if getmetatable(item) == CONTAINER and item.kind == "sequential" then
-      last = emit(item, out, last)
+      last = emit(item, out, last, what)
     elseif getmetatable(item) == CONTAINER and item.kind == "residual" then
       local input = last
-      local body = emit({ item.body[1] }, out, input)
-      body = emit({ table.unpack(item.body, 2) }, out, body)
+      local body = emit(item.body, out, input, "Residual: body")
       local short = input
-      if item.shortcut then short = emit(item.shortcut, out, input) end
+      if item.shortcut then short = emit(item.shortcut, out, input, "Residual: shortcut") end
       out[#out + 1] = { "add", inputs = { body, short } }
       last = #out
       if item.activation then
@@ -101,29 +125,24 @@ local function emit(list, out, from)
         last = #out
       end
     else
-      -- A plain layer: it takes `last` unless it says otherwise.
-      local layer = item
-      if type(item) == "table" and item.inputs == nil and last ~= #out then
-        layer = {}
-        for k, v in pairs(item) do layer[k] = v end
-        layer.inputs = { last }
-      elseif type(item) ~= "table" and last ~= #out then
-        layer = { item, inputs = { last } }
-      end
-      out[#out + 1] = layer
+      -- A plain layer: it takes `last` unless it says otherwise, or `last` is the one before.
+      out[#out + 1] = last == #out and item or with_input(item, last)
       last = #out
     end
   end
   return last
 end
 
--- The flat list of layers of a description that may hold containers.
-function M.compile(list)
-  if type(list) ~= "table" then error("layers must be a list of layers, got " .. type(list), 2) end
+-- The flat list of layers of a description that may hold containers; fname prefixes errors.
+function M.compile(list, fname)
+  fname = fname or "layers"
+  if type(list) ~= "table" then
+    error(string.format("%s: layers must be a list of layers, got %s", fname, type(list)), 0)
+  end
   local out = {}
-  emit(list, out, 0) -- 0 stands for the network input until the end
+  emit(list, out, 0, fname .. ": layers") -- 0 stands for the network input until the end
   for _, layer in ipairs(out) do
-    if type(layer) == "table" and layer.inputs then
+    if type(layer) == "table" and rawget(layer, "inputs") then
       for k, ref in ipairs(layer.inputs) do
         if ref == 0 then layer.inputs[k] = "input" end
       end
@@ -195,20 +214,27 @@ end
 function M.install(fm)
   local graph_model, cnn_model = fm.Model, fm.CNN
 
-  local function with_layers(ctor)
+  -- The C constructors read flat lists; containers are compiled first. Errors are raised again
+  -- at the caller's level, so that they name the user's line, not this file.
+  local function with_layers(ctor, fname)
     return function(opts)
-      if type(opts) == "table" and opts.layers ~= nil then
+      local ok, model = true, opts
+      if type(opts) == "table" and rawget(opts, "layers") ~= nil then
         local copy = {}
-        for k, v in pairs(opts) do copy[k] = v end
-        copy.layers = M.compile(opts.layers)
+        for k, v in next, opts do copy[k] = v end
+        ok, copy.layers = pcall(M.compile, opts.layers, rawget(opts, "kind") or fname)
+        if not ok then error(copy.layers, 2) end
         opts = copy
       end
-      return ctor(opts)
+      -- ctor called by pcall: its errors carry no place, and are raised at the caller's line
+      ok, model = pcall(ctor, opts)
+      if not ok then error(model, 2) end
+      return model
     end
   end
 
-  fm.Model = with_layers(graph_model)
-  fm.CNN = with_layers(cnn_model)
+  fm.Model = with_layers(graph_model, "Model")
+  fm.CNN = with_layers(cnn_model, "CNN")
   fm.Sequential = M.Sequential
   fm.Residual = M.Residual
 
@@ -219,16 +245,20 @@ function M.install(fm)
       fail("ResNet", "depth must be 6n + 2 (8, 14, 20, 32, 44, 56, 110, ...), got %d", depth)
     end
     local width = int_opt("ResNet", opts, "width", 16, 1, 1024)
-    return graph_model{ kind = "ResNet", layers = M.compile(M.resnet_layers(depth, width)),
-                        seed = opts.seed, l2 = opts.l2 }
+    local ok, model = pcall(graph_model, { kind = "ResNet", seed = opts.seed, l2 = opts.l2,
+                                           layers = M.compile(M.resnet_layers(depth, width)) })
+    if not ok then error(model, 2) end
+    return model
   end
 
   fm.MobileNet = function(opts)
     opts = check_opts("MobileNet", opts, { width = true, dropout = true, seed = true, l2 = true })
     local width = num_opt("MobileNet", opts, "width", 1, 0.125, 8)
     local dropout = num_opt("MobileNet", opts, "dropout", 0.2, 0, 0.99)
-    return graph_model{ kind = "MobileNet", layers = M.compile(M.mobilenet_layers(width, dropout)),
-                        seed = opts.seed, l2 = opts.l2 }
+    local ok, model = pcall(graph_model, { kind = "MobileNet", seed = opts.seed, l2 = opts.l2,
+                                           layers = M.compile(M.mobilenet_layers(width, dropout)) })
+    if not ok then error(model, 2) end
+    return model
   end
 end
 

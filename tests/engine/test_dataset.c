@@ -617,6 +617,16 @@ static void test_csv_bad(void) {
       {"label-word.csv", 1, 785, 1, "Bag",
        "label-word.csv: line 3, column 1 (label): 'Bag' is not an integer",
        "a class name as label"},
+      {"label-neg.csv", 1, 785, 1, "-1",
+       "label-neg.csv: line 3, column 1 (label): value -1 is outside 0-9", "a negative label"},
+      {"label-255.csv", 1, 785, 1, "255",
+       "label-255.csv: line 3, column 1 (label): value 255 is outside 0-9", "a label of 255"},
+      {"quoted.csv", 1, 785, 7, "\"7\"",
+       "quoted.csv: line 3, column 7 (pixel6): '\"7\"' is not an integer", "a quoted pixel"},
+      {"nan.csv", 1, 785, 4, "nan", "nan.csv: line 3, column 4 (pixel3): 'nan' is not an integer",
+       "NaN as a pixel"},
+      {"exp.csv", 1, 785, 4, "1e2", "exp.csv: line 3, column 4 (pixel3): '1e2' is not an integer",
+       "an exponent"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     csv_row(row_bad, cases[i].label, cases[i].ncols, cases[i].bad_col, cases[i].bad);
@@ -625,6 +635,15 @@ static void test_csv_bad(void) {
     CHECK_FAILS(probe_and_read_csv(tpath(cases[i].name)), cases[i].expect, "CSV with %s",
                 cases[i].what);
   }
+
+  /* A row of 100000 columns: counted, not parsed past the 785th. */
+  static char wide[2 * 100000 + 2];
+  char *w = wide;
+  for (int c = 0; c < 100000; c++) w += sprintf(w, c ? ",%d" : "%d", c % 10);
+  const char *wide_lines[] = {row_ok, wide, NULL};
+  write_lines(tpath("wide.csv"), wide_lines, "\n");
+  CHECK_FAILS(probe_and_read_csv(tpath("wide.csv")), "wide.csv: line 2: 100000 columns, expected 785",
+              "CSV with a row of 100000 columns");
 
   /* Line numbers count the header and blank lines. */
   static char header[16 * 786];

@@ -249,6 +249,18 @@ static void test_conv_errors(void) {
         "conv2d: the same kernel with 'same' padding gives 4x4");
   CHECK_FAILS(fm_conv_geom_init(&g, 4, 4, 1, 3, 3, 0, 0, 1, 1), "filters",
               "conv2d: zero filters are refused");
+  /* 65536 x 65536 x 1 is 2^32: in int it wrapped to a patch of 0 values and a division by zero */
+  CHECK_FAILS(fm_conv_geom_init(&g, 28, 28, 1, 65536, 65536, 8, 1, 1, 1),
+              "a patch of 65536x65536x1 values (kernel x input channels) is over 2147483647",
+              "conv2d: a 'same' kernel whose patch overflows int is refused, not divided by");
+  CHECK_FAILS(fm_conv_geom_init(&g, 28, 28, 4, 32768, 32768, 8, 1, 1, 1), "is over 2147483647",
+              "conv2d: a patch of 2^32 values (kernel x channels) is refused");
+  CHECK_FAILS(fm_conv_geom_init(&g, 4096, 4096, 1, 20, 20, 8, 1, 1, 1),
+              "the patch matrix of one image (4096x4096 pixels x 400 values) is over 2147483647",
+              "conv2d: one image's patch matrix over the product's int sizes is refused");
+  CHECK(fm_conv_geom_init(&g, 28, 28, 1, 2047, 1, 8, 1, 1, 1) == FM_OK && g.k == 2047 && g.chunk == 1 &&
+            g.pad_top == 1023 && g.oh == 28,
+        "conv2d: a tall 'same' kernel within the limits gives a consistent geometry");
 }
 
 /* ---- max-pool ---- */

@@ -2,6 +2,7 @@
  * a whole-network gradient check, prediction and saliency, activations, bit-for-bit determinism on
  * two threads, the divergence trap, and a small network that must learn synthetic data. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,136 @@ static void test_build_errors(void) {
               "workspace: too little memory names what is needed");
   CHECK_FAILS(fm_work_init(&w, &net, 64, 0, mem, sizeof mem), "threads",
               "workspace: zero threads are refused");
+}
+
+/* Sizes computed from specs: each limit of fm_net.h refuses what would pass it, naming the layer
+ * and the numbers, where the products used to wrap around. */
+static void test_build_limits(void) {
+  fm_net net;
+  /* 16 dense layers of 2^30 - 1 units once wrapped the parameter count to a small number */
+  fm_layer_spec wrap[17];
+  for (int i = 0; i < 16; i++) wrap[i] = (fm_layer_spec){.kind = FM_LAYER_DENSE, .units = (1 << 30) - 1};
+  wrap[16] = (fm_layer_spec){.kind = FM_LAYER_DENSE, .units = 10};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 1, 1, (1 << 30) - 1, wrap, 17), "has a side over 32768",
+              "limits: an input side over FM_NET_MAX_DIM is refused");
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 1, 1, 1024, wrap, 17), "units must be 1 to 32768 (got 1073741823)",
+              "limits: dense units over FM_NET_MAX_DIM are refused");
+  fm_layer_spec dense[] = {{.kind = FM_LAYER_DENSE, .units = 1024}, {.kind = FM_LAYER_DENSE, .units = 10}};
+  CHECK(fm_net_build(&net, scratch_layers, 16, 16, 1, dense, 2) == FM_OK, "limits: a 256-1024-10 network builds");
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 128, 128, 16, dense, 2),
+              "layer 1 (dense): it would have 268436480 parameters (at most 268435456)",
+              "limits: 2^28 weights plus biases pass the parameter limit");
+  fm_layer_spec wide[] = {{.kind = FM_LAYER_DENSE, .units = 32768}, {.kind = FM_LAYER_DENSE, .units = 32768},
+                          {.kind = FM_LAYER_DENSE, .units = 10}};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 1, wide, 3),
+              "layer 2 (dense): 32768 inputs x 32768 units is over 268435456 weights",
+              "limits: a dense layer over the parameter limit names the layer and both sizes");
+  fm_layer_spec filters[] = {{.kind = FM_LAYER_CONV2D, .units = 2147483647, .kh = 3},
+                             {.kind = FM_LAYER_DENSE, .units = 10}};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 1, filters, 2), "filters must be 1 to 32768 (got 2147483647)",
+              "limits: 2^31 - 1 filters are refused before any product");
+  fm_layer_spec same[] = {{.kind = FM_LAYER_CONV2D, .units = 8, .kh = 32768, .same = 1},
+                          {.kind = FM_LAYER_DENSE, .units = 10}};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 1, same, 2), "layer 1: conv2d: the patch matrix of one image",
+              "limits: a 'same' kernel of 32768x32768 is refused, not divided by zero");
+  fm_layer_spec kernel[] = {{.kind = FM_LAYER_CONV2D, .units = 1024, .kh = 3},
+                            {.kind = FM_LAYER_DENSE, .units = 10}};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 32768, kernel, 2),
+              "layer 1 (conv2d): a 3x3x32768 kernel with 1024 filters is over 268435456 weights",
+              "limits: conv weights over the parameter limit");
+  fm_layer_spec out[] = {{.kind = FM_LAYER_CONV2D, .units = 32768, .kh = 3, .same = 1},
+                         {.kind = FM_LAYER_DENSE, .units = 10}};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 128, 128, 1, out, 2),
+              "layer 1 (conv2d): an output of 128x128x32768 is over 268435456 floats per image",
+              "limits: a layer output over FM_NET_MAX_IMAGE_FLOATS");
+  fm_layer_spec macs[] = {{.kind = FM_LAYER_CONV2D, .units = 16384, .kh = 1},
+                          {.kind = FM_LAYER_DENSE, .units = 10}};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 128, 128, 16384, macs, 2),
+              "layer 1 (conv2d): 128x128 pixels x 268435456 weights is over 1099511627776 "
+              "multiply-adds per image", "limits: multiply-adds over FM_NET_MAX_MACS");
+  fm_layer_spec kept[] = {{.kind = FM_LAYER_RELU}, {.kind = FM_LAYER_DROPOUT, .rate = 0.5f},
+                          {.kind = FM_LAYER_MAXPOOL, .pool = 4096}, {.kind = FM_LAYER_DENSE, .units = 10}};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 16384, 16384, 1, kept, 4),
+              "layer 2 (dropout): the outputs a pass keeps would be over 268435456 floats per image",
+              "limits: the activations kept per image are limited too");
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 16384, 16384, 2, kept, 4),
+              "network: an input of 16384x16384x2 is over 268435456 floats per image",
+              "limits: the input image is limited");
+  fm_layer_spec classes[] = {{.kind = FM_LAYER_DENSE, .units = 257}};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 1, classes, 1), "must give 2 to 256 class scores",
+              "limits: 257 classes would not fit the byte of a label");
+
+  /* the workspace: batch and threads, then its bytes */
+  fm_layer_spec flat[] = {{.kind = FM_LAYER_DENSE, .units = 10}};
+  CHECK(fm_net_build(&net, scratch_layers, 4096, 4096, 1, flat, 1) == FM_OK, "limits: a 4096x4096 logistic regression builds");
+  CHECK(fm_work_bytes(&net, 65537, 1) == 0 && strstr(fm_error(), "batch size must be 1 to 65536 (got 65537)"),
+        "workspace: a batch over FM_NET_MAX_BATCH is refused (%s)", fm_error());
+  CHECK(fm_work_bytes(&net, 1024, 2) == 0 &&
+            strstr(fm_error(), "for batches of 1024 on 2 threads, over the limit of 17179869184"),
+        "workspace: over FM_NET_MAX_WORK_BYTES is refused (%s)", fm_error());
+  fm_work w;
+  static float mem[16] __attribute__((aligned(64)));
+  CHECK_FAILS(fm_work_init(&w, &net, 1024, 2, mem, SIZE_MAX), "over the limit",
+              "workspace: fm_work_init refuses it whatever memory it is told it has");
+  CHECK(fm_work_bytes(&net, 16, 2) > 0, "workspace: the same network with batches of 16 is fine");
+}
+
+/* Spec fields: a kind outside the table, a field the kind does not use, a value out of range. */
+static void test_spec_fields(void) {
+  fm_net net;
+  fm_layer_spec kind[] = {{.kind = (fm_layer_kind)77}, {.kind = FM_LAYER_DENSE, .units = 10}};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 1, kind, 2), "layer 1: unknown layer kind 77 (expected 1 to 11)",
+              "spec: a kind outside the table is refused");
+  fm_layer_spec unused[] = {{.kind = FM_LAYER_RELU, .units = 5}, {.kind = FM_LAYER_DENSE, .units = 10}};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 1, unused, 2),
+              "layer 1 (relu): units is not used by relu layers and must be 0 (got 5)",
+              "spec: a field the kind does not use must be 0");
+  fm_layer_spec rate[] = {{.kind = FM_LAYER_DENSE, .units = 10, .rate = 0.5f}};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 1, rate, 1), "rate is not used by dense layers",
+              "spec: a rate on a dense layer is refused");
+  fm_layer_spec pad[] = {{.kind = FM_LAYER_CONV2D, .units = 4, .kh = 3, .same = 2},
+                         {.kind = FM_LAYER_DENSE, .units = 10}};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 1, pad, 2), "padding must be 0 to 1 (got 2)",
+              "spec: padding other than 0 or 1");
+  fm_layer_spec init[] = {{.kind = FM_LAYER_DENSE, .units = 10, .init = (fm_init_kind)7}};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 1, init, 1), "init must be 0 to 3 (got 7)",
+              "spec: an unknown init");
+  fm_layer_spec nan[] = {{.kind = FM_LAYER_DROPOUT, .rate = NAN}, {.kind = FM_LAYER_DENSE, .units = 10}};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 1, nan, 2), "rate must be in [0, 1)", "spec: a NaN rate");
+  fm_layer_spec neg[] = {{.kind = FM_LAYER_MAXPOOL, .pool = -2}, {.kind = FM_LAYER_DENSE, .units = 10}};
+  CHECK_FAILS(fm_net_build(&net, scratch_layers, 28, 28, 1, neg, 2), "size must be 0 to 32768 (got -2)",
+              "spec: a negative pool window");
+  /* one table of kinds: every name maps back to its kind */
+  int round_trip = 1;
+  for (int k = 1; k <= FM_LAYER_KINDS; k++)
+    round_trip &= fm_layer_kind_of(fm_layer_kind_name((fm_layer_kind)k)) == (fm_layer_kind)k &&
+                  strcmp(fm_layer_type_name((fm_layer_kind)k), "unknown") != 0;
+  CHECK(round_trip && fm_layer_kind_of("conv3d") == 0 &&
+            !strcmp(fm_layer_kind_name((fm_layer_kind)0), "unknown") &&
+            !strcmp(fm_layer_type_name(FM_LAYER_MAXPOOL), "MaxPooling2D"),
+        "kinds: names and types from one table, unknown outside it");
+}
+
+/* fm_net_set_layer: counts and finiteness checked before anything changes. */
+static void test_set_layer(void) {
+  fm_net net;
+  fm_layer_spec specs[] = {{.kind = FM_LAYER_DENSE, .units = 2}, {.kind = FM_LAYER_RELU},
+                           {.kind = FM_LAYER_DENSE, .units = 2}};
+  float params[3 * 2 + 2 + 2 * 2 + 2] = {0};
+  CHECK(fm_net_build(&net, scratch_layers, 1, 1, 3, specs, 3) == FM_OK && net.n_params == 14, "set_layer: a 3-2-2 net");
+  fm_net_bind(&net, params, NULL, NULL);
+  float w[6] = {1, 2, 3, 4, 5, 6}, b[2] = {7, 8};
+  CHECK(fm_net_set_layer(&net, 0, w, 6, b, 2) == FM_OK && params[5] == 6 && params[7] == 8,
+        "set_layer: weights then biases in place");
+  w[4] = INFINITY;
+  CHECK_FAILS(fm_net_set_layer(&net, 0, w, 6, NULL, 0), "layer 1 (dense): weight 5 is not finite (inf)",
+              "set_layer: a weight that is not finite is refused");
+  CHECK(params[4] == 5, "set_layer: ... and nothing changed");
+  CHECK_FAILS(fm_net_set_layer(&net, 0, w, 5, NULL, 0), "has 6 weights, not 5", "set_layer: a wrong count");
+  CHECK_FAILS(fm_net_set_layer(&net, 1, w, 6, NULL, 0), "layer 2 (relu) has no weights",
+              "set_layer: a layer without weights");
+  CHECK_FAILS(fm_net_set_layer(&net, 3, w, 6, NULL, 0), "layer 4 out of range 1..3",
+              "set_layer: a layer out of range");
 }
 
 /* ---- a small network with every kind of layer ---- */
@@ -489,6 +620,9 @@ int main(void) {
   fm_blas_set_threads(1);
   test_shapes();
   test_build_errors();
+  test_build_limits();
+  test_spec_fields();
+  test_set_layer();
   test_network_gradient("openblas");
   fm_gemm_select(FM_GEMM_AUTO);
   if (fm_gemm_current() != FM_GEMM_BLAS) test_network_gradient(fm_gemm_name(fm_gemm_current()));

@@ -1,5 +1,6 @@
 /* test_optim: optimizer steps and learning-rate schedules against values worked out by hand. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "check.h"
@@ -104,6 +105,27 @@ static void test_checks(void) {
   CHECK_FAILS(fm_optim_check(&o), "total_epochs", "optimizer: cosine without total_epochs");
   fm_optim_adam(&o, 0.001);
   CHECK(fm_optim_check(&o) == FM_OK, "optimizer: Adam defaults are valid");
+  /* values that are not finite, or not finite as the float32 the step computes in */
+  fm_optim_adam(&o, 1e300);
+  CHECK_FAILS(fm_optim_check(&o), "learning rate 1e+300 must be positive and finite",
+              "optimizer: lr 1e300 (infinite in float32) is refused");
+  fm_optim_adam(&o, NAN);
+  CHECK_FAILS(fm_optim_check(&o), "learning rate", "optimizer: lr NaN is refused");
+  fm_optim_adam(&o, 0.001);
+  o.weight_decay = INFINITY;
+  CHECK_FAILS(fm_optim_check(&o), "weight decay inf", "optimizer: infinite weight decay is refused");
+  fm_optim_adam(&o, 0.001);
+  o.schedule = (fm_schedule){.kind = FM_SCHED_STEP, .step_epochs = 1, .gamma = INFINITY};
+  CHECK_FAILS(fm_optim_check(&o), "finite gamma", "optimizer: an infinite gamma is refused");
+  o.schedule = (fm_schedule){.kind = FM_SCHED_STEP, .step_epochs = NAN, .gamma = 0.5};
+  CHECK_FAILS(fm_optim_check(&o), "step_epochs", "optimizer: a NaN step_epochs is refused");
+  o.schedule = (fm_schedule){.kind = FM_SCHED_COSINE, .total_epochs = 10, .min_lr = 1.0};
+  CHECK_FAILS(fm_optim_check(&o), "min_lr in [0, lr = 0.001] (got 1)",
+              "optimizer: a min_lr above lr is refused");
+  fm_optim_adam(&o, 0.001);
+  CHECK(fm_optim_state_floats(&o, INT64_MAX / 2 + 1) == -1 && fm_optim_state_floats(&o, -1) == -1 &&
+            fm_optim_state_floats(&o, INT64_MAX / 2) == INT64_MAX - 1,
+        "optimizer: Adam's 2n state floats never wrap (-1 instead)");
   /* An update that would overflow is skipped and reported; the other element is updated. */
   fm_optim_sgd(&o, 1.0, 0, 0);
   float p[2] = {3e38f, 1.0f}, g[2] = {-3e38f, 0.5f};

@@ -103,6 +103,78 @@ local order = {}
 for _, y in ds:batches(20, {shuffle = true, seed = 1}) do order = y:totable() end
 T.ok(table.concat(order, ",") ~= table.concat(ds:labels():totable(), ","), "shuffled batches")
 
+-- hostile arguments: lengths and indices from metamethods, NaN and huge numbers, bad options
+local function churn() collectgarbage("collect") end
+T.err("subset: a list of 4611686018427387904 indices (0 to 134217728 expected)", function()
+  return ds:subset(setmetatable({}, {__len = function() return 1 << 62 end,
+                                     __index = function(_, k) if math.type(k) == "integer" then return 1 end end}))
+end)
+T.err("subset: a list of -1 indices", function()
+  return ds:subset(setmetatable({}, {__len = function() return -1 end}))
+end)
+local victim = fm.load(images)
+local picks = setmetatable({}, {__len = function() churn(); return 3 end,
+                                __index = function(_, i) victim = nil; churn(); return 21 - i end})
+local sub = victim:subset(picks)
+T.eq(sub:labels():totable(), {9, 8, 7}, "subset through __len and __index that collect garbage")
+local calls = 0
+local shifty = setmetatable({}, {__len = function() calls = calls + 1; return calls == 1 and 2 or 1000 end,
+                                 __index = function() return 1 end})
+T.eq(#ds:subset(shifty), 2, "a list's length is read once")
+T.err("subset: entry 2 is x (an integer index expected)", function() return ds:subset{1, "x"} end)
+T.err("subset: entry 1 is 1.5 (an integer index expected)", function() return ds:subset{1.5} end)
+T.err("subset: index 0 out of range 1..20", function() return ds:subset{0} end)
+T.err("subset: index 9007199254740992 out of range 1..20", function() return ds:subset{2^53} end)
+T.err("subset: entry 2 of the index tensor is", function() return ds:subset(fm.tensor{1, 0/0}) end)
+T.err("subset: entry 1 of the index tensor is inf (an index 1..20 expected)", function() return ds:subset(fm.tensor{1/0}) end)
+T.err("subset: entry 1 of the index tensor is 1.0000000150475e+30", function() return ds:subset(fm.tensor{1e30}) end)
+T.err("subset: entry 1 of the index tensor is 2.5", function() return ds:subset(fm.tensor{2.5}) end)
+T.err("subset: entry 1 of the index tensor is -1.0", function() return ds:subset(fm.tensor{-1}) end)
+T.eq(ds:subset(fm.tensor{20, 20, 1}):labels():totable(), {9, 9, 0}, "an index tensor may repeat")
+T.eq(#ds:subset{}, 0, "an empty list gives an empty subset")
+T.err("subset: give class or n, not both", function() return ds:subset{class = 1, n = 2} end)
+T.err("subset: unknown option 'clas' (known: class, n)", function() return ds:subset{n = 2, clas = 1} end)
+T.err("class id must be in 0..9", function() return ds:subset{class = 10} end)
+T.err("number has no integer representation", function() return ds:subset{class = 0/0} end)
+T.err("option 'n' must be an integer from 0 to 20, got -1", function() return ds:subset{n = -1} end)
+T.err("option 'n' must be an integer from 0 to 20, got 9.007199254741e+15", function() return ds:subset{n = 2^53} end)
+T.err("subset: range 3..2 is empty", function() return ds:subset(3, 2) end)
+T.err("image 9007199254740992 out of range 1..20", function() return ds:subset(1, 2^53) end)
+for _, i in ipairs{0, -1, 21, 2^53, math.mininteger} do
+  T.err(("image %d out of range 1..20"):format(math.tointeger(i)), function() return ds:image(i) end)
+end
+T.err("number has no integer representation", function() return ds:image(0/0) end)
+T.err("number has no integer representation", function() return ds:label(2^63) end)
+T.err("images: range 3..2 is empty", function() return ds:images(3, 2) end)
+T.err("fraction must be in [0, 1], got", function() return ds:split(0/0) end)
+T.err("fraction must be in [0, 1], got inf", function() return ds:split(1/0) end)
+T.err("fraction must be in [0, 1], got -0.1", function() return ds:split(-0.1) end)
+T.err("split: unknown option 'sede' (known: seed, stratify, shuffle)", function() return ds:split(0.5, {sede = 1}) end)
+T.err("option 'seed' must be an integer, got 1.5", function() return ds:split(0.5, {seed = 1.5}) end)
+T.err("option 'stratify' must be a boolean", function() return ds:split(0.5, {stratify = 1}) end)
+local none, all = ds:split(0)
+T.ok(#none == 0 and #all == 20, "split(0) gives an empty first part")
+all, none = ds:split(1, {stratify = true})
+T.ok(#none == 0 and #all == 20, "split(1) gives an empty second part")
+T.err("batch size must be at least 1, got 0", function() return ds:batches(0) end)
+T.err("batch size must be at least 1, got -5", function() return ds:batches(-5) end)
+T.err("number has no integer representation", function() return ds:batches(2.5) end)
+T.err("batches: unknown option 'shufle' (known: shuffle, seed)", function() return ds:batches(8, {shufle = true}) end)
+T.err("option 'seed' must be a number, got string", function() return ds:batches(8, {seed = "x"}) end)
+local count = 0
+for x, y in ds:batches(1 << 62) do count = count + 1; T.eq(#x, 20, "a huge batch size gives one batch of everything") end
+T.eq(count, 1, "one batch")
+T.err("batches: option keys are names, not number (known: shuffle, seed)",
+      function() return ds:batches(3, {shuffle = true, seed = 2, [1] = true}) end)
+T.err("load: unknown option 'lables' (known: labels)", function() return fm.load(images, {lables = "x"}) end)
+T.err("load: option 'labels' must be a file name, got number", function() return fm.load(images, {labels = 5}) end)
+T.err("load: option 'labels' must be a file name, got a string with a zero byte",
+      function() return fm.load(images, {labels = "a\0b"}) end)
+T.err("load: option 'labels' is for an IDX images file, not train", function() return fm.load("train", {labels = "x"}) end)
+T.err("a file name must not contain a zero byte", function() return fm.load(images .. "\0.csv") end)
+local sneaky = setmetatable({}, {__index = function() churn() end})
+T.eq(#fm.load(images, sneaky), 20, "an options table whose __index collects garbage")
+
 -- the real Fashion-MNIST, when installed
 local ok, test = pcall(fm.load, "test")
 if ok then

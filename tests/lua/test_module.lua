@@ -14,6 +14,18 @@ local ok = p:close()
 T.ok(ok, "stock lua5.4 loads the module: " .. out)
 T.ok(out:find("function\t6\t", 1, true), "functions work from stock lua5.4")
 T.ok(out:find("Lua 5.4", 1, true), "fm.versions().lua")
+-- what package.loaded holds before or after the module opens does not reach fm.metrics
+cmd = ([[lua5.4 -e 'package.cpath = "%s/?.so;" .. package.cpath
+package.loaded["fmnist.result"] = 5
+local fm = require "fmnist"
+local r = fm.metrics(fm.tensor{1, 2}, fm.tensor{1, 1})
+package.loaded["fmnist.result"], require = nil, nil
+package.preload["fmnist.result"] = function() return {Result = 1} end
+print(r.accuracy, package.loaded["fmnist.result"], fm.metrics(fm.zeros(1), fm.zeros(1)):report():match("T%%-shirt/top"))' 2>&1]]):format(dir)
+p = io.popen(cmd)
+out = p:read("a")
+ok = p:close()
+T.ok(ok and out == "0.5\tnil\tT-shirt/top\n", "stock lua5.4: a replaced fmnist.result does not reach fm.metrics: " .. out)
 end
 
 if os.getenv("FMNIST_SANITIZE") == "1" then

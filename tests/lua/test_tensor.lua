@@ -138,6 +138,113 @@ T.err("index 3 out of range", function() return fm.zeros(2)[3] end)
 T.err("get: index 5 out of range for dimension 2", function() return fm.zeros(2, 3):get(1, 5) end)
 T.err("get: a 2-D tensor takes 2 indices", function() return fm.zeros(2, 3):get(1) end)
 
+-- hostile sizes: every shape computation is checked, and the message names both shapes
+local t12 = fm.arange(12)
+T.err("reshape: a 12 tensor cannot become 1099511627776x1099511627776x-1: dimension 1 is 1099511627776",
+      function() return t12:reshape(2^40, 2^40, -1) end)
+T.err("reshape: a 12 tensor (12 elements) cannot become 1048576x1048576x-1",
+      function() return t12:reshape(1 << 20, 1 << 20, -1) end)
+T.err("reshape: a 12 tensor (12 elements) cannot become 5x-1", function() return t12:reshape(5, -1) end)
+T.err("cannot become -2x6: dimension 1 is -2", function() return t12:reshape(-2, 6) end)
+T.err("cannot become -1x-1: only one dimension may be -1", function() return t12:reshape(-1, -1) end)
+T.err("a 0 tensor cannot become 0x-1: -1 is ambiguous beside a zero dimension",
+      function() return fm.zeros(0):reshape(0, -1) end)
+T.eq(table.concat(fm.zeros(0, 5):reshape(5, 0):shape(), "x"), "5x0", "reshape of an empty tensor")
+T.err("reshape: dimension 2 is", function() return t12:reshape{2, 0/0} end)
+T.err("reshape: dimension 1 is x (an integer expected)", function() return t12:reshape{"x", 6} end)
+T.err("1 to 4 dimensions expected, got 4611686018427387904",
+      function() return t12:reshape(setmetatable({}, {__len = function() return 1 << 62 end})) end)
+T.err("1 to 4 dimensions expected, got -1",
+      function() return t12:reshape(setmetatable({}, {__len = function() return -1 end})) end)
+T.err("zeros: shape 1048576x1048576: a tensor of more than 17179869184 elements is refused",
+      function() return fm.zeros(1 << 20, 1 << 20) end)
+T.err("rand: shape 17179869185: a tensor of more than", function() return fm.rand((1 << 34) + 1) end)
+T.err("randn: shape 1099511627776x0: a tensor of more than", function() return fm.randn(2^40, 0) end)
+T.eq(fm.ones(0, 7):numel(), 0, "a zero dimension beside a large one is an empty tensor")
+T.err("a shape has 1 to 4 dimensions, not 4611686018427387904",
+      function() return fm.zeros(setmetatable({}, {__len = function() return 1 << 62 end})) end)
+T.err("a shape has 1 to 4 dimensions, not -3",
+      function() return fm.ones(setmetatable({}, {__len = function() return -3 end})) end)
+T.err("zeros: dimension 2 of the shape is", function() return fm.zeros{2, 0/0} end)
+T.err("full: dimension 1 of the shape is 1.5 (a non-negative integer expected)",
+      function() return fm.full({1.5}, 0) end)
+T.err("zeros: dimension 2 of the shape is -3 (dimension must not be negative)",
+      function() return fm.zeros{2, -3} end)
+T.err("bad argument #2 to 'zeros' (nothing may follow a shape table)", function() return fm.zeros({2}, 3) end)
+T.err("bad argument #2 to 'full' (nothing may follow a shape table)", function() return fm.full({2}, {3}, 5) end)
+T.err("number has no integer representation", function() return fm.zeros(0/0) end)
+T.err("number has no integer representation", function() return fm.ones(1/0) end)
+T.err("arange: start 0, stop", function() return fm.arange(0/0) end)
+T.err("start and stop must be finite", function() return fm.arange(0, 1/0) end)
+T.err("step finite and non-zero", function() return fm.arange(0, 1, 0) end)
+T.err("arange: start -1e+308, stop 1e+308, step 1 would make inf elements",
+      function() return fm.arange(-1e308, 1e308) end)
+T.err("would make", function() return fm.arange(0, 1e300, 1e-300) end)
+T.eq(fm.arange(5, 1):numel(), 0, "arange with stop below start is empty")
+T.err("get: index 9007199254740992 out of range for dimension 1 of a 12 tensor",
+      function() return t12:get(2^53) end)
+T.err("index -9223372036854775808 out of range", function() return t12:get(math.mininteger) end)
+T.err("number has no integer representation", function() return t12:get(2^63) end)
+T.err("number has no integer representation", function() return t12:set(0/0, 1) end)
+T.err("tensor index must be an integer", function() return t12[2^63] end)
+T.err("index 0 out of range", function() return t12[0] end)
+T.err("index 13 out of range for a tensor of 12 elements", function() t12[13] = 1 end)
+T.err("rows: -9223372036854775808..9223372036854775807 out of range",
+      function() return t12:rows(math.mininteger, math.maxinteger) end)
+T.eq(t12:rows(13, 12):numel(), 0, "rows(n + 1, n) is empty")
+T.err("bad argument #1 to 'histc' (bins must be in 1..16777216)", function() return t12:histc(0) end)
+T.err("histc: the range [0, inf] must be finite", function() return t12:histc(10, 0, 1/0) end)
+T.err("histc: the range [", function() return t12:histc(10, 0/0, 1) end)
+T.err("histc: the range [2, 1] is empty", function() return t12:histc(10, 2, 1) end)
+T.eq(fm.tensor{1, 1/0, 2, 0/0, -1/0}:histc(2):totable(), {1, 1},
+     "histc over the data's range counts finite values only")
+T.eq(fm.tensor{0/0, 1/0}:histc(2):totable(), {0, 0}, "histc of no finite value is all zeros")
+T.eq(fm.tensor{1e30, 1e30}:histc(1):totable(), {2}, "histc of one huge value")
+T.err("matmul: 2x3 and 2x3 do not fit", function() return fm.zeros(2, 3):matmul(fm.zeros(2, 3)) end)
+T.err("transpose: a 2-D tensor expected, got 12", function() return t12:transpose() end)
+T.eq(table.concat(fm.zeros(0, 3):transpose():shape(), "x"), "3x0", "transpose of an empty matrix")
+T.err("a file name must not contain a zero byte", function() return t12:save_npy("a\0b") end)
+T.err("a file name must not contain a zero byte", function() return fm.load_npy("a\0b") end)
+
+-- hostile tables: metamethods run code (collect garbage, drop references, lie about lengths)
+-- while a tensor is built from them; the result is right or the error is clear, never a crash
+local function churn() collectgarbage("collect") end
+local lazy = setmetatable({}, {__index = function(_, i) churn(); return i * 2 end,
+                               __len = function() churn(); return 3 end})
+T.eq(fm.tensor(lazy):totable(), {2, 4, 6}, "tensor{} through __index and __len that collect garbage")
+local rows = setmetatable({}, {__index = function(_, i)
+  churn()
+  return setmetatable({}, {__index = function(_, j) return i * 10 + j end, __len = function() return 2 end})
+end, __len = function() return 2 end})
+T.eq(fm.tensor(rows):totable(), {{11, 12}, {21, 22}}, "tensor{} of rows made on the fly")
+local calls = 0
+local growing = setmetatable({}, {__index = function() return 1 end,
+                                  __len = function() calls = calls + 1; return calls end})
+T.err("ragged table (a row at depth 1 has 2 elements, expected 1)", function() return fm.tensor(growing) end)
+local shrinking = setmetatable({}, {__index = function(_, i) return i == 1 and {1, 2} or {3} end,
+                                    __len = function() return 2 end})
+T.err("ragged table", function() return fm.tensor(shrinking) end)
+T.err("tensor: a table at depth 1 has length 4611686018427387904",
+      function() return fm.tensor(setmetatable({}, {__len = function() return 1 << 62 end})) end)
+T.err("tensor: a table at depth 2 has length -5", function()
+  return fm.tensor{setmetatable({}, {__len = function() return -5 end})}
+end)
+T.err("tensor: expected a table at depth 2, got number", function() return fm.tensor{{1}, 2} end)
+T.err("tensor: more than 4 levels of nesting", function() return fm.tensor{{{{{1}}}}} end)
+local loop = {}
+loop[1] = loop
+T.err("more than 4 levels of nesting", function() return fm.tensor(loop) end)
+T.err("boom", function()
+  return fm.tensor(setmetatable({}, {__index = function() error("boom") end, __len = function() return 1 end}))
+end)
+local shape = setmetatable({}, {__index = function(_, i) churn(); return ({3, 4})[i] end,
+                                __len = function() churn(); return 2 end})
+T.eq(table.concat(fm.zeros(shape):shape(), "x"), "3x4", "a shape table read through metamethods")
+local victim = fm.arange(6)
+local dims = setmetatable({}, {__index = function(_, i) victim = nil; churn(); return ({2, 3})[i] end,
+                               __len = function() return 2 end})
+T.eq(victim:reshape(dims):get(2, 3), 5, "reshape keeps its tensor while the shape's __index collects garbage")
+
 -- .npy round trip
 local dir = os.tmpname()
 os.remove(dir)
