@@ -249,8 +249,12 @@ int fm_grid_size(const fm_grid *g, int64_t *height, int64_t *width) {
                    g->scale);
   if (g->gap_x < 0 || g->gap_y < 0 || g->gap_x > FM_PNG_MAX_SIDE || g->gap_y > FM_PNG_MAX_SIDE)
     return fm_fail("grid: gaps must be from 0 to %d pixels", FM_PNG_MAX_SIDE);
-  if (g->rows > FM_PNG_MAX_SIDE || g->cols > FM_PNG_MAX_SIDE || g->count > FM_PNG_MAX_SIDE)
-    return fm_fail("grid: too large");
+  if (g->count > FM_PNG_MAX_SIDE)
+    return fm_fail("grid: %lld images, more than the limit of %d", (long long)g->count,
+                   FM_PNG_MAX_SIDE);
+  if (g->rows > FM_PNG_MAX_SIDE || g->cols > FM_PNG_MAX_SIDE)
+    return fm_fail("grid: images of %lldx%lld are larger than the limit of %d per side",
+                   (long long)g->rows, (long long)g->cols, FM_PNG_MAX_SIDE);
   int64_t ncols = g->count < g->grid_cols ? g->count : g->grid_cols;
   int64_t nrows = (g->count + ncols - 1) / ncols;
   int64_t h = nrows * g->rows * g->scale + (nrows - 1) * g->gap_y;

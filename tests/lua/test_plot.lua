@@ -232,8 +232,11 @@ local function gnuplot_children()
   end
   return n
 end
+-- Our open descriptors, leaving out the pipe of the popen that asks (while popen starts the
+-- shell, both of its ends are briefly open here).
 local function open_fds()
-  return tonumber((capture("ls /proc/" .. me .. "/fd | wc -l"):match("%d+")))
+  return tonumber((capture("p=$(readlink /proc/$$/fd/1); ls -l /proc/" .. me
+    .. "/fd | grep -F -e ' -> ' | grep -cvF \"$p\""):match("%d+")))
 end
 
 fm.plot.close()
