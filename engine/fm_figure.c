@@ -148,7 +148,7 @@ static int check_text(const char *drawing, int rows, const char *name) {
 int fm_figure_check(const char *drawing, const fm_figure_kind *kind, const char *name) {
   ends e;
   if (read_ends(drawing, name, &e) != FM_OK) return FM_ERR;
-  if (e.size == 0) return fm_fail("%s: gnuplot drew nothing", name);
+  if (e.size == 0) return fm_fail("%s: gnuplot drew nothing (no plot command, or a full disk?)", name);
   switch (kind->format) {
   case FM_FIGURE_PNG:
     if (fm_png_check(drawing) != FM_OK) {
