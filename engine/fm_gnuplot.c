@@ -62,10 +62,22 @@ static int above_stdio(int fd) {
   return moved;
 }
 
+/* The child's state without reaping it: until it is reaped its pid (and so its process group's
+ * number) cannot be given to another process, which makes kill_group safe. CHILD_GONE: someone else
+ * reaped it (SIGCHLD ignored, a waitpid(-1) elsewhere); its number may belong to anyone now. */
+enum { CHILD_RUNNING, CHILD_EXITED, CHILD_GONE };
+
+static int child_state(pid_t pid) {
+  siginfo_t info;
+  memset(&info, 0, sizeof info);
+  if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0)
+    return errno == EINTR ? CHILD_RUNNING : CHILD_GONE;
+  return info.si_pid == pid ? CHILD_EXITED : CHILD_RUNNING;
+}
+
 /* Kills the whole process group the child leads (it was spawned as its leader): a wrapper script's
- * children and whatever gnuplot's `system` started die with it. Safe after the leader was reaped:
- * Linux does not reuse a pid while a process group of that number exists, and kill(-pid) of a
- * group that no longer exists does nothing. */
+ * children and whatever gnuplot's `system` started die with it. Only called before the leader is
+ * reaped (see child_state). */
 static void kill_group(pid_t pid) {
   if (pid > 0) kill(-pid, SIGKILL);
 }
@@ -80,14 +92,14 @@ void fm_gnuplot_stop(fm_gnuplot *g) {
   if (g->in_fd >= 0) close(g->in_fd);
   g->in_fd = -1;
   if (g->pid > 0) {
-    int status;
-    pid_t r = 0;
-    for (int i = 0; i < 100 && (r = waitpid(g->pid, &status, WNOHANG)) == 0; i++) sleep_ms(10);
-    if (r == 0) {
-      kill_group(g->pid);
+    int state = child_state(g->pid);
+    for (int i = 0; i < 100 && state == CHILD_RUNNING; i++) {
+      sleep_ms(10);
+      state = child_state(g->pid);
+    }
+    if (state != CHILD_GONE) {
+      kill_group(g->pid); /* the leader's children, or the leader itself if it did not exit */
       reap(g->pid);
-    } else {
-      kill_group(g->pid); /* the leader is gone; its children may not be */
     }
   }
   g->pid = 0;
@@ -99,7 +111,7 @@ void fm_gnuplot_stop(fm_gnuplot *g) {
 
 /* Kills at once: gnuplot missed a deadline, was cancelled, or broke the protocol. */
 static void kill_now(fm_gnuplot *g) {
-  if (g->pid > 0) {
+  if (g->pid > 0 && child_state(g->pid) != CHILD_GONE) {
     kill_group(g->pid);
     reap(g->pid);
     g->pid = 0;
@@ -286,18 +298,9 @@ int fm_gnuplot_end(fm_gnuplot *g) {
 
 int fm_gnuplot_running(fm_gnuplot *g) {
   if (g->pid <= 0) return 0;
-  int status;
-  pid_t r = waitpid(g->pid, &status, WNOHANG);
-  if (g->eof || r != 0) {
-    if (r == g->pid) {
-      kill_group(g->pid);
-      g->pid = 0; /* reaped just now */
-    }
-    fm_gnuplot_stop(g);
-    return 0;
-  }
+  /* Output between exchanges is not about the next one, and no marker is awaited. */
   g->marker[0] = '\0';
-  if (read_output(g) == FM_GNUPLOT_DEAD) {
+  if (g->eof || child_state(g->pid) != CHILD_RUNNING || read_output(g) == FM_GNUPLOT_DEAD) {
     fm_gnuplot_stop(g);
     return 0;
   }

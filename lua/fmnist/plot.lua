@@ -75,11 +75,11 @@ local function finite(v)
   return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
 end
 
--- A user's list as a plain table of its raw items 1..#v (rawlen: no __len, no __index).
+-- A user's list as a plain table of its raw items 1..n, and n (rawlen: no __len, no __index).
 local function raw_list(v)
-  local out = {}
-  for i = 1, rawlen(v) do out[i] = rawget(v, i) end
-  return out
+  local out, n = {}, rawlen(v)
+  for i = 1, n do out[i] = rawget(v, i) end
+  return out, n
 end
 
 -- Text for gnuplot: a string (or a number, as tostring makes it) without a zero byte, which
@@ -146,11 +146,11 @@ local function opt_strings(fname, opts, key, n)
   local v = opts[key]
   if v == nil then return nil end
   if type(v) ~= "table" then fail(fname, "option '%s' must be a list of strings", key) end
-  local out = raw_list(v)
-  for i = 1, #out do
+  local out, count = raw_list(v)
+  for i = 1, count do
     out[i] = check_text(fname, out[i], string.format("option '%s': item %d", key, i))
   end
-  if n and #out ~= n then fail(fname, "option '%s' has %d labels for %d items", key, #out, n) end
+  if n and count ~= n then fail(fname, "option '%s' has %d labels for %d items", key, count, n) end
   return out
 end
 
@@ -160,8 +160,8 @@ local function as_tensor(fname, v, what)
   if type(v) ~= "table" then
     fail(fname, "%s must be a tensor or a list of numbers, got %s", what, type(v))
   end
-  local list = raw_list(v)
-  for i = 1, #list do
+  local list, n = raw_list(v)
+  for i = 1, n do
     if type(list[i]) ~= "number" then
       fail(fname, "%s: item %d is a %s (number expected)", what, i, type(list[i]))
     end
@@ -181,7 +181,9 @@ local function series_list(fname, values)
   elseif type(rawget(values, 1)) == "number" then
     list[1] = { values = as_tensor(fname, values, "values") }
   elseif rawget(values, 1) ~= nil then
-    for i, s in ipairs(raw_list(values)) do
+    local items, count = raw_list(values)
+    for i = 1, count do
+      local s = items[i]
       local svalues = type(s) == "table" and rawget(s, "values")
       if is_tensor(s) or (type(s) == "table" and svalues == nil and type(rawget(s, 1)) == "number") then
         list[i] = { name = "series " .. i, values = as_tensor(fname, s, "series " .. i) }
@@ -779,7 +781,7 @@ function M.images(list, opts)
       fail(fname, "a tensor of images must be n x h x w or n x (k*k)")
     end
   elseif type(list) == "table" then
-    n = #list
+    list, n = raw_list(list)
     if n == 0 then fail(fname, "no images") end
     local s = as_image(fname, list[1], "image 1"):shape()
     h, w = s[1], s[2]
