@@ -161,10 +161,12 @@ static int gnuplot_quote(lua_State *L) {
 
 /* ---- the process ---- */
 
+/* Pushes the process userdata and returns it. It stays on the stack while it is used: the
+ * registry is reachable from Lua (debug.getregistry), so the registry alone does not anchor it. */
 static fm_gnuplot *gp_get(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_KEY);
-  fm_gnuplot *g = luaL_checkudata(L, -1, LFM_GNUPLOT);
-  lua_pop(L, 1); /* the registry keeps it alive */
+  fm_gnuplot *g = luaL_testudata(L, -1, LFM_GNUPLOT);
+  if (!g) luaL_error(L, "gnuplot: registry[\"%s\"] is not the gnuplot process any more", REGISTRY_KEY);
   return g;
 }
 

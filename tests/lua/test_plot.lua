@@ -521,6 +521,26 @@ do
   T.ok(ok and read(printed) == "5050.0\n", "finalizers emptying the data: drawn from the checked "
     .. "values (sum " .. tostring(read(printed)):gsub("\n", "") .. ")")
 end
+-- The registry is reachable from Lua: the process object is kept on the stack while a figure
+-- uses it, and a registry entry that is not the process is an error, not a crash.
+do
+  local reg = debug.getregistry()
+  local saved = reg["fmnist.gnuplot.process"]
+  reg["fmnist.gnuplot.process"] = {}
+  T.err("gnuplot: registry[\"fmnist.gnuplot.process\"] is not the gnuplot process any more",
+    fm.gnuplot.run, { terminal = "dumb", "plot x" })
+  reg["fmnist.gnuplot.process"] = saved
+  out = capture(host .. " -e " .. shell_quote([[
+local fm = require "fmnist"
+local reg = debug.getregistry()
+fm.plot.bar({ 1 }, { file = "]] .. path("reg1.txt") .. [[" })
+for _ = 1, 100 do setmetatable({}, { __gc = function() reg["fmnist.gnuplot.process"] = nil end }) end
+collectgarbage("setpause", 0)
+print("figure", pcall(fm.plot.bar, { 1, 2 }, { file = "]] .. path("reg2.txt") .. [[" }))]]))
+  T.ok(out:find("figure	true", 1, true) or out:find("is not the gnuplot process any more", 1, true),
+    "finalizers that drop the process from the registry mid-figure: drawn, or a clear error ("
+      .. out:gsub("%s+$", "") .. ")")
+end
 T.err("unknown option 'titel'", fm.plot.bar, { 1, 2 }, setmetatable({ titel = "x" },
   { __pairs = function() return next, {}, nil end }))
 T.err("plot.bar: no series given", fm.plot.bar, setmetatable({}, {
