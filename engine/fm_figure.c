@@ -19,18 +19,23 @@ static const struct {
   const char *terminal;
   fm_figure_format format;
 } TERMINALS[] = {
-    {"pngcairo", FM_FIGURE_PNG}, {"png", FM_FIGURE_PNG},    {"svg", FM_FIGURE_SVG},
+    {"pngcairo", FM_FIGURE_PNG}, {"png", FM_FIGURE_PNG},   {"svg", FM_FIGURE_SVG},
     {"pdfcairo", FM_FIGURE_PDF}, {"dumb", FM_FIGURE_TEXT}, {"sixelgd", FM_FIGURE_SIXEL},
 };
 #define NTERMINALS (sizeof TERMINALS / sizeof TERMINALS[0])
 
 const char *fm_figure_format_name(fm_figure_format format) {
   switch (format) {
-  case FM_FIGURE_PNG: return "PNG";
-  case FM_FIGURE_SVG: return "SVG";
-  case FM_FIGURE_PDF: return "PDF";
-  case FM_FIGURE_TEXT: return "text";
-  case FM_FIGURE_SIXEL: return "sixel";
+    case FM_FIGURE_PNG:
+      return "PNG";
+    case FM_FIGURE_SVG:
+      return "SVG";
+    case FM_FIGURE_PDF:
+      return "PDF";
+    case FM_FIGURE_TEXT:
+      return "text";
+    case FM_FIGURE_SIXEL:
+      return "sixel";
   }
   return "?";
 }
@@ -111,8 +116,7 @@ static int starts_with(const ends *e, const char *s) {
 /* Whether the file ends with s followed by nothing but white space. */
 static int ends_with(const ends *e, const char *s) {
   size_t n = strlen(s), k = e->ntail;
-  while (k > 0 && (e->tail[k - 1] == '\n' || e->tail[k - 1] == '\r' || e->tail[k - 1] == ' '))
-    k--;
+  while (k > 0 && (e->tail[k - 1] == '\n' || e->tail[k - 1] == '\r' || e->tail[k - 1] == ' ')) k--;
   return k >= n && memcmp(e->tail + k - n, s, n) == 0;
 }
 
@@ -148,32 +152,33 @@ static int check_text(const char *drawing, int rows, const char *name) {
 int fm_figure_check(const char *drawing, const fm_figure_kind *kind, const char *name) {
   ends e;
   if (read_ends(drawing, name, &e) != FM_OK) return FM_ERR;
-  if (e.size == 0) return fm_fail("%s: gnuplot drew nothing (no plot command, or a full disk?)", name);
+  if (e.size == 0)
+    return fm_fail("%s: gnuplot drew nothing (no plot command, or a full disk?)", name);
   switch (kind->format) {
-  case FM_FIGURE_PNG:
-    if (fm_png_check(drawing) != FM_OK) {
-      /* fm_png names the private file; the user knows the figure by name. */
-      const char *why = strstr(fm_error(), ": ");
-      char copy[512];
-      snprintf(copy, sizeof copy, "%s", why ? why + 2 : fm_error());
-      return incomplete(name, kind->format, copy);
-    }
-    return FM_OK;
-  case FM_FIGURE_SVG:
-    if (!starts_with(&e, "<") || !ends_with(&e, "</svg>"))
-      return incomplete(name, kind->format, "no </svg> at the end");
-    return FM_OK;
-  case FM_FIGURE_PDF:
-    if (!starts_with(&e, "%PDF-")) return incomplete(name, kind->format, "no %PDF- header");
-    if (!ends_with(&e, "%%EOF")) return incomplete(name, kind->format, "no %%EOF at the end");
-    return FM_OK;
-  case FM_FIGURE_SIXEL:
-    if (!starts_with(&e, "\033P")) return incomplete(name, kind->format, "no ESC P at the start");
-    if (!(e.ntail >= 2 && memcmp(e.tail + e.ntail - 2, "\033\\", 2) == 0))
-      return incomplete(name, kind->format, "no ESC \\ at the end");
-    return FM_OK;
-  case FM_FIGURE_TEXT:
-    return check_text(drawing, kind->text_rows, name);
+    case FM_FIGURE_PNG:
+      if (fm_png_check(drawing) != FM_OK) {
+        /* fm_png names the private file; the user knows the figure by name. */
+        const char *why = strstr(fm_error(), ": ");
+        char copy[512];
+        snprintf(copy, sizeof copy, "%s", why ? why + 2 : fm_error());
+        return incomplete(name, kind->format, copy);
+      }
+      return FM_OK;
+    case FM_FIGURE_SVG:
+      if (!starts_with(&e, "<") || !ends_with(&e, "</svg>"))
+        return incomplete(name, kind->format, "no </svg> at the end");
+      return FM_OK;
+    case FM_FIGURE_PDF:
+      if (!starts_with(&e, "%PDF-")) return incomplete(name, kind->format, "no %PDF- header");
+      if (!ends_with(&e, "%%EOF")) return incomplete(name, kind->format, "no %%EOF at the end");
+      return FM_OK;
+    case FM_FIGURE_SIXEL:
+      if (!starts_with(&e, "\033P")) return incomplete(name, kind->format, "no ESC P at the start");
+      if (!(e.ntail >= 2 && memcmp(e.tail + e.ntail - 2, "\033\\", 2) == 0))
+        return incomplete(name, kind->format, "no ESC \\ at the end");
+      return FM_OK;
+    case FM_FIGURE_TEXT:
+      return check_text(drawing, kind->text_rows, name);
   }
   return fm_fail("%s: unknown figure format", name);
 }

@@ -311,14 +311,16 @@ static int not_found(const char *program, const char *configured_by, int err) {
   if (configured_by)
     return fm_fail("gnuplot not found: %s is '%s' (%s); install gnuplot-nox or fix %s",
                    configured_by, program, strerror(err), configured_by);
-  return fm_fail("gnuplot not found: install gnuplot-nox (apt-get install gnuplot-nox), or set "
-                 "FMNIST_GNUPLOT to the gnuplot program");
+  return fm_fail(
+      "gnuplot not found: install gnuplot-nox (apt-get install gnuplot-nox), or set "
+      "FMNIST_GNUPLOT to the gnuplot program");
 }
 
 /* Spawns program with its stdin on one pipe and its stdout and stderr on the other. */
 static int spawn(fm_gnuplot *g, const char *program, const char *configured_by) {
   int in[2], out[2];
-  if (pipe2(in, O_CLOEXEC) != 0) return fm_fail("gnuplot: cannot make a pipe (%s)", strerror(errno));
+  if (pipe2(in, O_CLOEXEC) != 0)
+    return fm_fail("gnuplot: cannot make a pipe (%s)", strerror(errno));
   if (pipe2(out, O_CLOEXEC) != 0) {
     int e = errno;
     close(in[0]);
@@ -391,8 +393,7 @@ int fm_gnuplot_start(fm_gnuplot *g, const char *program, const char *configured_
     if (status == FM_GNUPLOT_TIMEOUT)
       return fm_fail("gnuplot: '%s' did not answer within %g s (killed)%s%s", program, timeout,
                      said[0] ? ": " : "", said);
-    return fm_fail("gnuplot: '%s' does not run as gnuplot%s%s", program, said[0] ? ": " : "",
-                   said);
+    return fm_fail("gnuplot: '%s' does not run as gnuplot%s%s", program, said[0] ? ": " : "", said);
   }
   if (version < MIN_VERSION) {
     fm_gnuplot_stop(g);

@@ -166,7 +166,8 @@ static int gnuplot_quote(lua_State *L) {
 static fm_gnuplot *gp_get(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_KEY);
   fm_gnuplot *g = luaL_testudata(L, -1, LFM_GNUPLOT);
-  if (!g) luaL_error(L, "gnuplot: registry[\"%s\"] is not the gnuplot process any more", REGISTRY_KEY);
+  if (!g)
+    luaL_error(L, "gnuplot: registry[\"%s\"] is not the gnuplot process any more", REGISTRY_KEY);
   return g;
 }
 
@@ -248,8 +249,8 @@ static data_block *check_block(lua_State *L, int it, int item) {
   lua_newtable(L); /* the anchors */
   int anchors = lua_gettop(L);
   size_t len;
-  if (lua_getfield(L, it, "name") != LUA_TSTRING ||
-      !valid_block_name(lua_tolstring(L, -1, &len)) || len >= sizeof d->name)
+  if (lua_getfield(L, it, "name") != LUA_TSTRING || !valid_block_name(lua_tolstring(L, -1, &len)) ||
+      len >= sizeof d->name)
     luaL_error(L, "gnuplot.run: item %d: data needs a name like \"$data\" (letters, digits, _)",
                item);
   memcpy(d->name, lua_tostring(L, -1), len + 1);
@@ -387,8 +388,8 @@ static void write_block(FILE *f, const data_block *d, const column *cols) {
   fprintf(f, "%s << EOD\n", d->name);
   for (int64_t r = 0; r < d->nrows; r++) {
     for (int64_t c = 0; c < d->ncols; c++) {
-      double v = d->is_matrix ? cols[0].f[r * d->ncols + c]
-                              : (cols[c].f ? cols[c].f[r] : cols[c].d[r]);
+      double v =
+          d->is_matrix ? cols[0].f[r * d->ncols + c] : (cols[c].f ? cols[c].f[r] : cols[c].d[r]);
       put_number(f, v, d->digits, c + 1 < d->ncols ? ' ' : '\n');
     }
   }
@@ -407,7 +408,8 @@ static void write_data(lua_State *L, int items, lua_Integer nitems, const char *
   }
   column *cols = lua_newuserdatauv(L, (size_t)most * sizeof(column), 0);
   FILE *f = fopen(path, "w");
-  if (!f) luaL_error(L, "gnuplot: cannot write the figure's data to %s (%s)", path, strerror(errno));
+  if (!f)
+    luaL_error(L, "gnuplot: cannot write the figure's data to %s (%s)", path, strerror(errno));
   for (lua_Integer i = 1; i <= nitems; i++) {
     if (lua_rawgeti(L, items, i) == LUA_TUSERDATA) {
       const data_block *d = lua_touserdata(L, -1);

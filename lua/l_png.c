@@ -147,7 +147,7 @@ static const float **grid_pointers(lua_State *L, int anchors, int one_tensor, co
 static int png_grid(lua_State *L) {
   lua_settop(L, 2);
   int opts = lfm_optopts(L, 2);
-  static const char *const known[] = {"cols",  "scale",      "gap", "gap_x",
+  static const char *const known[] = {"cols",  "scale",      "gap",  "gap_x",
                                       "gap_y", "background", "file", NULL};
   lfm_check_options(L, opts, "png.grid", known);
   /* 0: absent, a square-ish grid */

@@ -83,7 +83,8 @@ static void test_terminals(void) {
               "a newline is refused");
   CHECK_FAILS(fm_figure_kind_of("svg font `x`", &k), "must be one plain command",
               "a backquote is refused");
-  CHECK_FAILS(fm_figure_kind_of("pngcairox", &k), "terminal 'pngcairox' is not", "prefixes are not names");
+  CHECK_FAILS(fm_figure_kind_of("pngcairox", &k), "terminal 'pngcairox' is not",
+              "prefixes are not names");
 }
 
 /* Draws a figure with a real gnuplot into path. */
@@ -110,8 +111,9 @@ static void check_cuts(const char *terminal, const char *plot, const char *name)
   }
   size_t n;
   char *data = read_file(path, &n);
-  CHECK(fm_figure_check(path, &k, "whole") == FM_OK, "%s: a whole %s drawing (%zu bytes) passes (%s)",
-        name, fm_figure_format_name(k.format), n, fm_error());
+  CHECK(fm_figure_check(path, &k, "whole") == FM_OK,
+        "%s: a whole %s drawing (%zu bytes) passes (%s)", name, fm_figure_format_name(k.format), n,
+        fm_error());
   const char *cut = tmp_path("cut");
   int refused = 0, tried = 0;
   size_t first_passing = 0;
@@ -126,8 +128,10 @@ static void check_cuts(const char *terminal, const char *plot, const char *name)
     else if (!first_passing)
       first_passing = len;
   }
-  CHECK(refused == tried, "%s: every one of %d cut copies is refused, naming the figure "
-        "(first passing length: %zu)", name, tried, first_passing);
+  CHECK(refused == tried,
+        "%s: every one of %d cut copies is refused, naming the figure "
+        "(first passing length: %zu)",
+        name, tried, first_passing);
   write_file(cut, data, 0);
   CHECK_FAILS(fm_figure_check(cut, &k, "user.fig"), "user.fig: gnuplot drew nothing",
               "%s: an empty drawing", name);
@@ -235,8 +239,8 @@ static void test_install(void) {
   free(now);
   fm_atomic_file a;
   CHECK(fm_atomic_begin(&a, target) == FM_OK, "a target opened");
-  CHECK_FAILS(fm_figure_install(tmp_path("missing"), &a), "target.svg: cannot read gnuplot's drawing",
-              "a missing drawing");
+  CHECK_FAILS(fm_figure_install(tmp_path("missing"), &a),
+              "target.svg: cannot read gnuplot's drawing", "a missing drawing");
   CHECK(count_entries(dir) == before, "and its temporary file is removed");
   free(data);
 }

@@ -63,7 +63,8 @@ static void test_real_gnuplot(void) {
         "only warnings, \"line N:\" dropped, joined: \"%s\"", said);
   char tiny[8];
   n = fm_gnuplot_said(&g, tiny, sizeof tiny, &only_warnings);
-  CHECK(n > sizeof tiny && strlen(tiny) == sizeof tiny - 1, "a short buffer: cut, terminated, "
+  CHECK(n > sizeof tiny && strlen(tiny) == sizeof tiny - 1,
+        "a short buffer: cut, terminated, "
         "and the full length returned");
   /* A long command goes through the pipes without either side blocking. */
   size_t big = 1 << 20;
@@ -99,9 +100,9 @@ static void test_deadline_and_cancel(void) {
 
   fm_gnuplot_start(&g, "gnuplot", NULL, 10);
   pid = g.pid;
-  CHECK(exchange("print 'last words'\nexit\n", 10) == FM_GNUPLOT_DEAD &&
-            strstr(g.said, "last words"),
-        "gnuplot exiting mid-exchange: DEAD, and what it said is kept");
+  CHECK(
+      exchange("print 'last words'\nexit\n", 10) == FM_GNUPLOT_DEAD && strstr(g.said, "last words"),
+      "gnuplot exiting mid-exchange: DEAD, and what it said is kept");
   CHECK(g.pid == 0 && reaped(pid), "the exited process is reaped");
 
   fm_gnuplot_start(&g, "gnuplot", NULL, 10);
