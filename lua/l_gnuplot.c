@@ -484,22 +484,32 @@ static void send_figure(fm_gnuplot *g, lua_State *L, const char *terminal,
 }
 
 /* Raises the error of a figure gnuplot did not finish. */
-static int figure_failed(lua_State *L, fm_gnuplot *g, int status, double timeout) {
+/* Raises the message on top of the stack, prefixed by the figure's file name when it has one
+ * (the file was not changed: that is what the name tells). */
+static int raise_about(lua_State *L, const char *output) {
+  if (output) return luaL_error(L, "%s: %s", output, lua_tostring(L, -1));
+  return lua_error(L);
+}
+
+static int figure_failed(lua_State *L, fm_gnuplot *g, int status, double timeout,
+                         const char *output) {
   int only_warnings;
   push_said(L, g, &only_warnings);
   const char *said = lua_tostring(L, -1);
   const char *sep = said[0] ? ": " : "";
-  if (status == FM_GNUPLOT_CANCELLED)
-    return luaL_error(L, "gnuplot: interrupted (gnuplot stopped; no file written)");
-  if (status == FM_GNUPLOT_TIMEOUT) {
+  if (status == FM_GNUPLOT_CANCELLED) {
+    lua_pushstring(L, "gnuplot: interrupted (gnuplot stopped; no file written)");
+  } else if (status == FM_GNUPLOT_TIMEOUT) {
     char secs[32];
     snprintf(secs, sizeof secs, "%g", timeout);
-    return luaL_error(L,
-                      "gnuplot did not finish the figure within %s s (killed; fig.timeout or "
-                      "FMNIST_GNUPLOT_TIMEOUT give it longer)%s%s",
-                      secs, sep, said);
+    lua_pushfstring(L,
+                    "gnuplot did not finish the figure within %s s (killed; fig.timeout or "
+                    "FMNIST_GNUPLOT_TIMEOUT give it longer)%s%s",
+                    secs, sep, said);
+  } else {
+    lua_pushfstring(L, "gnuplot exited while drawing%s%s", sep, said);
   }
-  return luaL_error(L, "gnuplot exited while drawing%s%s", sep, said);
+  return raise_about(L, output);
 }
 
 static int gnuplot_run(lua_State *L) {
@@ -571,12 +581,14 @@ static int gnuplot_run(lua_State *L) {
   disarm_sigint(job);
 
   /* ---- interpret ---- */
-  if (status != FM_GNUPLOT_OK) return figure_failed(L, g, status, timeout);
+  if (status != FM_GNUPLOT_OK) return figure_failed(L, g, status, timeout, output);
   int only_warnings;
   push_said(L, g, &only_warnings);
   int said_idx = lua_gettop(L);
-  if (lua_rawlen(L, said_idx) > 0 && !only_warnings)
-    return luaL_error(L, "gnuplot: %s", lua_tostring(L, said_idx));
+  if (lua_rawlen(L, said_idx) > 0 && !only_warnings) {
+    lua_pushfstring(L, "gnuplot: %s", lua_tostring(L, said_idx));
+    return raise_about(L, output);
+  }
   if (fm_figure_check(job->dir.drawing, &kind, output ? output : "the figure") != FM_OK)
     return luaL_error(L, "%s", fm_error());
   if (output) {

@@ -337,7 +337,8 @@ if fifo_ok then
 else
   T.ok(true, "# SKIP mkfifo is not available here")
 end
-T.ok(out:find("nope\tfalse\tgnuplot: undefined variable: nope", 1, true), "a failed figure, too")
+T.ok(out:find("nope\tfalse\tnope.txt: gnuplot: undefined variable: nope", 1, true),
+  "a failed figure, too, with an error naming the file")
 local leftovers = capture("ls -A " .. shell_quote(names_dir) .. " " .. shell_quote(names_dir .. "/sub")
   .. " " .. shell_quote(names_tmp))
 T.ok(not leftovers:find(".tmp", 1, true) and not leftovers:find("fmnist-plot-", 1, true)
@@ -402,9 +403,10 @@ end
 local good = path("good.png")
 fm.plot.bar({ 1, 2 }, { file = good })
 local good_bytes = read(good)
-T.err("undefined variable", fm.gnuplot.run, { terminal = "pngcairo", output = good, "plot nope" })
+T.err(good .. ": gnuplot: undefined variable: nope", fm.gnuplot.run,
+  { terminal = "pngcairo", output = good, "plot nope" })
 check_kept(good, good_bytes, "gnuplot's error")
-T.err("gnuplot exited while drawing", fm.gnuplot.run, { terminal = "pngcairo", output = good,
+T.err(good .. ": gnuplot exited while drawing", fm.gnuplot.run, { terminal = "pngcairo", output = good,
   "plot x", 'system "kill -9 $PPID"', "plot x" })
 check_kept(good, good_bytes, "gnuplot killed halfway")
 T.ok(pcall(fm.plot.bar, { 1 }, { file = path("after_kill.png") }), "and the next figure works")
@@ -613,7 +615,7 @@ fm.plot.bar({ 1 }, { file = dies_keep })
 local dies_bytes = read(dies_keep)
 out = capture("FMNIST_GNUPLOT=" .. shell_quote(wrapper) .. " " .. host .. " -e " .. shell_quote(
   [[print(pcall(require("fmnist").plot.bar, {1, 2}, {file = "]] .. dies_keep .. [["}))]]))
-T.ok(out:find("false\tplot.bar: gnuplot exited while drawing", 1, true),
+T.ok(out:find("false\tplot.bar: " .. dies_keep .. ": gnuplot exited while drawing", 1, true),
   "a gnuplot that dies mid-figure: an error (" .. out:gsub("%s+$", "") .. ")")
 check_kept(dies_keep, dies_bytes, "gnuplot dying mid-figure")
 -- A program that never answers, with a child: killed at the timeout, both gone.
@@ -626,6 +628,12 @@ out = capture("FMNIST_GNUPLOT=" .. shell_quote(hang) .. " FMNIST_GNUPLOT_TIMEOUT
 T.ok(out:find("did not answer within 2 s (killed)", 1, true), "a hanging program: killed at the timeout")
 local child_pid = tonumber(read(child_file) or "")
 local child_stat = child_pid and read("/proc/" .. child_pid .. "/stat")
+-- SIGKILL is delivered asynchronously: give the kernel a moment (up to 10 s) to finish it.
+for _ = 1, 100 do
+  if not child_stat or child_stat:match("^%d+ %b() (%a)") == "Z" then break end
+  capture("sleep 0.1")
+  child_stat = read("/proc/" .. child_pid .. "/stat")
+end
 T.ok(child_pid and (not child_stat or child_stat:match("^%d+ %b() (%a)") == "Z"),
   "its child is killed with it (pid " .. tostring(child_pid) .. ")")
 -- Ctrl-C while gnuplot draws: gnuplot stops (it would pause 30 s), the figure raises, nothing is
@@ -642,7 +650,7 @@ print("first", pcall(fm.gnuplot.run, { terminal = "pngcairo", output = "]] .. in
   "plot x", string.format('system "kill -INT %d"', me), "pause 30", "plot x" }))
 print("pid", fm.gnuplot.pid())
 print("second", pcall(fm.plot.bar, { 1, 2 }, { file = "]] .. path("after_int.png") .. [[" }))]]))
-T.ok(out:find("first\tfalse\tgnuplot: interrupted (gnuplot stopped; no file written)", 1, true),
+T.ok(out:find("first\tfalse\t" .. int_keep .. ": gnuplot: interrupted (gnuplot stopped; no file written)", 1, true),
   "Ctrl-C mid-figure: 'interrupted' (" .. out:gsub("%s+$", ""):gsub("\n", " | ") .. ")")
 T.ok(out:find("pid\tnil", 1, true), "gnuplot was stopped")
 T.ok(out:find("second\ttrue", 1, true), "the next figure works")
