@@ -43,6 +43,9 @@ void lfm_open_png(lua_State *L); /* after lfm_open_tensor: adds a tensor method 
 /* ---- the gnuplot process behind fm.plot (l_gnuplot.c): fm.gnuplot ---- */
 void lfm_open_gnuplot(lua_State *L);
 
+/* ---- worker processes and shared result files (l_process.c): fm.process ---- */
+void lfm_open_process(lua_State *L);
+
 /* ---- metrics and results (l_metrics.c) ---- */
 /* Pushes a result table (accuracy, confusion, per-class scores, averages, report()) for a
  * FM_CLASSES x FM_CLASSES confusion matrix; loss is left out when NaN. */
