@@ -12,6 +12,12 @@
 --   print(results[1].score, results[1].params.lr)       -- sorted, best first
 --   local best = fm.load_model("out/tune-mlp/best.fmn")
 --
+--   fm.tune(description | "search.lua" [, {dir =, workers =, verbose =}]) -> records, best first
+--   fm.tune.load(dir) -> the records in dir, best first     fm.tune.table(records [, {top =}])
+--   fm.tune.spec(description | file [, overrides]) -> the checked search (plan, total, fingerprint)
+--   fm.tune.params(search, n) -> configuration n's parameters
+--   fm.tune.data(description | search) -> the training and validation sets the trials use
+--
 -- The search description (a table, or the name of a Lua file returning one):
 --   model       function(params, info) -> a model (fm.MLP{...}); info = {trial, config, seed}.
 --               fm.seed is set to the trial's seed before the call.
@@ -143,6 +149,7 @@ end
 -- ---- parameters ----
 
 local PARAM = setmetatable({}, { __mode = "k" }) -- parameter object -> its description
+local PREPARED = setmetatable({}, { __mode = "k" }) -- searches made by prepare
 
 local function describe(d)
   local out = { kind = d.kind }
@@ -452,6 +459,7 @@ local function prepare(spec, overrides, file)
   S.fingerprint = string.format("%016x", fnv1a(json.encode(S.description)))
   S.spec = spec
   S.overrides = overrides or {}
+  PREPARED[S] = true
   return S
 end
 
@@ -1058,7 +1066,9 @@ local function draw_plots(S, list)
   if S.method == "halving" then
     groups, labels = {}, {}
     for i, rec in ipairs(ok_recs) do groups[i] = rec.rung end
-    for _, r in ipairs(S.plan) do labels[#labels + 1] = string.format("rung %d (%d epochs)", r.rung, r.epochs) end
+    for _, r in ipairs(S.plan) do
+      labels[#labels + 1] = string.format("rung %d (%d epoch%s)", r.rung, r.epochs, r.epochs == 1 and "" or "s")
+    end
   end
   for _, name in ipairs(S.names) do
     local d = S.space[name]
@@ -1074,7 +1084,7 @@ local function draw_plots(S, list)
           names[i] = i .. " = " .. format_value(v)
         end
         xlabel = name .. " (" .. table.concat(names, ", ") .. ")"
-        if #xlabel > 120 then xlabel = xlabel:sub(1, 117) .. "..." end
+        if #xlabel > 160 then xlabel = xlabel:sub(1, 157) .. "..." end
       end
     end
     local log = d.kind == "loguniform" or (d.kind == "int" and d.log)
@@ -1090,7 +1100,9 @@ local function draw_plots(S, list)
     if next(distinct, next(distinct)) ~= nil then -- two values at least
       files[#files + 1] = fm.plot.scatter(xs, ys, {
       title = name .. " against " .. S.metric, xlabel = xlabel, ylabel = S.metric,
-        groups = groups, labels = labels, pointsize = 1, file = join(S.dir, "param-" .. name .. ".png") })
+        groups = groups, labels = labels, pointsize = 1, file = join(S.dir, "param-" .. name .. ".png"),
+        -- a long label of choices (7 pixels a character, centred under the plot) needs a wider figure
+        size = { math.max(800, 9 * #xlabel + 200), 600 } })
     end
   end
   return files
@@ -1344,9 +1356,10 @@ local function search(S)
   setup_dir(S)
   local done, n = gather(S.dir, S)
   if S.verbose then
-    print(string.format("search %s: %s, %d trials%s, %d epochs each%s, seed %d, %s", S.fingerprint,
-      S.method, S.total, S.method == "halving" and string.format(" in %d rungs", #S.plan) or "",
-      S.epochs, S.method == "halving" and " at most" or "", S.seed,
+    local function plural(n, word) return string.format("%d %s%s", n, word, n == 1 and "" or "s") end
+    print(string.format("search %s: %s, %s%s, %s%s, seed %d, %s", S.fingerprint, S.method,
+      plural(S.total, "trial"), S.method == "halving" and (" in " .. plural(#S.plan, "rung")) or "",
+      plural(S.epochs, "epoch"), S.method == "halving" and " at most" or " each", S.seed,
       S.workers == 0 and "in this process" or string.format("%d worker processes", S.workers)))
     if n > 0 then print(string.format("resuming: %d of %d trials finished before", n, S.total)) end
     io.stdout:flush()
@@ -1408,6 +1421,14 @@ end
 
 -- fm.tune.params(search, config) -> the parameters of a configuration (rung 0's trial config).
 function M.params(S, config) return params_of(S, config) end
+
+-- fm.tune.data(description | file | search) -> training set, validation set: the data every
+-- trial of the search trains and is scored on (to train something else on the same split).
+function M.data(spec)
+  local S = PREPARED[spec] and spec or M.spec(spec)
+  local ctx = load_data(S)
+  return ctx.train, ctx.val
+end
 
 -- Runs trial id of search S alone (fmnist-lua tune SPEC --trial N). Returns the record and
 -- "already" when it had finished before, or nil and "interrupted".

@@ -481,6 +481,29 @@ do
       data = function() return 5 end, dir = root .. "/local-data3", workers = 0, verbose = false })
 end
 
+-- ---- the notebook, quick ----
+do
+  local nbdir = root .. "/notebook"
+  local out, err, status = sh(quote(host) .. " notebooks/tune.lua " .. quote(nbdir) .. " --quick --workers 2")
+  T.eq(status, 0, "notebooks/tune.lua --quick: status 0")
+  T.eq(err, "", "notebooks/tune.lua --quick: nothing on stderr")
+  for _, name in ipairs { "MLP", "CNN" } do
+    T.ok(out:find(name .. ": the best of %d+ trials %(trial %d+, %d+ epochs?%) against the defaults"),
+      name .. ": the best trial against the defaults")
+    T.ok(out:find(name .. "%s+default 0%.%d+%s+tuned 0%.%d+"), name .. ": both test accuracies")
+  end
+  T.ok(out:find("validation accuracy%s+0%.%d+%s+0%.%d+\ntest accuracy%s+0%.%d+%s+0%.%d+"),
+    "the table ends with validation and test accuracy")
+  local figures, pngs = 0, true
+  for path in out:gmatch("\n  [^\n]-%s(" .. nbdir:gsub("%p", "%%%0") .. "/[^\n]+%.png)") do
+    figures = figures + 1
+    pngs = pngs and (T.read(path) or ""):sub(1, 8) == "\137PNG\r\n\26\n"
+  end
+  T.ok(figures >= 5 and pngs, "the figures it lists are PNG files (" .. figures .. ")")
+  T.ok(T.read(nbdir .. "/mlp-quick/best.fmn") and T.read(nbdir .. "/mlp-default-quick/best.fmn"),
+    "the tuned and the default MLP are saved")
+end
+
 -- ---- the command's own errors ----
 do
   local _, err, status = tune_cmd(quote(spec_file) .. " --trails 3")
