@@ -12,7 +12,7 @@
 -- accuracy, and a bar chart of the test accuracies. The test set is used only at the end.
 -- Results go to outdir (default out/tune): a folder per search with trials.jsonl and best.fmn.
 -- Running it again resumes the searches where they stopped (Ctrl-C keeps finished trials).
--- About 5 minutes on two cores; --quick runs tiny searches on 2,000 images in seconds.
+-- About 3 minutes on two cores; --quick runs tiny searches on 2,000 images in seconds.
 local fm = require "fmnist"
 local nb = require "fmnist.notebook"
 local json = require "fmnist.json"

@@ -44,13 +44,18 @@
 --               differences between trials come from their parameters.
 --   workers     worker processes (default: one per core this process may use); 0 runs the
 --               trials in this process. Every trial trains on one thread (fit's threads = 1),
---               so that results are the same wherever and however trials run.
+--               so that results are the same wherever and however trials run. A description
+--               from a file is loaded again by each worker; a table's functions are sent as
+--               bytecode with their upvalues (modules go by name), but not the globals of this
+--               session, and a dataset or model in an upvalue is an error (make it inside the
+--               function, or use workers = 0).
 --   dir         where results go (required)
 --   verbose     print a line per finished trial and a table at the end (default true)
 --
 -- Files in dir:
 --   search.json        the description (without functions) and its fingerprint; a dir holds
---                      one search, and resuming with a different description is an error
+--                      one search, and resuming with a different description is an error (the
+--                      functions are not compared: after changing model or data, use a new dir)
 --   trials/N.json      the record of trial N: written by whoever ran it through a temporary file
 --                      and a rename (one operation on the server over NFS), so that readers see
 --                      all of it or nothing, and hosts sharing the folder never write one file

@@ -405,6 +405,16 @@ return {
   T.eq(by[32].status, "ok", "the other trial trained")
 end
 
+-- ---- a trial that diverges ----
+do
+  local r = tune.run({ model = function() return fm.MLP { hidden = { 32 }, dropout = 0 } end,
+                       space = { lr = tune.choice { 1e-3, 1e30 } }, method = "grid", epochs = 2, images = 300,
+                       fit = { optimizer = "sgd" }, dir = root .. "/diverge", workers = 0, verbose = false })
+  T.eq({ r[1].status, r[2].status }, { "ok", "diverged" }, "a diverging trial is recorded as diverged, last")
+  T.ok(has(r[2].error, "fit: training diverged at epoch 1"), "with fit's message")
+  T.eq({ r[2].score, #r[2].history }, { nil, 0 }, "and no score")
+end
+
 -- ---- Ctrl-C: the search stops, finished trials stay, a rerun goes on ----
 do
   local ispec = root .. "/interrupt.lua"
