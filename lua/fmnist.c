@@ -212,6 +212,7 @@ int luaopen_fmnist(lua_State *L) {
   lfm_open_png(L);
   lfm_open_image(L);
   lfm_open_gnuplot(L);
+  lfm_open_process(L);
   install_embedded(L);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, module_index);
