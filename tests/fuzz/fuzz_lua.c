@@ -4,7 +4,7 @@
  * methods with arguments drawn from a palette of hostile values. Lua errors are the expected outcome; crashes, sanitizer
  * reports, leaks (the state is closed after each input) and hangs are findings, and so is what the
  * driver reports through fuzz_finding (a string that ran as a command; with FUZZ_PLOT, gnuplot
- * dying or hanging).
+ * dying, hanging or refusing what an fm.plot figure sent it).
  *
  * The list of callables is not kept here: the driver walks what the binding registered (the module
  * table, its package.preload entries, the fmnist.* metatables in the registry) once at start-up,

@@ -11,7 +11,8 @@
 --                  Only crashes, sanitizer reports, leaks and hangs count, and the harness's own
 --                  checks, which call fuzz_finding(message): a file named INJECTED appearing (a
 --                  string reached a shell or gnuplot as a command), and with plot set, gnuplot
---                  dying or hanging while drawing.
+--                  dying or hanging while drawing, or refusing the commands an fm.plot figure
+--                  sent it.
 --
 -- The bytes of data, read in order (running out of bytes ends the input):
 --   op        0          a call by name: a length byte and that many bytes of name (an exact
@@ -259,8 +260,11 @@ local function hostile_table(depth)
   local mt = {}
   if flags & 1 ~= 0 then
     local v = value(depth + 1)
-    mt.__index = function()
+    -- Answers every name and the integers 1..4 only: a table that answers every index would be
+    -- an endless sequence, which ipairs never finishes in any code.
+    mt.__index = function(_, k)
       collectgarbage()
+      if math.type(k) == "integer" and (k < 1 or k > 4) then return nil end
       return v
     end
   end
@@ -377,11 +381,12 @@ end
 for _, shape in ipairs({ { 0 }, { 1 }, { 3 }, { 2, 3 }, { 1, 784 }, { 28, 28 }, { 4, 784 },
   { 2, 2, 2, 2 }, { 0, 784 }, { 10, 10 }, { 784 }, { 1, 28, 28, 1 } }) do
   local name = table.concat(shape, "x")
-  object("Tensor", once(name, function() return fm.rand(table.unpack(shape)) end), name)
+  object("Tensor", once(name, function() return fm.rand(table.unpack(shape)) end), "t" .. name)
 end
 object("Tensor", once("nan", function() return fm.full(3, 0 / 0) end))
 object("Tensor", once("labels", function() return fm.tensor { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 } end))
-object("Tensor", once("matrix", function() return fm.tensor { { 1, 2 }, { 3, 4 } } end))
+object("Tensor", once("matrix", function() return fm.tensor { { 1, 2 }, { 3, 4 } } end),
+  "matrix")
 object("Tensor", once("arange", function() return fm.arange(12) end))
 object("Dataset", once("train", function() return fm.load("train") end), "train")
 object("Dataset", once("csv", function() return fm.load("fx.csv") end))
@@ -435,23 +440,33 @@ if seeds_dir then
     end
     return table.concat(out)
   end
-  -- A table of two entries whose __index runs the collector and answers 1, and whose __len runs it
-  -- and answers 2^62.
-  local hostile = v("hostile") .. char(3) .. v("1") .. v("2") .. v("1") .. char(0)
+  -- A table {1, 2} whose __len runs the collector and answers 2^62.
+  local hostile = v("hostile") .. char(2) .. v("1") .. v("2") .. char(0)
   local variants = {
     {},
     { v("2"), v("3") },
-    { v("4x784"), opts { { "labels", list { str("%s%n%s%n"), str("|cmd") } },
+    { v("t4x784"), opts { { "labels", list { str("%s%n%s%n"), str("|cmd") } },
       { "title", str("%s%n%s%n") } } },
     { v("train"), hostile },
     { v("cnn"), v("train"), opts { { "epochs", v("1") } } },
-    { v("28x28"), opts { { "file", str("x.png") }, { "labels", list { str("%s%n%s%n") } } } },
+    { v("t28x28"), opts { { "file", str("x.png") }, { "labels", list { str("%s%n%s%n") } } } },
+    { list { v("2"), v("3") }, opts { { "labels", list { str("%s%n%s%n"), str("|cmd") } } } },
+    { v("matrix"), opts { { "labels", list { str("%d%x%p%c"), str("`touch INJECTED`") } } } },
   }
+  -- Variants whose first argument is an object: for a method, they go without the receiver the
+  -- driver would add (bit 7 of the count), the others get one (byte 5 of its class's list).
+  local object_first = { [3] = true, [4] = true, [5] = true, [6] = true, [8] = true }
   for _, name in ipairs(names) do
     for k, args in ipairs(variants) do
-      -- a receiver (byte 5 of its class's list) for methods, then the arguments
-      local receiver = name:match("^%u[%w_]*:") and char(5) or ""
-      local seed = char(0, #name) .. name .. char(#args) .. receiver .. table.concat(args)
+      local count, receiver = char(#args), ""
+      if name:match("^%u[%w_]*:") then
+        if object_first[k] then
+          count = char(0x80 | #args)
+        else
+          receiver = char(5)
+        end
+      end
+      local seed = char(0, #name) .. name .. count .. receiver .. table.concat(args)
       local file = assert(io.open(("%s/%s-%d"):format(seeds_dir, name:gsub("[^%w_]", "_"), k),
         "wb"))
       file:write(seed)
@@ -462,6 +477,32 @@ if seeds_dir then
 end
 
 -- ---- run: the calls ----
+
+-- FUZZ_TRACE=1 prints each call, its arguments and its outcome on stderr (to read a saved input).
+local TRACE = os.getenv("FUZZ_TRACE")
+local function describe(v)
+  if type(v) == "string" then return ("%q"):format(#v > 60 and v:sub(1, 60) .. "..." or v) end
+  if type(v) == "userdata" then
+    local ok, s = pcall(tostring, v)
+    return ok and s:gsub("\n.*", " ..."):sub(1, 80) or type(v)
+  end
+  if type(v) == "table" then
+    local mt = getmetatable(v)
+    local parts = {}
+    for k, x in next, v do
+      if #parts > 6 then break end
+      parts[#parts + 1] = tostring(k) .. "=" .. (type(x) == "table" and "{...}" or tostring(x))
+    end
+    return "{" .. table.concat(parts, ", ") .. "}" .. (mt and " with metatable" or "")
+  end
+  local ok, s = pcall(tostring, v)
+  return ok and s or type(v)
+end
+local function trace_call(what, args, n)
+  local parts = {}
+  for i = 1, n do parts[i] = describe(args[i]) end
+  io.stderr:write(what, "(", table.concat(parts, ", "), ")\n")
+end
 
 local function fnv(s)
   local h = 2166136261
@@ -506,6 +547,12 @@ local function check_after(what, ok, err)
       fuzz_finding(what .. ": gnuplot died: " .. err)
     elseif err:find("did not finish the figure", 1, true) then
       fuzz_finding(what .. ": gnuplot hung: " .. err)
+    elseif what:match("^fm%.plot%.") and err:match("^plot%.%w+: gnuplot: ")
+      and not err:find("all points %a+ value undefined") then
+      -- fm.plot checks its arguments itself and passes user text only quoted: gnuplot refusing
+      -- what it was sent means some text reached it as more than text (fm.gnuplot.run, which
+      -- takes raw commands, may fail this way). Data that is all NaN is gnuplot's to report.
+      fuzz_finding(what .. ": gnuplot rejected the figure's commands: " .. err)
     end
   end
 end
@@ -530,7 +577,7 @@ for _ = 1, 12 do
   end
   if fn ~= nil then
     local count = byte() or 0
-    local args, n = {}, count % 7
+    local args, n = {}, (count & 0x7f) % 7
     -- A method (Class:name) gets a receiver of its class unless bit 7 of the count is set.
     local class = type(sel) == "string" and sel:match("^(%u[%w_]*):")
     if self == nil and class and OF_CLASS[class] and count < 0x80 then
@@ -539,7 +586,9 @@ for _ = 1, 12 do
     end
     if self ~= nil then args[1], n = self, n + 1 end
     for i = #args + 1, n do args[i] = value(1) end
+    if TRACE then trace_call(what, args, n) end
     local r = table.pack(pcall(fn, table.unpack(args, 1, n)))
+    if TRACE then io.stderr:write("  -> ", tostring(r[1]), " ", describe(r[2]), "\n") end
     check_after(what, r[1], r[2])
     if r[1] then
       for i = 2, math.min(r.n, 4) do
