@@ -1,10 +1,10 @@
 /* fuzz_lua: the Lua API. Each input runs in a fresh Lua 5.4 state with the fmnist module (the
  * binding, lua/fmnist.c and lua/l_NAME.c, and the pure-Lua modules compiled into it), where
  * tests/fuzz/lua_driver.lua turns the bytes into calls of the module's public functions and
- * methods with arguments drawn from a palette of hostile values. Lua errors are the expected outcome; crashes, sanitizer
- * reports, leaks (the state is closed after each input) and hangs are findings, and so is what the
- * driver reports through fuzz_finding (a string that ran as a command; with FUZZ_PLOT, gnuplot
- * dying, hanging or refusing what an fm.plot figure sent it).
+ * methods with arguments drawn from a palette of hostile values. Lua errors are the expected
+ * outcome; crashes, sanitizer reports, leaks (the state is closed after each input) and hangs are
+ * findings, and so is what the driver reports through fuzz_finding (a string that ran as a
+ * command; with FUZZ_PLOT, gnuplot dying, hanging or refusing what an fm.plot figure sent it).
  *
  * The list of callables is not kept here: the driver walks what the binding registered (the module
  * table, its package.preload entries, the fmnist.* metatables in the registry) once at start-up,
