@@ -1,8 +1,8 @@
 /* fuzz_util.h: what the fuzz targets share. The engine's loaders take file names, so each target
  * writes the fuzzer's bytes to a file in a private temporary directory made once per process and
- * removed at exit; the page cache keeps that cheap. The engine runs on one thread (OMP_NUM_THREADS=1
- * before the first call) so that a run is reproducible and leaves the other core to the rest of the
- * machine. */
+ * removed at exit; the page cache keeps that cheap. The engine runs on one thread
+ * (OMP_NUM_THREADS=1 before the first call) so that a run is reproducible and leaves the other
+ * core to the rest of the machine. */
 #ifndef FUZZ_UTIL_H
 #define FUZZ_UTIL_H
 
@@ -38,7 +38,8 @@ static inline void fuzz_setup(void) {
 
 /* Writes data to the file name inside the private directory and returns its path (a static
  * buffer per name slot: slot 0 or 1, so that two files can be in use at once). */
-static inline const char *fuzz_write_file(int slot, const char *name, const uint8_t *data, size_t size) {
+static inline const char *fuzz_write_file(int slot, const char *name, const uint8_t *data,
+                                          size_t size) {
   static char paths[2][4200];
   char *path = paths[slot & 1];
   snprintf(path, sizeof paths[0], "%s/%s", fuzz_dir, name);
