@@ -19,6 +19,10 @@ case $BUILD in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 export ASAN_OPTIONS="allocator_may_return_null=1:max_allocation_size_mb=1024:detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+# The targets' temporary directories (left behind when an input crashes) stay in the build dir.
+export TMPDIR="$BUILD/fuzz-tmp"
+rm -rf "$TMPDIR"
+mkdir -p "$TMPDIR"
 passed=0 failed=0 n=0
 for target in "$@"; do
   n=$((n + 1))
