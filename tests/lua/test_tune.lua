@@ -204,7 +204,7 @@ do
   T.eq(statuses, { [0] = "ok", [1] = "ok", [2] = "ok", [3] = "error" }, "three trials trained, one failed")
   local failed = list[4]
   T.eq(failed.trial, 3, "the failed trial ranks last")
-  T.ok(has(failed.error, "MLP: hidden[1] must be a positive integer"), "its error is recorded")
+  T.ok(has(failed.error, "MLP: hidden[1] must be an integer from 1 to 32768, got 0"), "its error is recorded")
   T.ok(list[1].score >= list[2].score and list[2].score >= list[3].score, "sorted best first")
   T.eq(#list[1].history, 2, "two epochs of history")
   T.eq(list[1].history[2].val_accuracy, list[1].score, "the score is the last epoch's val_accuracy")
@@ -220,7 +220,7 @@ do
   local out, err, status = tune_cmd(quote(spec_file) .. " --dir " .. quote(d_workers) .. " --workers 2")
   T.eq(status, 0, "the command with 2 workers: status 0")
   T.ok(has(out, "2 worker processes") and has(out, "4 of 4 trials finished"), "it says what it did")
-  T.ok(has(out, "trial 3  error: " .. spec_file .. ":3: MLP: hidden[1] must be a positive integer"),
+  T.ok(has(out, "trial 3  error: " .. spec_file .. ":3: MLP: hidden[1] must be an integer from 1 to 32768, got 0"),
     "a line per trial, with the error and where it came from")
   T.eq(err, "", "nothing on stderr")
 end
