@@ -5,12 +5,15 @@
 #   make test SANITIZE=1   the same suite in an AddressSanitizer + UBSan build (build-san/)
 #   make bench      speed and memory figures
 #   make install    into $(PREFIX)
+#   make fuzz       libFuzzer targets (clang, ASan + UBSan) in build-fuzz/; see tests/fuzz/README.md
+#   make fuzz-run   each target for FUZZ_SECONDS (default 30) from its corpus; fails on a finding
 
 PREFIX   ?= /usr/local
 CC       ?= cc
 PKGS      = lua5.4 libpng zlib openblas
 DEB_PKGS  = liblua5.4-dev lua5.4 gnuplot-nox libpng-dev zlib1g-dev libopenblas-dev libreadline-dev \
-            pkg-config dataset-fashion-mnist make gcc procps
+            pkg-config dataset-fashion-mnist make gcc procps parallel clang-14 libclang-rt-14-dev \
+            libomp-14-dev
 
 ifeq ($(SANITIZE),1)
 BUILD    ?= build-san
@@ -49,7 +52,7 @@ CTEST_BIN  = $(CTEST_SRC:tests/engine/%.c=$(BUILD)/tests/%)
 BENCH_SRC  = $(wildcard bench/*.c)
 BENCH_BIN  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test bench install clean format
+.PHONY: all deps test bench install clean format fuzz fuzz-run
 all: $(HOST) $(MODULE)
 
 $(BUILD)/%.o: %.c $(wildcard engine/*.h lua/*.h)
@@ -102,5 +105,59 @@ install: all
 format:
 	clang-format -i engine/*.[ch] lua/*.[ch] tests/engine/*.[ch] tools/*.c
 
+# ---- fuzzing: clang's libFuzzer, with the engine and the binding compiled from source with
+# ASan + UBSan and coverage (the gcc-built libfmnist.a has no coverage). Without -Werror: a warning
+# only clang gives in engine/ or lua/ must not stop the fuzzers; the harnesses themselves use it.
+FUZZ_BUILD   = build-fuzz
+FUZZ_CC     ?= clang-14
+FUZZ_SECONDS ?= 30
+FUZZ_CFLAGS  = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+               -fno-sanitize-recover=undefined -fsanitize=fuzzer-no-link -fopenmp -pthread \
+               -Wall -Wextra -Wno-pass-failed -Iengine -Ilua -I$(FUZZ_BUILD) $(PKG_CFLAGS)
+FUZZ_LINK    = -fsanitize=fuzzer,address,undefined
+FUZZ_LIBS    = $(shell pkg-config --libs libpng zlib openblas) -lm -fopenmp -pthread
+FUZZ_ENGINE  = $(ENGINE_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_BIND    = $(BIND_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/lua_modules.o
+FUZZ_TARGETS ?= idx idx_gz csv npy png model lua lua_plot
+FUZZ_BIN     = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_LUA_DEFS = -DFUZZ_LUA_DRIVER='"$(CURDIR)/tests/fuzz/lua_driver.lua"' \
+                -DFUZZ_KEYS='"$(CURDIR)/$(FUZZ_BUILD)/fuzz_keys.txt"'
+
+fuzz: $(FUZZ_BIN)
+
+fuzz-run: fuzz
+	@sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+$(FUZZ_BUILD)/%.o: %.c $(wildcard engine/*.h lua/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/lua_modules.c: $(BUILD)/bin2c $(LUA_MODS)
+	@mkdir -p $(dir $@)
+	$(BUILD)/bin2c $(LUA_MODS) > $@
+
+$(FUZZ_BUILD)/lua_modules.o: $(FUZZ_BUILD)/lua_modules.c
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+# Words the Lua target's palette uses as option names: every short lower-case string literal of
+# the binding and the key of every `name = true` set in the pure-Lua modules (their known options).
+$(FUZZ_BUILD)/fuzz_keys.txt: $(BIND_SRC) $(LUA_MODS)
+	@mkdir -p $(dir $@)
+	{ grep -ohE '"[a-z][a-z0-9_]{0,23}"' $(BIND_SRC) $(LUA_MODS) | tr -d '"'; \
+	  grep -ohE '\b[a-z][a-z0-9_]{0,23} = true' $(LUA_MODS) | cut -d' ' -f1; } | LC_ALL=C sort -u > $@
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_ENGINE)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror $(FUZZ_LINK) $< $(FUZZ_ENGINE) -o $@ $(FUZZ_LIBS)
+
+$(FUZZ_BUILD)/fuzz_lua: tests/fuzz/fuzz_lua.c tests/fuzz/fuzz_util.h $(FUZZ_BIND) $(FUZZ_ENGINE) \
+                        $(FUZZ_BUILD)/fuzz_keys.txt
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror $(FUZZ_LINK) $(FUZZ_LUA_DEFS) $< $(FUZZ_BIND) $(FUZZ_ENGINE) \
+	  -o $@ $(FUZZ_LIBS) $(shell pkg-config --libs lua5.4)
+
+$(FUZZ_BUILD)/fuzz_lua_plot: tests/fuzz/fuzz_lua.c tests/fuzz/fuzz_util.h $(FUZZ_BIND) $(FUZZ_ENGINE) \
+                             $(FUZZ_BUILD)/fuzz_keys.txt
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror $(FUZZ_LINK) $(FUZZ_LUA_DEFS) -DFUZZ_PLOT=1 $< $(FUZZ_BIND) \
+	  $(FUZZ_ENGINE) -o $@ $(FUZZ_LIBS) $(shell pkg-config --libs lua5.4)
+
 clean:
-	rm -rf build build-san fmnist-lua fmnist.so
+	rm -rf build build-san $(FUZZ_BUILD) fmnist-lua fmnist.so

@@ -3,15 +3,19 @@
  * libpng reports errors by calling an error function that must not return; ours records the message
  * and longjmps back to the one setjmp in each top-level function. Everything that has to be freed
  * (the libpng structures, the FILE, the row buffer, the temporary file) is acquired before setjmp
- * and never reassigned after it, so the error path can release it without volatile gymnastics. */
+ * and never reassigned after it, so the error path can release it without volatile gymnastics (the
+ * one exception, fm_png_check's row, sized only once the header is read, is volatile). */
 #include "fm_png.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "fm_error.h"
 #include "fm_file.h"
@@ -93,14 +97,42 @@ int fm_png_write(const char *path, const float *pixels, int64_t height, int64_t 
   return fm_atomic_commit(&file);
 }
 
-/* Opens path and checks the 8-byte signature, so that a file that is not a PNG at all gets a plain
- * message instead of libpng's. */
-static FILE *open_png(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
+/* Opens path for reading if it is a regular file. O_NONBLOCK keeps open() of a FIFO without a
+ * writer from waiting forever; the type is checked on the opened file, so it cannot change between
+ * the check and the reads. */
+static FILE *open_regular(const char *path) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
     fm_fail("%s: cannot open (%s)", path, strerror(errno));
     return NULL;
   }
+  struct stat st;
+  const char *wrong = NULL;
+  if (fstat(fd, &st) != 0)
+    wrong = strerror(errno);
+  else if (S_ISDIR(st.st_mode))
+    wrong = strerror(EISDIR);
+  else if (!S_ISREG(st.st_mode))
+    wrong = "not a regular file: a device, FIFO or socket";
+  if (wrong) {
+    close(fd);
+    fm_fail("%s: cannot read (%s)", path, wrong);
+    return NULL;
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    fm_fail("%s: cannot open (%s)", path, strerror(errno));
+    close(fd);
+  }
+  return f;
+}
+
+/* Opens path and checks the 8-byte signature, so that a file that is not a PNG at all gets a plain
+ * message instead of libpng's. */
+static FILE *open_png(const char *path) {
+  FILE *f = open_regular(path);
+  if (!f) return NULL;
   unsigned char sig[8];
   size_t got = fread(sig, 1, sizeof sig, f);
   if (got < sizeof sig || png_sig_cmp(sig, 0, sizeof sig) != 0) {
@@ -217,8 +249,12 @@ int fm_grid_size(const fm_grid *g, int64_t *height, int64_t *width) {
                    g->scale);
   if (g->gap_x < 0 || g->gap_y < 0 || g->gap_x > FM_PNG_MAX_SIDE || g->gap_y > FM_PNG_MAX_SIDE)
     return fm_fail("grid: gaps must be from 0 to %d pixels", FM_PNG_MAX_SIDE);
-  if (g->rows > FM_PNG_MAX_SIDE || g->cols > FM_PNG_MAX_SIDE || g->count > FM_PNG_MAX_SIDE)
-    return fm_fail("grid: too large");
+  if (g->count > FM_PNG_MAX_SIDE)
+    return fm_fail("grid: %lld images, more than the limit of %d", (long long)g->count,
+                   FM_PNG_MAX_SIDE);
+  if (g->rows > FM_PNG_MAX_SIDE || g->cols > FM_PNG_MAX_SIDE)
+    return fm_fail("grid: images of %lldx%lld are larger than the limit of %d per side",
+                   (long long)g->rows, (long long)g->cols, FM_PNG_MAX_SIDE);
   int64_t ncols = g->count < g->grid_cols ? g->count : g->grid_cols;
   int64_t nrows = (g->count + ncols - 1) / ncols;
   int64_t h = nrows * g->rows * g->scale + (nrows - 1) * g->gap_y;
@@ -246,6 +282,67 @@ void fm_grid_fill(const fm_grid *g, const float *const *images, float background
       for (int64_t x = 0; x < g->cols * g->scale; x++) dst[x] = src[x / g->scale];
     }
   }
+}
+
+/* ---- checking a whole file ---- */
+
+/* Decodes one image from f (positioned after its signature) row by row into a scratch row, and
+ * reads up to its IEND. row_buf is the caller's so that the error path has nothing to free. */
+static int check_one_image(const char *path, FILE *f, int index) {
+  png_ctx ctx = {{0}};
+  png_structp png =
+      png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, on_png_error, on_png_warning);
+  png_infop pinfo = png ? png_create_info_struct(png) : NULL;
+  if (!pinfo) {
+    png_destroy_read_struct(&png, NULL, NULL);
+    return fm_fail("%s: out of memory for libpng", path);
+  }
+  unsigned char *volatile row = NULL;
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &pinfo, NULL);
+    free(row);
+    if (strcmp(ctx.message, "Read Error") == 0)
+      return fm_fail("%s: truncated PNG file (image %d ends early)", path, index);
+    return fm_fail("%s: corrupt PNG file (image %d; libpng: %s)", path, index, ctx.message);
+  }
+  png_init_io(png, f);
+  png_set_sig_bytes(png, 8);
+  /* gnuplot's figures may be wider than images this module writes (FM_PNG_MAX_SIDE). */
+  png_set_user_limits(png, 1000000, 1000000);
+  png_read_info(png, pinfo);
+  int passes = png_set_interlace_handling(png);
+  png_read_update_info(png, pinfo);
+  size_t rowbytes = png_get_rowbytes(png, pinfo);
+  png_uint_32 height = png_get_image_height(png, pinfo);
+  row = malloc(rowbytes ? rowbytes : 1);
+  if (!row) png_error(png, "out of memory for a row");
+  for (int pass = 0; pass < passes; pass++)
+    for (png_uint_32 y = 0; y < height; y++) png_read_row(png, row, NULL);
+  png_read_end(png, NULL);
+  png_destroy_read_struct(&png, &pinfo, NULL);
+  free(row);
+  return FM_OK;
+}
+
+int fm_png_check(const char *path) {
+  FILE *f = open_png(path);
+  if (!f) return FM_ERR;
+  for (int index = 1;; index++) {
+    if (check_one_image(path, f, index) != FM_OK) {
+      fclose(f);
+      return FM_ERR;
+    }
+    /* libpng stops reading at the end of IEND: whatever follows must be another whole image. */
+    unsigned char sig[8];
+    size_t got = fread(sig, 1, sizeof sig, f);
+    if (got == 0 && !ferror(f)) break;
+    if (got < sizeof sig || png_sig_cmp(sig, 0, sizeof sig) != 0) {
+      fclose(f);
+      return fm_fail("%s: corrupt PNG file (%zu stray bytes after image %d)", path, got, index);
+    }
+  }
+  fclose(f);
+  return FM_OK;
 }
 
 /* ---- reading with colour and alpha kept ---- */

@@ -27,7 +27,14 @@ typedef struct fm_png_info {
  * (NaN as 0) and drawn as a scale x scale block. */
 int fm_png_write(const char *path, const float *pixels, int64_t height, int64_t width, int scale);
 
-/* Reads the header of a PNG file. */
+/* Checks that a file is whole, decodable PNG: every row of every image decoded, every CRC right,
+ * and the file ending with an image's IEND chunk (gnuplot writes one image after another for
+ * several plots into one file). Fails naming the file and what is wrong: how a figure written by
+ * another program (gnuplot) is checked before it replaces anything. */
+int fm_png_check(const char *path);
+
+/* Reads the header of a PNG file. Only regular files are read (a FIFO or a device is refused
+ * rather than waited on). */
 int fm_png_probe(const char *path, fm_png_info *info);
 /* Reads the whole image as grayscale floats in [0,1] into out (info->height * info->width). Fails
  * if the file no longer matches info, or is corrupt or truncated. */

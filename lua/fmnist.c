@@ -212,6 +212,7 @@ int luaopen_fmnist(lua_State *L) {
   lfm_open_png(L);
   lfm_open_image(L);
   lfm_open_gnuplot(L);
+  lfm_open_process(L);
   install_embedded(L);
   /* fm.Model and fm.CNN take the containers of fmnist.nets (compiled in Lua to the flat lists the
    * C constructors read), and fm.Sequential, fm.Residual, fm.ResNet, fm.MobileNet come from it. */

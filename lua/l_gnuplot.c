@@ -1,486 +1,203 @@
 /* l_gnuplot.c: the gnuplot process behind fm.plot, as the table fm.gnuplot.
  *
- * One gnuplot serves every figure of a Lua state. It starts with the first figure and lives in a
- * userdata anchored in the registry, whose __gc/__close ends it when the state closes (or
- * fm.gnuplot.close() does, earlier). It reads commands on one pipe; its stdout and stderr come back
- * together on another, which is read, never thrown away. A figure ends with `unset output`, which
- * closes the file, and a `print` of a marker line (print writes to stderr): the figure is complete
- * when the marker arrives, and whatever gnuplot said before it is about this figure. A dead
- * gnuplot (closed pipe, EPIPE) is reaped and replaced on the next figure; a hung one is killed
- * after a timeout. Data goes to gnuplot as data blocks written here from the tensors' floats
- * (never number by number from Lua) into a temporary file that gnuplot loads: gnuplot reads its
- * stdin one byte per read(), 30 times slower than a file.
+ * One gnuplot (engine/fm_gnuplot.c) serves every figure of a Lua state. It starts with the first
+ * figure and lives in a userdata anchored in the registry, whose __gc/__close ends it when the
+ * state closes (or fm.gnuplot.close() does, earlier). A figure is checked whole, then drawn:
+ *
+ *   check      every field of fig is read and checked once, and every object the figure uses
+ *              (command strings, tensors, copies of lists of numbers) is anchored in tables made
+ *              here: metamethods run only in this phase, and nothing a later finalizer does to
+ *              the user's tables can reach the anchored copies
+ *   write      raw pointers are taken from the anchored objects and the data blocks written to a
+ *              file in the figure's private directory (fm_figure.h), which gnuplot loads -- gnuplot
+ *              reads its stdin one byte per read(), 30 times slower than a file
+ *   send       commands go to gnuplot; `set output` names the private drawing file, never a
+ *              user's name (a name starting with '|' would be a shell command to gnuplot)
+ *   wait       for gnuplot's marker, its exit, the deadline, or Ctrl-C
+ *   interpret  what gnuplot said (an error unless only warnings), whether the drawing is complete
+ *              for its format, then the drawing is copied over the user's file through a temporary
+ *              file and rename, or read back
+ * A to-be-closed object owns the private directory, the temporary target file and the Ctrl-C
+ * handler, so however the figure ends (an error in any phase, out of memory) they are released
+ * and an earlier file of the same name is left as it was.
  *
  *   fm.gnuplot.run(fig) -> path | text, warnings
- *     fig.terminal   a `set terminal` argument, e.g. "pngcairo size 800,600" (trusted: plot.lua)
- *     fig.output     the file to write (written to a temporary file, renamed when complete); nil
- *                    to get the drawing back as a string (dumb text, sixel)
+ *     fig.terminal   a `set terminal` argument whose output can be checked: pngcairo, png, svg,
+ *                    pdfcairo, dumb or sixelgd, e.g. "pngcairo size 800,600"
+ *     fig.output     the file to write (replaced only by a complete figure); nil to get the
+ *                    drawing back as a string (dumb text, sixel)
  *     fig.timeout    seconds to wait for gnuplot (default FMNIST_GNUPLOT_TIMEOUT or 60)
- *     fig[1..n]      command strings, or data blocks {name = "$d", columns = {c1, c2, ...}}
- *                    (each column a tensor or a list of numbers, all the same length: one line
- *                    per row) or {name = "$m", matrix = t} (a 2-D tensor, one line per row), with
- *                    an optional digits = 1..17 (default 7)
- *   fm.gnuplot.quote(s)   a gnuplot string literal that reads back as s and runs nothing
+ *     fig[1..n]      gnuplot commands (code, like os.execute's: user text belongs in them only
+ *                    through quote), or data blocks {name = "$d", columns = {c1, c2, ...}} (each
+ *                    column a tensor or a list of numbers, all the same length: one line per row)
+ *                    or {name = "$m", matrix = t} (a 1-D or 2-D tensor, one line per row), with an
+ *                    optional digits = 1..17 (default 7). fig and its lists are read raw (their
+ *                    metatables are not consulted); data tables' fields through __index.
+ *   fm.gnuplot.quote(s [, "format"])   a gnuplot string literal that reads back as s and runs
+ *                    nothing; with "format", for strings gnuplot reads as formats (tic labels)
  *   fm.gnuplot.pid()      the running gnuplot's process id, or nil
  *   fm.gnuplot.close()    ends the process now (the next figure starts another)
  *
+ * Ctrl-C while gnuplot draws stops gnuplot (killed and reaped) and raises "gnuplot: interrupted".
  * The binary is "gnuplot" on PATH, or FMNIST_GNUPLOT. */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <math.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "fm_figure.h"
+#include "fm_file.h"
+#include "fm_gnuplot.h"
+#include "fm_gnuplot_quote.h"
 #include "lfm.h"
 
 #define LFM_GNUPLOT "fmnist.Gnuplot"
+#define LFM_FIGURE_JOB "fmnist.GnuplotFigure"
 #define REGISTRY_KEY "fmnist.gnuplot.process"
 #define DEFAULT_TIMEOUT 60.0
 #define HELLO_TIMEOUT 10.0
+/* Values in one figure's data blocks. gnuplot takes about 5 s per million scatter points; past
+ * this a figure would take minutes and its data file gigabytes. */
+#define MAX_VALUES ((int64_t)1 << 24)
+#define MAX_COLUMNS 1024
 
-extern char **environ;
+/* ---- Ctrl-C ---- */
 
-typedef struct gp_process {
-  pid_t pid;            /* 0: not running */
-  int in_fd, out_fd;    /* gnuplot's stdin; its stdout + stderr */
-  unsigned long serial; /* figures sent, for the marker */
-  char marker[64];      /* the line that ends the current figure */
-  int got_marker, eof;
-  char line[1024]; /* a line of gnuplot's output being assembled */
-  size_t line_len;
-  char said[8192]; /* what gnuplot said during the current figure */
-  size_t said_len;
-  int said_cut;
-  char out[65536]; /* commands not yet written */
-  size_t out_len;
-  int failed; /* GP_DEAD or GP_TIMEOUT once writing failed */
-} gp_process;
+/* The handler writes a byte to a pipe that the wait polls, so that a Ctrl-C is seen at once,
+ * whichever thread the signal is delivered to. */
+static int interrupt_pipe[2] = {-1, -1};
 
-enum { GP_OK = 0, GP_DEAD = 1, GP_TIMEOUT = 2 };
-
-/* ---- time ---- */
-
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+static void on_sigint(int sig) {
+  (void)sig;
+  int saved = errno;
+  if (write(interrupt_pipe[1], "", 1) < 0) {
+  } /* a full pipe already says "interrupted" */
+  errno = saved;
 }
 
-static int ms_until(double deadline) {
-  double left = deadline - now_seconds();
-  if (left <= 0) return 0;
-  return left > 1e6 ? 1000000000 : (int)(left * 1000.0) + 1;
-}
-
-/* ---- the process ---- */
-
-/* Moves fd above 2 so that the dup2 onto 0/1/2 in the child never meets itself (dup2 of an fd
- * onto itself would keep its close-on-exec flag and lose it at exec). */
-static int above_stdio(int fd) {
-  if (fd > 2) return fd;
-  int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  close(fd);
-  return moved;
-}
-
-/* Ends the process: closing its stdin makes gnuplot exit; if it does not within a second it is
- * killed. Always reaps it, so no zombie is left. Safe on a process that is not running. */
-static void gp_stop(gp_process *p) {
-  if (p->in_fd >= 0) close(p->in_fd);
-  p->in_fd = -1;
-  if (p->pid > 0) {
-    int status;
-    pid_t r = 0;
-    for (int i = 0; i < 100 && (r = waitpid(p->pid, &status, WNOHANG)) == 0; i++) {
-      struct timespec ten_ms = {0, 10000000};
-      nanosleep(&ten_ms, NULL);
-    }
-    if (r == 0) {
-      kill(p->pid, SIGKILL);
-      while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
-      }
-    }
-  }
-  p->pid = 0;
-  if (p->out_fd >= 0) close(p->out_fd);
-  p->out_fd = -1;
-  p->out_len = 0;
-  p->line_len = 0;
-}
-
-/* Kills at once: used when gnuplot stopped answering, or broke the protocol. */
-static void gp_kill(gp_process *p) {
-  if (p->pid > 0) kill(p->pid, SIGKILL);
-  gp_stop(p);
-}
-
-/* Appends a completed line of gnuplot's output to what it said, or notes the marker. */
-static void gp_line(gp_process *p) {
-  p->line[p->line_len] = '\0';
-  if (strcmp(p->line, p->marker) == 0) {
-    p->got_marker = 1;
-  } else if (p->said_len + p->line_len + 2 <= sizeof p->said) {
-    memcpy(p->said + p->said_len, p->line, p->line_len);
-    p->said_len += p->line_len;
-    p->said[p->said_len++] = '\n';
-    p->said[p->said_len] = '\0';
-  } else {
-    p->said_cut = 1;
-  }
-  p->line_len = 0;
-}
-
-/* Reads whatever gnuplot has written so far (the pipe is non-blocking). Returns GP_DEAD at end of
- * file: gnuplot has exited or closed its output. */
-static int gp_read(gp_process *p) {
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(p->out_fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno == EAGAIN ? GP_OK : GP_DEAD;
-    }
-    if (n == 0) {
-      if (p->line_len) gp_line(p);
-      p->eof = 1;
-      return GP_DEAD;
-    }
-    for (ssize_t i = 0; i < n; i++) {
-      if (buf[i] == '\n')
-        gp_line(p);
-      else if (buf[i] != '\r' && p->line_len + 1 < sizeof p->line)
-        p->line[p->line_len++] = buf[i];
-    }
+static void drain_interrupts(void) {
+  char buf[64];
+  while (read(interrupt_pipe[0], buf, sizeof buf) > 0) {
   }
 }
 
-/* write() that reports a closed pipe as EPIPE instead of letting SIGPIPE end the whole program:
- * SIGPIPE is blocked for this thread during the call, and a SIGPIPE it raised is taken back
- * before unblocking. */
-static ssize_t write_nosigpipe(int fd, const char *s, size_t n) {
-  sigset_t pipe_set, old;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-  ssize_t w = write(fd, s, n);
-  int e = errno;
-  if (w < 0 && e == EPIPE && !sigismember(&old, SIGPIPE)) {
-    struct timespec zero = {0, 0};
-    sigtimedwait(&pipe_set, NULL, &zero);
+/* ---- a figure's resources ---- */
+
+typedef struct figure_job {
+  fm_figure_dir dir;
+  fm_atomic_file target;
+  int target_open;
+  int sigint_armed;
+  struct sigaction old_sigint;
+} figure_job;
+
+/* Catches Ctrl-C for the wait, unless the program ignores it (then it stays ignored). Returns the
+ * fd to poll, or -1. */
+static int arm_sigint(figure_job *job) {
+  if (interrupt_pipe[0] < 0 && pipe2(interrupt_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
+  drain_interrupts();
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGINT, &sa, &job->old_sigint) != 0) return -1;
+  if (job->old_sigint.sa_handler == SIG_IGN) {
+    sigaction(SIGINT, &job->old_sigint, NULL);
+    return -1;
   }
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  errno = e;
-  return w;
+  job->sigint_armed = 1;
+  return interrupt_pipe[0];
 }
 
-/* Writes n bytes to gnuplot while reading its output, so that neither side can block the other
- * with a full pipe. */
-static int gp_write(gp_process *p, const char *s, size_t n, double deadline) {
-  while (n > 0) {
-    struct pollfd fds[2] = {{p->in_fd, POLLOUT, 0}, {p->out_fd, POLLIN, 0}};
-    int r = poll(fds, 2, ms_until(deadline));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return GP_DEAD;
-    if (r == 0) return GP_TIMEOUT;
-    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && gp_read(p) == GP_DEAD) return GP_DEAD;
-    if (fds[0].revents & (POLLERR | POLLHUP)) return GP_DEAD;
-    if (fds[0].revents & POLLOUT) {
-      ssize_t w = write_nosigpipe(p->in_fd, s, n);
-      if (w < 0) {
-        if (errno == EAGAIN || errno == EINTR) continue;
-        return GP_DEAD;
-      }
-      s += w;
-      n -= (size_t)w;
-    }
-  }
-  return GP_OK;
+static void disarm_sigint(figure_job *job) {
+  if (job->sigint_armed) sigaction(SIGINT, &job->old_sigint, NULL);
+  job->sigint_armed = 0;
 }
 
-/* Waits for the marker line. */
-static int gp_wait_marker(gp_process *p, double deadline) {
-  while (!p->got_marker) {
-    struct pollfd fd = {p->out_fd, POLLIN, 0};
-    int r = poll(&fd, 1, ms_until(deadline));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return GP_DEAD;
-    if (r == 0) return GP_TIMEOUT;
-    if (gp_read(p) == GP_DEAD && !p->got_marker) return GP_DEAD;
-  }
-  return GP_OK;
+static int figure_job_close(lua_State *L) {
+  figure_job *job = luaL_checkudata(L, 1, LFM_FIGURE_JOB);
+  disarm_sigint(job);
+  if (job->target_open) fm_atomic_abort(&job->target);
+  job->target_open = 0;
+  fm_figure_dir_remove(&job->dir);
+  return 0;
 }
 
-/* ---- buffered commands ---- */
-
-static void gp_flush(gp_process *p, double deadline) {
-  if (!p->failed && p->out_len) p->failed = gp_write(p, p->out, p->out_len, deadline);
-  p->out_len = 0;
-}
-
-static void gp_put(gp_process *p, const char *s, size_t n, double deadline) {
-  if (p->out_len + n > sizeof p->out) gp_flush(p, deadline);
-  if (n > sizeof p->out) {
-    if (!p->failed) p->failed = gp_write(p, s, n, deadline);
-    return;
-  }
-  memcpy(p->out + p->out_len, s, n);
-  p->out_len += n;
-}
-
-static void gp_puts(gp_process *p, const char *s, double deadline) {
-  gp_put(p, s, strlen(s), deadline);
-}
-
-/* Starts a new exchange: clears what gnuplot said and picks a fresh marker (gp_put_marker sends
- * the command that prints it, last). */
-static void gp_begin(gp_process *p) {
-  p->said_len = 0;
-  p->said[0] = '\0';
-  p->said_cut = 0;
-  p->got_marker = 0;
-  p->failed = GP_OK;
-  p->out_len = 0;
-  snprintf(p->marker, sizeof p->marker, "fmnist-figure-done %ld-%lu", (long)getpid(), ++p->serial);
-}
-
-static void gp_put_marker(gp_process *p, double deadline) {
-  char cmd[96];
-  snprintf(cmd, sizeof cmd, "print \"%s\"\n", p->marker);
-  gp_puts(p, cmd, deadline);
+/* Pushes a new job, marked to be closed when gnuplot_run returns or raises. */
+static figure_job *push_figure_job(lua_State *L) {
+  figure_job *job = lua_newuserdatauv(L, sizeof *job, 0);
+  memset(job, 0, sizeof *job);
+  luaL_setmetatable(L, LFM_FIGURE_JOB);
+  lua_toclose(L, -1);
+  return job;
 }
 
 /* ---- quoting ---- */
 
-/* A double-quoted gnuplot string in which every byte but letters, digits, space and harmless
- * punctuation is an octal escape. Nothing special can survive: no quote to end the string, no
- * backquote (gnuplot runs `...` as a shell command even inside double quotes, but only a literal
- * backquote character, which never appears here), no @ macro, and a newline stays a newline in the
- * text instead of ending the command. */
-static int plain_char(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         (c != 0 && strchr(" -_.,:;/()+=%!?", c) != NULL);
-}
-
-/* gnuplot reads an octal escape starting with 0 as up to four digits and any other as up to three,
- * so a byte below 0100 is written with four digits (\0043) and the rest with three (\303): the
- * escape then never swallows a digit that follows it. Returns the length written to esc. */
-static int escape_byte(char esc[6], unsigned char c) {
-  return snprintf(esc, 6, c < 0100 ? "\\0%03o" : "\\%03o", c);
-}
-
-static void push_quoted(lua_State *L, const char *s, size_t n) {
+/* Pushes s as a gnuplot string literal of the given kind; a zero byte is refused (gnuplot's
+ * strings would end there). */
+static void push_quoted(lua_State *L, const char *s, size_t n, int kind, const char *what) {
+  if (memchr(s, '\0', n)) luaL_error(L, "%s holds a zero byte, which gnuplot cannot show", what);
+  size_t max = fm_gnuplot_quoted_max(n);
+  if (max == 0) luaL_error(L, "%s is too long", what);
   luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luaL_addchar(&b, '"');
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (plain_char(c)) {
-      luaL_addchar(&b, (char)c);
-    } else {
-      char esc[6];
-      luaL_addlstring(&b, esc, (size_t)escape_byte(esc, c));
-    }
-  }
-  luaL_addchar(&b, '"');
-  luaL_pushresult(&b);
-}
-
-/* The same quoting into the command buffer, for paths the C side sends itself. */
-static void gp_put_quoted(gp_process *p, const char *s, double deadline) {
-  gp_puts(p, "\"", deadline);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    char esc[6];
-    if (plain_char(c)) {
-      esc[0] = (char)c;
-      esc[1] = '\0';
-    } else {
-      escape_byte(esc, c);
-    }
-    gp_puts(p, esc, deadline);
-  }
-  gp_puts(p, "\"", deadline);
+  char *dst = luaL_buffinitsize(L, &b, max);
+  luaL_pushresultsize(&b, fm_gnuplot_quote(dst, s, n, kind));
 }
 
 static int gnuplot_quote(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
-  push_quoted(L, s, n);
+  static const char *const kinds[] = {"text", "format", NULL};
+  int kind = luaL_checkoption(L, 2, "text", kinds) == 1 ? FM_GNUPLOT_FORMAT : FM_GNUPLOT_TEXT;
+  push_quoted(L, s, n, kind, "gnuplot.quote: the text");
   return 1;
 }
 
-/* ---- starting ---- */
+/* ---- the process ---- */
 
-static gp_process *gp_get(lua_State *L) {
+/* Pushes the process userdata and returns it. It stays on the stack while it is used: the
+ * registry is reachable from Lua (debug.getregistry), so the registry alone does not anchor it. */
+static fm_gnuplot *gp_get(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_KEY);
-  gp_process *p = luaL_checkudata(L, -1, LFM_GNUPLOT);
-  lua_pop(L, 1); /* the registry keeps it alive */
-  return p;
+  fm_gnuplot *g = luaL_testudata(L, -1, LFM_GNUPLOT);
+  if (!g)
+    luaL_error(L, "gnuplot: registry[\"%s\"] is not the gnuplot process any more", REGISTRY_KEY);
+  return g;
 }
 
-/* Raises the "not found" error with what to do about it. */
-static int not_found(lua_State *L, const char *env, int err) {
-  if (env)
-    return luaL_error(L,
-                      "gnuplot not found: FMNIST_GNUPLOT is '%s' (%s); install gnuplot-nox "
-                      "or fix FMNIST_GNUPLOT",
-                      env, strerror(err));
-  return luaL_error(L,
-                    "gnuplot not found: install gnuplot-nox (apt-get install gnuplot-nox), or set "
-                    "FMNIST_GNUPLOT to the gnuplot program");
-}
-
-/* Spawns gnuplot and checks that it answers as gnuplot 5.2 or newer (data blocks, `reset
- * session`). Raises on failure, with the process stopped. */
-static void gp_start(lua_State *L, gp_process *p) {
+/* Makes sure a live gnuplot is there: one that died since the last figure is reaped and
+ * replaced. Raises when none can be started. */
+static void gp_ensure(lua_State *L, fm_gnuplot *g, double timeout) {
+  if (fm_gnuplot_running(g)) return;
   const char *env = getenv("FMNIST_GNUPLOT");
   if (env && !*env) env = NULL;
-  const char *prog = env ? env : "gnuplot";
-  int in[2], out[2];
-  if (pipe2(in, O_CLOEXEC) != 0) luaL_error(L, "gnuplot: cannot make a pipe (%s)", strerror(errno));
-  if (pipe2(out, O_CLOEXEC) != 0) {
-    int e = errno;
-    close(in[0]);
-    close(in[1]);
-    luaL_error(L, "gnuplot: cannot make a pipe (%s)", strerror(e));
-  }
-  for (int i = 0; i < 2; i++) {
-    in[i] = above_stdio(in[i]);
-    out[i] = above_stdio(out[i]);
-  }
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 2);
-  posix_spawnattr_init(&attr);
-  /* Its own process group: Ctrl-C at the prompt interrupts Lua, not the plotter. Default signal
-   * handling and an empty mask, whatever the host did with its own. */
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGPIPE);
-  sigaddset(&defaults, SIGINT);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  /* --default-settings: a user's ~/.gnuplot must not change the figures. */
-  char *argv[] = {(char *)prog, "--default-settings", NULL};
-  pid_t pid;
-  int rc = strchr(prog, '/') ? posix_spawn(&pid, prog, &fa, &attr, argv, environ)
-                             : posix_spawnp(&pid, prog, &fa, &attr, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  close(in[0]);
-  close(out[1]);
-  if (rc != 0) {
-    close(in[1]);
-    close(out[0]);
-    if (rc == ENOENT || rc == ENOTDIR) not_found(L, env, rc);
-    luaL_error(L, "gnuplot: cannot run '%s' (%s)", prog, strerror(rc));
-  }
-  p->pid = pid;
-  p->in_fd = in[1];
-  p->out_fd = out[0];
-  p->eof = 0;
-  p->line_len = 0;
-  fcntl(p->in_fd, F_SETFL, fcntl(p->in_fd, F_GETFL) | O_NONBLOCK);
-  fcntl(p->out_fd, F_SETFL, fcntl(p->out_fd, F_GETFL) | O_NONBLOCK);
-
-  /* Handshake: the version, printed before the marker. */
-  double deadline = now_seconds() + HELLO_TIMEOUT;
-  gp_begin(p);
-  gp_puts(p, "print sprintf('fmnist-gnuplot-version %.1f', GPVAL_VERSION)\n", deadline);
-  gp_put_marker(p, deadline);
-  gp_flush(p, deadline);
-  int status = p->failed ? p->failed : gp_wait_marker(p, deadline);
-  const char *v = strstr(p->said, "fmnist-gnuplot-version ");
-  double version = v ? atof(v + strlen("fmnist-gnuplot-version ")) : 0;
-  if (status != GP_OK || version == 0) {
-    char said[512];
-    size_t n = p->said_len < sizeof said - 1 ? p->said_len : sizeof said - 1;
-    memcpy(said, p->said, n);
-    said[n] = '\0';
-    for (char *c = said; *c; c++)
-      if (*c == '\n') *c = ' ';
-    gp_kill(p);
-    luaL_error(L, "gnuplot: '%s' %s%s%s", prog,
-               status == GP_TIMEOUT ? "did not answer within 10 s" : "does not run as gnuplot",
-               said[0] ? ": " : "", said);
-  }
-  if (version < 5.2) {
-    gp_stop(p);
-    luaL_error(L, "gnuplot: '%s' is version %f; 5.2 or newer is needed (install gnuplot-nox)", prog,
-               version);
-  }
+  double hello = timeout < HELLO_TIMEOUT ? timeout : HELLO_TIMEOUT;
+  if (fm_gnuplot_start(g, env ? env : "gnuplot", env ? "FMNIST_GNUPLOT" : NULL, hello) != FM_OK)
+    luaL_error(L, "%s", fm_error());
 }
 
-/* Makes sure a live gnuplot is there: a process that died since the last figure (killed, crashed)
- * is reaped and replaced. */
-static void gp_ensure(lua_State *L, gp_process *p) {
-  if (p->pid > 0) {
-    int status;
-    if (p->eof || waitpid(p->pid, &status, WNOHANG) != 0) {
-      if (!p->eof) p->pid = 0; /* reaped just now */
-      gp_stop(p);
-    } else {
-      gp_read(p); /* anything said between figures is not about the next one */
-    }
-  }
-  if (p->pid <= 0) gp_start(L, p);
-}
+/* ---- checking a figure ---- */
 
-/* ---- figures ---- */
-
+/* A data block as checked. Its columns (tensors, or copies of lists as doubles) are anchored in
+ * the block userdata's user value, a table made here, until the figure is written. */
 typedef struct data_block {
-  int item; /* index in fig */
-  const char *name;
-  int matrix; /* 1: fig[item].matrix */
-  int ncols;  /* columns (a matrix: its width) */
-  int64_t nrows;
+  char name[64];
   int digits;
+  int is_matrix;
+  int64_t nrows, ncols;
 } data_block;
 
-/* The number of values in column c of data item at stack index it (columns table at index cols).
- * Raises naming the block and column when the column is neither a tensor nor a list of numbers. */
-static int64_t column_length(lua_State *L, int cols, int c, const char *name) {
-  lua_rawgeti(L, cols, c);
-  fm_tensor *t = lfm_totensor(L, -1);
-  int64_t n;
-  if (t) {
-    n = t->numel;
-  } else if (lua_type(L, -1) == LUA_TTABLE) {
-    n = (int64_t)lua_rawlen(L, -1);
-    for (int64_t i = 1; i <= n; i++) {
-      lua_rawgeti(L, -1, i);
-      int isnum;
-      lua_tonumberx(L, -1, &isnum);
-      if (!isnum)
-        luaL_error(L, "gnuplot data %s: column %d, value %I is a %s (number expected)", name, c,
-                   (lua_Integer)i, luaL_typename(L, -1));
-      lua_pop(L, 1);
-    }
-  } else {
-    return luaL_error(L, "gnuplot data %s: column %d is a %s (tensor or list of numbers expected)",
-                      name, c, luaL_typename(L, -1));
-  }
-  lua_pop(L, 1);
-  return n;
-}
+/* A column: floats of a tensor or doubles copied from a list; one of the two. */
+typedef struct column {
+  const float *f;
+  const double *d;
+} column;
 
 static int valid_block_name(const char *s) {
   if (s[0] != '$' || !(s[1] == '_' || (s[1] >= 'A' && s[1] <= 'Z') || (s[1] >= 'a' && s[1] <= 'z')))
@@ -492,18 +209,59 @@ static int valid_block_name(const char *s) {
   return 1;
 }
 
-/* Checks a data item (a table at stack index it) completely, so that nothing can raise once
- * sending has begun (a half-sent data block would swallow the next figure's commands). */
-static void check_block(lua_State *L, int it, int item, data_block *d) {
-  d->item = item;
-  if (lua_getfield(L, it, "name") != LUA_TSTRING || !valid_block_name(lua_tostring(L, -1)))
-    luaL_error(L, "gnuplot: item %d: data needs a name like \"$data\"", item);
-  d->name = lua_tostring(L, -1); /* kept alive by fig */
+/* Pushes the values of column c (at stack index col) as something that stays the same until the
+ * figure is written: the tensor itself, or a copy of a list of numbers as a userdata of doubles
+ * (read raw, each value checked). Returns the number of values. */
+static int64_t anchor_column(lua_State *L, int col, int c, const char *name) {
+  fm_tensor *t = lfm_totensor(L, col);
+  if (t) {
+    lua_pushvalue(L, col);
+    return t->numel;
+  }
+  if (lua_type(L, col) != LUA_TTABLE)
+    return luaL_error(L, "gnuplot data %s: column %d is a %s (tensor or list of numbers expected)",
+                      name, c, luaL_typename(L, col));
+  lua_Unsigned n = lua_rawlen(L, col);
+  if (n > (lua_Unsigned)MAX_VALUES)
+    luaL_error(L, "gnuplot data %s: column %d has %I values, more than the %I a figure can hold",
+               name, c, (lua_Integer)n, (lua_Integer)MAX_VALUES);
+  double *copy = lua_newuserdatauv(L, (n ? n : 1) * sizeof(double), 0);
+  for (lua_Unsigned i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, col, (lua_Integer)i) != LUA_TNUMBER)
+      luaL_error(L, "gnuplot data %s: column %d, value %I is a %s (number expected)", name, c,
+                 (lua_Integer)i, luaL_typename(L, -1));
+    copy[i - 1] = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+  }
+  return (int64_t)n;
+}
+
+/* Checks the data table at stack index it (item number item) and pushes a block userdata whose
+ * user value anchors its columns. */
+static data_block *check_block(lua_State *L, int it, int item) {
+  static const char *const known[] = {"name", "columns", "matrix", "digits", NULL};
+  lua_pushfstring(L, "gnuplot.run: item %d (data)", item);
+  lfm_check_options(L, it, lua_tostring(L, -1), known);
+  lua_pop(L, 1);
+  data_block *d = lua_newuserdatauv(L, sizeof *d, 1);
+  memset(d, 0, sizeof *d);
+  int block = lua_gettop(L);
+  lua_newtable(L); /* the anchors */
+  int anchors = lua_gettop(L);
+  size_t len;
+  if (lua_getfield(L, it, "name") != LUA_TSTRING || !valid_block_name(lua_tolstring(L, -1, &len)) ||
+      len >= sizeof d->name)
+    luaL_error(L, "gnuplot.run: item %d: data needs a name like \"$data\" (letters, digits, _)",
+               item);
+  memcpy(d->name, lua_tostring(L, -1), len + 1);
   lua_pop(L, 1);
   d->digits = 7;
   if (lua_getfield(L, it, "digits") != LUA_TNIL) {
-    lua_Integer k = lua_tointeger(L, -1);
-    if (k < 1 || k > 17) luaL_error(L, "gnuplot data %s: digits must be 1..17", d->name);
+    int isint;
+    lua_Integer k = lua_tointegerx(L, -1, &isint);
+    if (lua_type(L, -1) != LUA_TNUMBER || !isint || k < 1 || k > 17)
+      luaL_error(L, "gnuplot data %s: digits must be an integer from 1 to 17, got %s", d->name,
+                 luaL_tolstring(L, -1, NULL));
     d->digits = (int)k;
   }
   lua_pop(L, 1);
@@ -511,29 +269,99 @@ static void check_block(lua_State *L, int it, int item, data_block *d) {
     fm_tensor *t = lfm_totensor(L, -1);
     if (!t || t->ndim > 2)
       luaL_error(L, "gnuplot data %s: matrix must be a 1-D or 2-D tensor", d->name);
-    d->matrix = 1;
+    d->is_matrix = 1;
     d->nrows = t->ndim == 2 ? t->shape[0] : 1;
-    d->ncols = (int)(t->ndim == 2 ? t->shape[1] : t->shape[0]);
+    d->ncols = t->ndim == 2 ? t->shape[1] : t->shape[0];
+    if (t->numel == 0) luaL_error(L, "gnuplot data %s: matrix is empty", d->name);
+    lua_rawseti(L, anchors, 1);
+  } else {
     lua_pop(L, 1);
-    return;
+    if (lua_getfield(L, it, "columns") != LUA_TTABLE)
+      luaL_error(L, "gnuplot data %s: columns (a list) or matrix (a tensor) expected", d->name);
+    int cols = lua_gettop(L);
+    lua_Unsigned ncols = lua_rawlen(L, cols);
+    if (ncols < 1 || ncols > MAX_COLUMNS)
+      luaL_error(L, "gnuplot data %s: %I columns (1 to %d expected)", d->name, (lua_Integer)ncols,
+                 MAX_COLUMNS);
+    d->ncols = (int64_t)ncols;
+    for (int64_t c = 1; c <= d->ncols; c++) {
+      lua_rawgeti(L, cols, c);
+      int64_t n = anchor_column(L, lua_gettop(L), (int)c, d->name);
+      if (c == 1)
+        d->nrows = n;
+      else if (n != d->nrows)
+        luaL_error(L, "gnuplot data %s: column %d has %I values, column 1 has %I", d->name, (int)c,
+                   (lua_Integer)n, (lua_Integer)d->nrows);
+      lua_rawseti(L, anchors, c);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (d->nrows == 0) luaL_error(L, "gnuplot data %s: the columns are empty", d->name);
   }
-  lua_pop(L, 1);
-  d->matrix = 0;
-  if (lua_getfield(L, it, "columns") != LUA_TTABLE)
-    luaL_error(L, "gnuplot data %s: columns (a list) or matrix (a tensor) expected", d->name);
-  int cols = lua_gettop(L);
-  d->ncols = (int)lua_rawlen(L, cols);
-  if (d->ncols < 1) luaL_error(L, "gnuplot data %s: no columns", d->name);
-  for (int c = 1; c <= d->ncols; c++) {
-    int64_t n = column_length(L, cols, c, d->name);
-    if (c == 1)
-      d->nrows = n;
-    else if (n != d->nrows)
-      luaL_error(L, "gnuplot data %s: column %d has %I values, column 1 has %I", d->name, c,
-                 (lua_Integer)n, (lua_Integer)d->nrows);
-  }
-  lua_pop(L, 1);
+  lua_setiuservalue(L, block, 1);
+  return d;
 }
+
+/* The timeout: fig.timeout, else FMNIST_GNUPLOT_TIMEOUT, else 60 s. */
+static double check_timeout(lua_State *L, int fig) {
+  double timeout = DEFAULT_TIMEOUT;
+  const char *env = getenv("FMNIST_GNUPLOT_TIMEOUT");
+  if (env && *env) {
+    char *end;
+    timeout = strtod(env, &end);
+    if (*end || !(timeout > 0) || !isfinite(timeout))
+      luaL_error(L, "FMNIST_GNUPLOT_TIMEOUT must be a positive number of seconds, got '%s'", env);
+  }
+  if (lua_getfield(L, fig, "timeout") != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TNUMBER)
+      luaL_error(L, "gnuplot.run: fig.timeout must be a number of seconds, got %s",
+                 luaL_typename(L, -1));
+    timeout = lua_tonumber(L, -1);
+    if (!(timeout > 0) || !isfinite(timeout))
+      luaL_error(L, "gnuplot.run: fig.timeout must be a positive number of seconds, got %s",
+                 luaL_tolstring(L, -1, NULL));
+  }
+  lua_pop(L, 1);
+  return timeout;
+}
+
+/* fig.output: nil, or a name for open() and rename() only. An existing directory, device or FIFO
+ * is refused before anything is drawn. Leaves the name (or nil) on the stack. */
+static const char *check_output(lua_State *L, int fig) {
+  int type = lua_getfield(L, fig, "output");
+  if (type == LUA_TNIL) return NULL;
+  if (type != LUA_TSTRING)
+    luaL_error(L, "gnuplot.run: fig.output must be a file name (a string), got %s",
+               luaL_typename(L, -1));
+  size_t n;
+  const char *output = lua_tolstring(L, -1, &n);
+  if (n == 0) luaL_error(L, "gnuplot.run: fig.output is an empty file name");
+  if (strlen(output) != n) luaL_error(L, "gnuplot.run: fig.output holds a zero byte");
+  struct stat st;
+  if (stat(output, &st) == 0 && !S_ISREG(st.st_mode))
+    luaL_error(L, "%s: cannot write a figure there (%s)", output,
+               S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file");
+  return output;
+}
+
+/* Raises for any key of fig other than terminal, output, timeout and the items 1..n. */
+static void check_fig_keys(lua_State *L, int fig, lua_Unsigned n) {
+  lua_pushnil(L);
+  while (lua_next(L, fig)) {
+    lua_pop(L, 1);
+    int isint;
+    lua_Integer i = lua_tointegerx(L, -1, &isint);
+    if (lua_type(L, -1) == LUA_TNUMBER && isint && i >= 1 && (lua_Unsigned)i <= n) continue;
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (k && (!strcmp(k, "terminal") || !strcmp(k, "output") || !strcmp(k, "timeout"))) continue;
+    luaL_error(L,
+               "gnuplot.run: unknown field %s in the figure (known: terminal, output, timeout, "
+               "and the commands 1..%I)",
+               luaL_tolstring(L, -1, NULL), (lua_Integer)n);
+  }
+}
+
+/* ---- writing the data ---- */
 
 static void put_number(FILE *f, double v, int digits, char sep) {
   if (isfinite(v))
@@ -542,120 +370,69 @@ static void put_number(FILE *f, double v, int digits, char sep) {
     fprintf(f, "NaN%c", sep);
 }
 
-/* Writes a data block checked by check_block to f. Raises nothing. */
-static void write_block(lua_State *L, FILE *f, int fig, const data_block *d) {
-  fprintf(f, "%s << EOD\n", d->name);
-  lua_rawgeti(L, fig, d->item);
-  if (d->matrix) {
-    lua_getfield(L, -1, "matrix");
-    const fm_tensor *t = lfm_totensor(L, -1);
-    for (int64_t r = 0; r < d->nrows; r++)
-      for (int c = 0; c < d->ncols; c++)
-        put_number(f, t->data[r * d->ncols + c], d->digits, c + 1 < d->ncols ? ' ' : '\n');
-    lua_pop(L, 1);
-  } else {
-    lua_getfield(L, -1, "columns");
-    int cols = lua_gettop(L);
-    const fm_tensor *tens[64];
-    int direct = d->ncols <= 64;
-    for (int c = 0; direct && c < d->ncols; c++) {
-      lua_rawgeti(L, cols, c + 1);
-      tens[c] = lfm_totensor(L, -1);
-      lua_pop(L, 1); /* kept alive by fig */
-    }
-    for (int64_t r = 0; r < d->nrows; r++) {
-      for (int c = 0; c < d->ncols; c++) {
-        double v;
-        if (direct && tens[c]) {
-          v = tens[c]->data[r];
-        } else {
-          lua_rawgeti(L, cols, c + 1);
-          const fm_tensor *t = lfm_totensor(L, -1);
-          if (t) {
-            v = t->data[r];
-          } else {
-            lua_rawgeti(L, -1, r + 1);
-            v = lua_tonumber(L, -1);
-            lua_pop(L, 1);
-          }
-          lua_pop(L, 1);
-        }
-        put_number(f, v, d->digits, c + 1 < d->ncols ? ' ' : '\n');
-      }
-    }
+/* Fills cols (d->ncols entries) with pointers into the block's anchored columns. Runs no Lua
+ * code: the anchors are tables made here, without metatables. */
+static void bind_columns(lua_State *L, int block, const data_block *d, column *cols) {
+  lua_getiuservalue(L, block, 1);
+  for (int64_t c = 0; c < (d->is_matrix ? 1 : d->ncols); c++) {
+    lua_rawgeti(L, -1, c + 1);
+    fm_tensor *t = lfm_totensor(L, -1);
+    cols[c].f = t ? t->data : NULL;
+    cols[c].d = t ? NULL : lua_touserdata(L, -1);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
+}
+
+static void write_block(FILE *f, const data_block *d, const column *cols) {
+  fprintf(f, "%s << EOD\n", d->name);
+  for (int64_t r = 0; r < d->nrows; r++) {
+    for (int64_t c = 0; c < d->ncols; c++) {
+      double v =
+          d->is_matrix ? cols[0].f[r * d->ncols + c] : (cols[c].f ? cols[c].f[r] : cols[c].d[r]);
+      put_number(f, v, d->digits, c + 1 < d->ncols ? ' ' : '\n');
+    }
+  }
   fputs("EOD\n", f);
 }
 
-/* Makes a temporary file name in the directory of path (so that rename is atomic), creating the
- * file with the usual permissions. Returns 0 or an errno value. */
-static int make_temp_beside(const char *path, char *tmp, size_t size) {
-  if ((size_t)snprintf(tmp, size, "%s.tmpXXXXXX", path) >= size) return ENAMETOOLONG;
-  int fd = mkstemp(tmp);
-  if (fd < 0) return errno;
-  mode_t mask = umask(0);
-  umask(mask);
-  fchmod(fd, 0666 & ~mask);
-  close(fd);
-  return 0;
-}
-
-static int make_temp_file(const char *prefix, char *tmp, size_t size) {
-  const char *dir = getenv("TMPDIR");
-  if (!dir || !*dir) dir = "/tmp";
-  if ((size_t)snprintf(tmp, size, "%s/%sXXXXXX", dir, prefix) >= size) return ENAMETOOLONG;
-  int fd = mkstemp(tmp);
-  if (fd < 0) return errno;
-  close(fd);
-  return 0;
-}
-
-/* Turns what gnuplot said into one message: drops blank lines, the caret lines under an echoed
- * command and the "line N:" prefixes; an echoed command becomes "(in: ...)". Sets *only_warnings
- * when every message line is a warning. Pushes the message. */
-static void push_said(lua_State *L, const gp_process *p, int *only_warnings) {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  *only_warnings = 1;
-  int any = 0;
-  const char *s = p->said;
-  while (*s) {
-    const char *end = strchr(s, '\n');
-    size_t n = end ? (size_t)(end - s) : strlen(s);
-    const char *t = s;
-    while (t < s + n && (*t == ' ' || *t == '\t')) t++;
-    size_t m = (size_t)(s + n - t);
-    int caret = m > 0 && strspn(t, " ^") >= m;
-    if (m > 0 && !caret) {
-      int echo = m > 9 && strncmp(t, "gnuplot> ", 9) == 0;
-      if (strncmp(t, "line ", 5) == 0) {
-        const char *colon = memchr(t, ':', m);
-        if (colon) {
-          colon++;
-          while (*colon == ' ') colon++;
-          m -= (size_t)(colon - t);
-          t = colon;
-        }
-      }
-      if (!echo && !(m >= 8 && strncasecmp(t, "warning:", 8) == 0)) *only_warnings = 0;
-      if (any) luaL_addstring(&b, "; ");
-      if (echo) {
-        luaL_addstring(&b, "(in: ");
-        luaL_addlstring(&b, t + 9, m - 9);
-        luaL_addstring(&b, ")");
-      } else {
-        luaL_addlstring(&b, t, m);
-      }
-      any = 1;
+/* Writes every data block of items (the anchored figure, nitems long) to path. */
+static void write_data(lua_State *L, int items, lua_Integer nitems, const char *path) {
+  int64_t most = 1;
+  for (lua_Integer i = 1; i <= nitems; i++) {
+    if (lua_rawgeti(L, items, i) == LUA_TUSERDATA) {
+      const data_block *d = lua_touserdata(L, -1);
+      if (d->ncols > most) most = d->ncols;
     }
-    s += n;
-    if (*s == '\n') s++;
+    lua_pop(L, 1);
   }
-  if (p->said_cut) luaL_addstring(&b, "; ...");
-  if (!any) *only_warnings = 0;
-  luaL_pushresult(&b);
+  column *cols = lua_newuserdatauv(L, (size_t)most * sizeof(column), 0);
+  FILE *f = fopen(path, "w");
+  if (!f)
+    luaL_error(L, "gnuplot: cannot write the figure's data to %s (%s)", path, strerror(errno));
+  for (lua_Integer i = 1; i <= nitems; i++) {
+    if (lua_rawgeti(L, items, i) == LUA_TUSERDATA) {
+      const data_block *d = lua_touserdata(L, -1);
+      bind_columns(L, lua_gettop(L), d, cols);
+      write_block(f, d, cols);
+    }
+    lua_pop(L, 1);
+  }
+  int e = ferror(f) ? (errno ? errno : EIO) : 0;
+  if (fclose(f) != 0 && !e) e = errno;
+  if (e) luaL_error(L, "gnuplot: cannot write the figure's data to %s (%s)", path, strerror(e));
+  lua_pop(L, 1);
+}
+
+/* ---- the figure ---- */
+
+/* Pushes what gnuplot said during the figure as one line; sets *only_warnings. */
+static void push_said(lua_State *L, const fm_gnuplot *g, int *only_warnings) {
+  size_t n = fm_gnuplot_said(g, NULL, 0, only_warnings);
+  luaL_Buffer b;
+  char *dst = luaL_buffinitsize(L, &b, n + 1);
+  fm_gnuplot_said(g, dst, n + 1, only_warnings);
+  luaL_pushresultsize(&b, n);
 }
 
 /* Pushes the contents of a file as a string (the drawing of a dumb or sixel figure). */
@@ -670,153 +447,157 @@ static int push_file(lua_State *L, const char *path) {
     n = fread(dst, 1, LUAL_BUFFERSIZE, f);
     luaL_addsize(&b, n);
   } while (n == LUAL_BUFFERSIZE);
+  int bad = ferror(f);
   fclose(f);
   luaL_pushresult(&b);
-  return 1;
+  return !bad;
+}
+
+/* Sends the figure: a clean session, the terminal, the private drawing file as output, the data,
+ * the commands, and the end of the output. */
+static void send_figure(fm_gnuplot *g, lua_State *L, const char *terminal,
+                        const fm_figure_kind *kind, const figure_job *job, int any_data, int items,
+                        lua_Integer nitems) {
+  /* A figure that failed halfway may have left gnuplot in multiplot mode, where the terminal
+   * cannot change; reset session forgets the previous figure's settings and data blocks. */
+  fm_gnuplot_sends(g, "unset multiplot\nreset session\nset terminal ");
+  fm_gnuplot_sends(g, terminal);
+  fm_gnuplot_sends(g, kind->terminal_suffix);
+  fm_gnuplot_sends(g, "\nset output ");
+  fm_gnuplot_send_quoted(g, job->dir.drawing, strlen(job->dir.drawing), FM_GNUPLOT_TEXT);
+  fm_gnuplot_sends(g, "\n");
+  if (any_data) {
+    fm_gnuplot_sends(g, "load ");
+    fm_gnuplot_send_quoted(g, job->dir.data, strlen(job->dir.data), FM_GNUPLOT_TEXT);
+    fm_gnuplot_sends(g, "\n");
+  }
+  for (lua_Integer i = 1; i <= nitems; i++) {
+    if (lua_rawgeti(L, items, i) == LUA_TSTRING) {
+      size_t n;
+      const char *cmd = lua_tolstring(L, -1, &n);
+      fm_gnuplot_send(g, cmd, n);
+      if (n == 0 || cmd[n - 1] != '\n') fm_gnuplot_sends(g, "\n");
+    }
+    lua_pop(L, 1);
+  }
+  fm_gnuplot_sends(g, "unset output\n");
+}
+
+/* Raises the error of a figure gnuplot did not finish. */
+/* Raises the message on top of the stack, prefixed by the figure's file name when it has one
+ * (the file was not changed: that is what the name tells). */
+static int raise_about(lua_State *L, const char *output) {
+  if (output) return luaL_error(L, "%s: %s", output, lua_tostring(L, -1));
+  return lua_error(L);
+}
+
+static int figure_failed(lua_State *L, fm_gnuplot *g, int status, double timeout,
+                         const char *output) {
+  int only_warnings;
+  push_said(L, g, &only_warnings);
+  const char *said = lua_tostring(L, -1);
+  const char *sep = said[0] ? ": " : "";
+  if (status == FM_GNUPLOT_CANCELLED) {
+    lua_pushstring(L, "gnuplot: interrupted (gnuplot stopped; no file written)");
+  } else if (status == FM_GNUPLOT_TIMEOUT) {
+    char secs[32];
+    snprintf(secs, sizeof secs, "%g", timeout);
+    lua_pushfstring(L,
+                    "gnuplot did not finish the figure within %s s (killed; fig.timeout or "
+                    "FMNIST_GNUPLOT_TIMEOUT give it longer)%s%s",
+                    secs, sep, said);
+  } else {
+    lua_pushfstring(L, "gnuplot exited while drawing%s%s", sep, said);
+  }
+  return raise_about(L, output);
 }
 
 static int gnuplot_run(lua_State *L) {
+  /* ---- check: the only phase in which user code (metamethods, finalizers) may run ---- */
   luaL_checktype(L, 1, LUA_TTABLE);
-  int fig = 1;
-  /* Everything is checked before anything is sent. */
-  if (lua_getfield(L, fig, "terminal") != LUA_TSTRING)
-    return luaL_error(L, "gnuplot.run: fig.terminal (a string) expected");
-  const char *terminal = lua_tostring(L, -1);
-  if (strchr(terminal, '\n') || strchr(terminal, '`'))
-    return luaL_error(L, "gnuplot.run: fig.terminal must be one plain line");
-  const char *output = NULL;
-  size_t output_len = 0;
-  int output_idx = lua_gettop(L) + 1;
-  if (lua_getfield(L, fig, "output") != LUA_TNIL) {
-    if (!lua_isstring(L, -1)) return luaL_error(L, "gnuplot.run: fig.output must be a file name");
-    output = lua_tolstring(L, -1, &output_len);
-    if (output_len == 0 || strlen(output) != output_len)
-      return luaL_error(L, "gnuplot.run: bad output file name");
-  }
-  double timeout = DEFAULT_TIMEOUT;
-  const char *env_timeout = getenv("FMNIST_GNUPLOT_TIMEOUT");
-  if (env_timeout && atof(env_timeout) > 0) timeout = atof(env_timeout);
-  if (lua_getfield(L, fig, "timeout") != LUA_TNIL) timeout = luaL_checknumber(L, -1);
-  if (!(timeout > 0)) return luaL_error(L, "gnuplot.run: timeout must be positive");
-  lua_pop(L, 1);
-  int nitems = (int)lua_rawlen(L, fig);
-  data_block *blocks = lua_newuserdatauv(L, sizeof(data_block) * (size_t)(nitems + 1), 0);
-  for (int i = 1; i <= nitems; i++) {
-    int type = lua_rawgeti(L, fig, i);
-    if (type == LUA_TTABLE)
-      check_block(L, lua_gettop(L), i, &blocks[i]);
-    else if (type != LUA_TSTRING)
-      return luaL_error(L, "gnuplot.run: item %d is a %s (command string or data table expected)",
-                        i, luaL_typename(L, -1));
-    lua_pop(L, 1);
-  }
-
-  gp_process *p = gp_get(L);
-  gp_ensure(L, p);
-
-  /* Data blocks go through a file that gnuplot loads (see the top of this file). */
-  char data[PATH_MAX + 16] = "";
+  lua_settop(L, 1);
+  const int fig = 1;
+  lua_Unsigned n = lua_rawlen(L, fig);
+  if (n > 1000000) return luaL_error(L, "gnuplot.run: %I items is too many", (lua_Integer)n);
+  lua_Integer nitems = (lua_Integer)n;
+  check_fig_keys(L, fig, n);
+  if (lua_getfield(L, fig, "terminal") != LUA_TSTRING) /* stack 2 */
+    return luaL_error(L, "gnuplot.run: fig.terminal (a string) expected, got %s",
+                      luaL_typename(L, -1));
+  const char *terminal = lua_tostring(L, 2);
+  fm_figure_kind kind;
+  if (fm_figure_kind_of(terminal, &kind) != FM_OK)
+    return luaL_error(L, "gnuplot.run: %s", fm_error());
+  const char *output = check_output(L, fig); /* stack 3 */
+  const int output_idx = 3;
+  double timeout = check_timeout(L, fig);
+  lua_createtable(L, (int)nitems, 0); /* stack 4: the figure's items, anchored */
+  const int items = 4;
   int any_data = 0;
-  for (int i = 1; i <= nitems; i++) {
-    any_data |= lua_rawgeti(L, fig, i) == LUA_TTABLE;
-    lua_pop(L, 1);
-  }
-  if (any_data) {
-    int e = make_temp_file("fmnist-data-", data, sizeof data);
-    FILE *f = e ? NULL : fopen(data, "w");
-    if (!e && !f) e = errno;
-    if (f) {
-      for (int i = 1; i <= nitems; i++) {
-        if (lua_rawgeti(L, fig, i) == LUA_TTABLE) write_block(L, f, fig, &blocks[i]);
-        lua_pop(L, 1);
-      }
-      if (ferror(f)) e = EIO;
-      if (fclose(f) != 0 && !e) e = errno;
-    }
-    if (e) {
-      if (data[0]) unlink(data);
-      return luaL_error(L, "gnuplot: cannot write the figure's data to %s (%s)", data, strerror(e));
-    }
-  }
-
-  char tmp[PATH_MAX + 16];
-  int e = output ? make_temp_beside(output, tmp, sizeof tmp)
-                 : make_temp_file("fmnist-plot-", tmp, sizeof tmp);
-  if (e) {
-    if (any_data) unlink(data);
-    return luaL_error(L, "%s: cannot write (%s)", output ? output : "temporary plot file",
-                      strerror(e));
-  }
-
-  /* Sending: from here on nothing raises until the temporary files are dealt with. */
-  double deadline = now_seconds() + timeout;
-  gp_begin(p);
-  /* A figure that failed halfway may have left gnuplot in multiplot mode, where the terminal
-   * cannot change; reset session forgets the previous figure's settings and data blocks. */
-  gp_puts(p, "unset multiplot\nreset session\nset terminal ", deadline);
-  gp_puts(p, terminal, deadline);
-  gp_puts(p, "\nset output ", deadline);
-  gp_put_quoted(p, tmp, deadline);
-  gp_puts(p, "\n", deadline);
-  if (any_data) {
-    gp_puts(p, "load ", deadline);
-    gp_put_quoted(p, data, deadline);
-    gp_puts(p, "\n", deadline);
-  }
-  for (int i = 1; i <= nitems && !p->failed; i++) {
-    if (lua_rawgeti(L, fig, i) == LUA_TSTRING) {
-      size_t n;
-      const char *cmd = lua_tolstring(L, -1, &n);
-      gp_put(p, cmd, n, deadline);
-      if (n == 0 || cmd[n - 1] != '\n') gp_puts(p, "\n", deadline);
+  int64_t values = 0;
+  for (lua_Integer i = 1; i <= nitems; i++) {
+    int type = lua_rawgeti(L, fig, i);
+    if (type == LUA_TTABLE) {
+      const data_block *d = check_block(L, lua_gettop(L), (int)i);
+      values += d->nrows * d->ncols;
+      if (values > MAX_VALUES)
+        return luaL_error(L,
+                          "gnuplot.run: the figure's data holds more than %I values; draw a "
+                          "sample of them",
+                          (lua_Integer)MAX_VALUES);
+      any_data = 1;
+      lua_rawseti(L, items, i);
+    } else if (type == LUA_TSTRING) {
+      size_t len;
+      const char *cmd = lua_tolstring(L, -1, &len);
+      if (strlen(cmd) != len) return luaL_error(L, "gnuplot.run: item %I holds a zero byte", i);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, items, i);
+    } else {
+      return luaL_error(L, "gnuplot.run: item %I is a %s (command string or data table expected)",
+                        i, luaL_typename(L, -1));
     }
     lua_pop(L, 1);
   }
-  gp_puts(p, "unset output\n", deadline);
-  gp_put_marker(p, deadline);
-  gp_flush(p, deadline);
-  int status = p->failed ? p->failed : gp_wait_marker(p, deadline);
-  if (any_data) unlink(data);
 
-  if (status != GP_OK) {
-    unlink(tmp);
-    if (status == GP_DEAD) gp_read(p);
-    int only_warnings;
-    push_said(L, p, &only_warnings);
-    const char *said = lua_tostring(L, -1);
-    if (status == GP_TIMEOUT) {
-      gp_kill(p);
-      char secs[32];
-      snprintf(secs, sizeof secs, "%g", timeout);
-      return luaL_error(L, "gnuplot did not finish the figure within %s s (killed)%s%s", secs,
-                        said[0] ? ": " : "", said);
-    }
-    gp_stop(p);
-    return luaL_error(L, "gnuplot exited while drawing%s%s", said[0] ? ": " : "", said);
+  /* ---- write: raw pointers, taken only now and only into objects anchored in items. A
+   * finalizer that runs during an allocation from here on is still user code, but it cannot reach
+   * items, the job or the stack slots above. ---- */
+  figure_job *job = push_figure_job(L);
+  if (fm_figure_dir_make(&job->dir) != FM_OK) return luaL_error(L, "gnuplot: %s", fm_error());
+  if (any_data) write_data(L, items, nitems, job->dir.data);
+  if (output) {
+    if (fm_atomic_begin(&job->target, output) != FM_OK) return luaL_error(L, "%s", fm_error());
+    job->target_open = 1;
   }
+  fm_gnuplot *g = gp_get(L);
+  gp_ensure(L, g, timeout);
+
+  /* ---- send and wait ---- */
+  int cancel_fd = arm_sigint(job);
+  fm_gnuplot_begin(g, timeout, cancel_fd);
+  send_figure(g, L, terminal, &kind, job, any_data, items, nitems);
+  int status = fm_gnuplot_end(g);
+  disarm_sigint(job);
+
+  /* ---- interpret ---- */
+  if (status != FM_GNUPLOT_OK) return figure_failed(L, g, status, timeout, output);
   int only_warnings;
-  push_said(L, p, &only_warnings);
+  push_said(L, g, &only_warnings);
   int said_idx = lua_gettop(L);
   if (lua_rawlen(L, said_idx) > 0 && !only_warnings) {
-    unlink(tmp);
-    return luaL_error(L, "gnuplot: %s", lua_tostring(L, said_idx));
+    lua_pushfstring(L, "gnuplot: %s", lua_tostring(L, said_idx));
+    return raise_about(L, output);
   }
-  struct stat st;
-  if (stat(tmp, &st) != 0 || st.st_size == 0) {
-    unlink(tmp);
-    return luaL_error(L, "gnuplot drew nothing%s%s", output ? " into " : "", output ? output : "");
-  }
+  if (fm_figure_check(job->dir.drawing, &kind, output ? output : "the figure") != FM_OK)
+    return luaL_error(L, "%s", fm_error());
   if (output) {
-    if (rename(tmp, output) != 0) {
-      e = errno;
-      unlink(tmp);
-      return luaL_error(L, "%s: cannot write (%s)", output, strerror(e));
-    }
+    job->target_open = 0; /* installed or aborted, either way closed */
+    if (fm_figure_install(job->dir.drawing, &job->target) != FM_OK)
+      return luaL_error(L, "%s", fm_error());
     lua_pushvalue(L, output_idx);
-  } else {
-    int ok = push_file(L, tmp);
-    unlink(tmp);
-    if (!ok) return luaL_error(L, "gnuplot: cannot read its drawing back");
+  } else if (!push_file(L, job->dir.drawing)) {
+    return luaL_error(L, "gnuplot: cannot read its drawing back");
   }
   if (lua_rawlen(L, said_idx) > 0)
     lua_pushvalue(L, said_idx);
@@ -826,38 +607,40 @@ static int gnuplot_run(lua_State *L) {
 }
 
 static int gnuplot_pid(lua_State *L) {
-  gp_process *p = gp_get(L);
-  if (p->pid > 0)
-    lua_pushinteger(L, p->pid);
+  fm_gnuplot *g = gp_get(L);
+  if (g->pid > 0)
+    lua_pushinteger(L, g->pid);
   else
     lua_pushnil(L);
   return 1;
 }
 
 static int gnuplot_close(lua_State *L) {
-  gp_stop(gp_get(L));
+  fm_gnuplot_stop(gp_get(L));
   return 0;
 }
 
 static int process_gc(lua_State *L) {
-  gp_stop(luaL_checkudata(L, 1, LFM_GNUPLOT));
+  fm_gnuplot_stop(luaL_checkudata(L, 1, LFM_GNUPLOT));
   return 0;
 }
 
 void lfm_open_gnuplot(lua_State *L) {
   static const luaL_Reg meta[] = {{"__gc", process_gc}, {"__close", process_gc}, {NULL, NULL}};
+  static const luaL_Reg job_meta[] = {
+      {"__gc", figure_job_close}, {"__close", figure_job_close}, {NULL, NULL}};
   static const luaL_Reg functions[] = {{"run", gnuplot_run},
                                        {"quote", gnuplot_quote},
                                        {"pid", gnuplot_pid},
                                        {"close", gnuplot_close},
                                        {NULL, NULL}};
   lfm_newclass(L, LFM_GNUPLOT, meta, NULL);
+  lfm_newclass(L, LFM_FIGURE_JOB, job_meta, NULL);
   /* One process object per Lua state, created now in the stopped state so that its __gc runs at
    * lua_close however the program ends. */
   if (lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_KEY) == LUA_TNIL) {
-    gp_process *p = lua_newuserdatauv(L, sizeof *p, 0);
-    memset(p, 0, sizeof *p);
-    p->in_fd = p->out_fd = -1;
+    fm_gnuplot *g = lua_newuserdatauv(L, sizeof *g, 0);
+    fm_gnuplot_init(g);
     luaL_setmetatable(L, LFM_GNUPLOT);
     lua_setfield(L, LUA_REGISTRYINDEX, REGISTRY_KEY);
   }

@@ -50,6 +50,9 @@ void lfm_open_image(lua_State *L);
 /* ---- the gnuplot process behind fm.plot (l_gnuplot.c): fm.gnuplot ---- */
 void lfm_open_gnuplot(lua_State *L);
 
+/* ---- worker processes and shared result files (l_process.c): fm.process ---- */
+void lfm_open_process(lua_State *L);
+
 /* ---- metrics and results (l_metrics.c) ---- */
 /* Pushes a result table (accuracy, confusion, per-class scores, averages, report()) for a
  * classes x classes confusion matrix (a model may score more classes than the dataset's ten);

@@ -19,16 +19,26 @@
 -- text). Each figure returns the path of its file. Without file the figure is drawn on standard
 -- output: text (dumb) by default, sixel graphics when FMNIST_PLOT=sixel.
 --
--- Every string a user gives (titles, labels, captions, file names) reaches gnuplot only through
--- fm.gnuplot.quote, which leaves nothing gnuplot could execute; numbers are formatted here and
--- palettes picked from a fixed list, so no user text is ever pasted into a command.
+-- Every string a user gives is text, drawn exactly as given:
+--   * it reaches gnuplot only through fm.gnuplot.quote, which leaves nothing gnuplot could run;
+--   * tic labels, which gnuplot reads as formats, are quoted as formats ('%' doubled: QF below);
+--   * every terminal is noenhanced and every command that carries text says noenhanced, so
+--     ^ _ @ { } & are characters, not markup;
+--   * file names never reach gnuplot at all (fm.gnuplot.run draws into a private file and copies
+--     it to the name given, whole or not at all).
+-- Numbers are formatted here and palettes picked from a fixed list. Lists given by the user are
+-- read raw (their metatables are not consulted); option tables through their __index.
 local fm = require "fmnist"
 local gp = fm.gnuplot
 local Q = gp.quote
+local function QF(s) return gp.quote(s, "format") end
 
 local M = {}
 
-local TENSOR = "fmnist.Tensor"
+local TENSOR_MT = getmetatable(fm.zeros(1))
+-- The largest figure drawn, in pixels a side (characters for text: TEXT_MAX).
+local MAX_PIXELS = 20000
+local TEXT_MAX = { 2000, 1000 }
 -- Series colours (the familiar ten of matplotlib), so that train/test look as people expect.
 local COLOURS = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                   "#7f7f7f", "#bcbd22", "#17becf" }
@@ -58,14 +68,35 @@ local function fail(fname, fmt, ...)
 end
 
 local function is_tensor(v)
-  local mt = getmetatable(v)
-  return type(v) == "userdata" and type(mt) == "table" and mt.__name == TENSOR
+  return type(v) == "userdata" and getmetatable(v) == TENSOR_MT
+end
+
+local function finite(v)
+  return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
+end
+
+-- A user's list as a plain table of its raw items 1..n, and n (rawlen: no __len, no __index).
+local function raw_list(v)
+  local out, n = {}, rawlen(v)
+  for i = 1, n do out[i] = rawget(v, i) end
+  return out, n
+end
+
+-- Text for gnuplot: a string (or a number, as tostring makes it) without a zero byte, which
+-- would end a gnuplot string early.
+local function check_text(fname, v, what)
+  if type(v) ~= "string" and type(v) ~= "number" then
+    fail(fname, "%s must be a string, got %s", what, type(v))
+  end
+  v = tostring(v)
+  if v:find("\0", 1, true) then fail(fname, "%s holds a zero byte", what) end
+  return v
 end
 
 local function check_opts(fname, opts, allowed)
   if opts == nil then return {} end
   if type(opts) ~= "table" then fail(fname, "options must be a table, got %s", type(opts)) end
-  for k in pairs(opts) do
+  for k in next, opts do
     if not (COMMON[k] or allowed[k]) then
       local names = {}
       for name in pairs(COMMON) do names[#names + 1] = name end
@@ -80,17 +111,22 @@ end
 local function opt_string(fname, opts, key)
   local v = opts[key]
   if v == nil then return nil end
-  if type(v) ~= "string" and type(v) ~= "number" then
-    fail(fname, "option '%s' must be a string, got %s", key, type(v))
-  end
-  return tostring(v)
+  return check_text(fname, v, "option '" .. key .. "'")
 end
 
--- opts.range: {low, high} with low < high.
+local function opt_bool(fname, opts, key)
+  local v = opts[key]
+  if v ~= nil and type(v) ~= "boolean" then
+    fail(fname, "option '%s' must be true or false, got %s", key, type(v))
+  end
+  return v
+end
+
+-- opts.range: {low, high}, finite, with low < high.
 local function opt_range(fname, opts)
   local r = opts.range
-  if type(r) ~= "table" or type(r[1]) ~= "number" or type(r[2]) ~= "number" or not (r[1] < r[2]) then
-    fail(fname, "option 'range' must be {low, high} with low < high")
+  if type(r) ~= "table" or not finite(r[1]) or not finite(r[2]) or not (r[1] < r[2]) then
+    fail(fname, "option 'range' must be {low, high}: finite numbers with low < high")
   end
   return r[1], r[2]
 end
@@ -98,26 +134,23 @@ end
 local function opt_int(fname, opts, key, default, lo, hi)
   local v = opts[key]
   if v == nil then return default end
-  if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) then
+  local i = math.tointeger(v)
+  if type(v) ~= "number" or not i then
     fail(fname, "option '%s' must be an integer, got %s", key, tostring(v))
   end
-  v = math.tointeger(v)
-  if v < lo or v > hi then fail(fname, "option '%s' must be %d..%d, got %d", key, lo, hi, v) end
-  return v
+  if i < lo or i > hi then fail(fname, "option '%s' must be %d..%d, got %d", key, lo, hi, i) end
+  return i
 end
 
 local function opt_strings(fname, opts, key, n)
   local v = opts[key]
   if v == nil then return nil end
   if type(v) ~= "table" then fail(fname, "option '%s' must be a list of strings", key) end
-  local out = {}
-  for i = 1, #v do
-    if type(v[i]) ~= "string" and type(v[i]) ~= "number" then
-      fail(fname, "option '%s': item %d is a %s (string expected)", key, i, type(v[i]))
-    end
-    out[i] = tostring(v[i])
+  local out, count = raw_list(v)
+  for i = 1, count do
+    out[i] = check_text(fname, out[i], string.format("option '%s': item %d", key, i))
   end
-  if n and #out ~= n then fail(fname, "option '%s' has %d labels for %d items", key, #out, n) end
+  if n and count ~= n then fail(fname, "option '%s' has %d labels for %d items", key, count, n) end
   return out
 end
 
@@ -127,13 +160,14 @@ local function as_tensor(fname, v, what)
   if type(v) ~= "table" then
     fail(fname, "%s must be a tensor or a list of numbers, got %s", what, type(v))
   end
-  for i = 1, #v do
-    if type(v[i]) ~= "number" then
-      fail(fname, "%s: item %d is a %s (number expected)", what, i, type(v[i]))
+  local list, n = raw_list(v)
+  for i = 1, n do
+    if type(list[i]) ~= "number" then
+      fail(fname, "%s: item %d is a %s (number expected)", what, i, type(list[i]))
     end
   end
-  if #v == 0 then fail(fname, "%s is empty", what) end
-  return fm.tensor(v)
+  if #list == 0 then fail(fname, "%s is empty", what) end
+  return fm.tensor(list)
 end
 
 -- The series of bar and lines as a list of {name =, values = tensor, x = tensor|nil}.
@@ -144,33 +178,35 @@ local function series_list(fname, values)
   elseif type(values) ~= "table" then
     fail(fname, "values must be a tensor, a list of numbers or a table of series, got %s",
       type(values))
-  elseif type(values[1]) == "number" then
+  elseif type(rawget(values, 1)) == "number" then
     list[1] = { values = as_tensor(fname, values, "values") }
-  elseif values[1] ~= nil then
-    for i, s in ipairs(values) do
-      if is_tensor(s) or (type(s) == "table" and s.values == nil and type(s[1]) == "number") then
+  elseif rawget(values, 1) ~= nil then
+    local items, count = raw_list(values)
+    for i = 1, count do
+      local s = items[i]
+      local svalues = type(s) == "table" and rawget(s, "values")
+      if is_tensor(s) or (type(s) == "table" and svalues == nil and type(rawget(s, 1)) == "number") then
         list[i] = { name = "series " .. i, values = as_tensor(fname, s, "series " .. i) }
-      elseif type(s) == "table" and s.values ~= nil then
-        if s.name ~= nil and type(s.name) ~= "string" and type(s.name) ~= "number" then
-          fail(fname, "series %d: name must be a string", i)
-        end
-        list[i] = { name = s.name and tostring(s.name) or ("series " .. i),
-                    values = as_tensor(fname, s.values, "series " .. i),
-                    x = s.x and as_tensor(fname, s.x, "series " .. i .. " x") }
+      elseif type(s) == "table" and svalues ~= nil then
+        local name, x = rawget(s, "name"), rawget(s, "x")
+        list[i] = { name = name ~= nil and check_text(fname, name, "series " .. i .. ": name")
+                      or ("series " .. i),
+                    values = as_tensor(fname, svalues, "series " .. i),
+                    x = x and as_tensor(fname, x, "series " .. i .. " x") }
       else
         fail(fname, "series %d must be a tensor or {name =, values =}", i)
       end
     end
   else
     local names = {}
-    for k in pairs(values) do
+    for k in next, values do
       if type(k) ~= "string" then fail(fname, "series names must be strings") end
-      names[#names + 1] = k
+      names[#names + 1] = check_text(fname, k, "a series name")
     end
     if #names == 0 then fail(fname, "no series given") end
     table.sort(names)
     for i, k in ipairs(names) do
-      list[i] = { name = k, values = as_tensor(fname, values[k], "series '" .. k .. "'") }
+      list[i] = { name = k, values = as_tensor(fname, rawget(values, k), "series '" .. k .. "'") }
     end
   end
   for i, s in ipairs(list) do
@@ -195,11 +231,13 @@ local function terminal(fname, opts, width, height)
   local file = opt_string(fname, opts, "file")
   local size = opts.size
   if size ~= nil then
-    if type(size) ~= "table" or type(size[1]) ~= "number" or type(size[2]) ~= "number"
-        or size[1] < 1 or size[2] < 1 or size[1] > 20000 or size[2] > 20000 then
-      fail(fname, "option 'size' must be {width, height} in pixels (characters for text)")
+    local w = type(size) == "table" and type(size[1]) == "number" and math.tointeger(size[1])
+    local h = type(size) == "table" and type(size[2]) == "number" and math.tointeger(size[2])
+    if not (w and h and w >= 1 and h >= 1 and w <= MAX_PIXELS and h <= MAX_PIXELS) then
+      fail(fname, "option 'size' must be {width, height}: whole numbers of pixels (characters "
+        .. "for text) from 1 to %d", MAX_PIXELS)
     end
-    width, height = math.floor(size[1]), math.floor(size[2])
+    width, height = w, h
   end
   local kind
   if file then
@@ -214,6 +252,10 @@ local function terminal(fname, opts, width, height)
   end
   local fontsize = opt_int(fname, opts, "fontsize", 11, 4, 72)
   local font = Q("Sans," .. fontsize)
+  if kind ~= "txt" and (width > MAX_PIXELS or height > MAX_PIXELS) then
+    fail(fname, "the figure would be %dx%d pixels, more than %d a side (fewer columns or a "
+      .. "smaller cell make it smaller)", width, height, MAX_PIXELS)
+  end
   if kind == "png" then
     return string.format("pngcairo size %d,%d noenhanced font %s", width, height, font), file, kind
   elseif kind == "svg" then
@@ -229,6 +271,10 @@ local function terminal(fname, opts, width, height)
   -- Text: characters, not pixels.
   local cols, rows = 100, 30
   if size then cols, rows = width, height end
+  if cols > TEXT_MAX[1] or rows > TEXT_MAX[2] then
+    fail(fname, "a text figure of %dx%d characters is larger than %dx%d", cols, rows,
+      TEXT_MAX[1], TEXT_MAX[2])
+  end
   return string.format("dumb size %d,%d noenhanced", cols, rows), file, "txt"
 end
 
@@ -271,9 +317,9 @@ local function labels(fname, opts, cmds, defaults)
   local title = opt_string(fname, opts, "title") or defaults.title
   local xlabel = opt_string(fname, opts, "xlabel") or defaults.xlabel
   local ylabel = opt_string(fname, opts, "ylabel") or defaults.ylabel
-  if title then cmds[#cmds + 1] = "set title " .. Q(title) .. " font " .. Q(",13") end
-  if xlabel then cmds[#cmds + 1] = "set xlabel " .. Q(xlabel) end
-  if ylabel then cmds[#cmds + 1] = "set ylabel " .. Q(ylabel) end
+  if title then cmds[#cmds + 1] = "set title " .. Q(title) .. " font " .. Q(",13") .. " noenhanced" end
+  if xlabel then cmds[#cmds + 1] = "set xlabel " .. Q(xlabel) .. " noenhanced" end
+  if ylabel then cmds[#cmds + 1] = "set ylabel " .. Q(ylabel) .. " noenhanced" end
 end
 
 local function palette(fname, opts, default)
@@ -288,13 +334,14 @@ local function palette(fname, opts, default)
   return p, "set palette defined " .. p.stops
 end
 
--- `set xtics (...)` placing text labels at 0, 1, 2, ... (or at the given positions).
-local function tics(axis, names, positions)
+-- `set xtics (...)` placing text labels at 0, 1, 2, ... (or at the given positions). gnuplot
+-- reads these labels as formats: QF makes "50% off" and "%s" print as they are.
+local function tics(axis, names, positions, extra)
   local parts = {}
   for i, name in ipairs(names) do
-    parts[i] = Q(name) .. " " .. num(positions and positions[i] or (i - 1))
+    parts[i] = QF(name) .. " " .. num(positions and positions[i] or (i - 1))
   end
-  return string.format("set %s (%s)", axis, table.concat(parts, ", "))
+  return string.format("set %s (%s)%s noenhanced", axis, table.concat(parts, ", "), extra or "")
 end
 
 -- 1-based row or column numbers: all of them for a small matrix, else 1 and every fifth.
@@ -322,6 +369,8 @@ end
 function M.bar(values, opts)
   local fname = "plot.bar"
   opts = check_opts(fname, opts, { labels = true, logy = true, values = true, fontsize = true })
+  opt_bool(fname, opts, "logy")
+  opt_bool(fname, opts, "values")
   local list = series_list(fname, values)
   local n = list[1].values:numel()
   for i, s in ipairs(list) do
@@ -364,7 +413,7 @@ function M.bar(values, opts)
   local plots = {}
   for i, s in ipairs(list) do
     plots[i] = string.format("$bars using %d %s lc %d", i,
-      s.name and ("title " .. Q(s.name)) or "notitle", i)
+      s.name and ("title " .. Q(s.name) .. " noenhanced") or "notitle", i)
   end
   if opts.values then
     -- Bar j of k in a cluster sits (j - (k-1)/2) / (k + gap) from the cluster's centre.
@@ -384,6 +433,7 @@ end
 function M.hist(values, opts)
   local fname = "plot.hist"
   opts = check_opts(fname, opts, { bins = true, range = true, logy = true, fontsize = true })
+  opt_bool(fname, opts, "logy")
   local t = as_tensor(fname, values, "values")
   if t:numel() == 0 then fail(fname, "no values") end
   local bins = opt_int(fname, opts, "bins", 50, 1, 100000)
@@ -393,6 +443,9 @@ function M.hist(values, opts)
   else
     lo, hi = t:min(), t:max()
     if lo ~= lo or hi ~= hi then fail(fname, "values contain NaN") end
+    if not finite(lo) or not finite(hi) then
+      fail(fname, "values contain infinities; give range = {low, high}")
+    end
     if lo == hi then lo, hi = lo - 0.5, hi + 0.5 end
   end
   local counts = t:histc(bins, lo, hi)
@@ -429,6 +482,8 @@ function M.lines(series, opts)
   local fname = "plot.lines"
   opts = check_opts(fname, opts, { x = true, logy = true, y2 = true, y2label = true,
     points = true, fontsize = true })
+  opt_bool(fname, opts, "logy")
+  opt_bool(fname, opts, "points")
   local list = series_list(fname, series)
   local shared_x = opts.x and as_tensor(fname, opts.x, "option 'x'")
   local on_y2 = {}
@@ -448,6 +503,7 @@ function M.lines(series, opts)
       x = xs
     end
     for _, v in ipairs(is_tensor(x) and x:totable() or x) do
+      if not finite(v) then fail(fname, "series %d: x values must be finite, got %s", i, v) end
       xmin, xmax = math.min(xmin, v), math.max(xmax, v)
       whole = whole and v == math.floor(v)
     end
@@ -460,7 +516,7 @@ function M.lines(series, opts)
     end
     local style = (opts.points == false or n > 60) and "lines" or "linespoints pt 7 ps 0.6"
     plots[i] = string.format("%s using 1:2 with %s lc %d%s %s", block, style, i, axes,
-      s.name and ("title " .. Q(s.name)) or "notitle")
+      s.name and ("title " .. Q(s.name) .. " noenhanced") or "notitle")
   end
   cmds[#cmds + 1] = "set grid lc rgb " .. Q("#dddddd")
   cmds[#cmds + 1] = "set key outside right top"
@@ -478,7 +534,7 @@ function M.lines(series, opts)
     cmds[#cmds + 1] = "set ytics nomirror"
     cmds[#cmds + 1] = "set y2tics"
     local y2label = opt_string(fname, opts, "y2label")
-    if y2label then cmds[#cmds + 1] = "set y2label " .. Q(y2label) end
+    if y2label then cmds[#cmds + 1] = "set y2label " .. Q(y2label) .. " noenhanced" end
   end
   if opts.logy then cmds[#cmds + 1] = "set logscale y" end
   cmds[#cmds + 1] = "plot " .. table.concat(plots, ", ")
@@ -491,13 +547,16 @@ function M.scatter(x, y, opts)
   local fname = "plot.scatter"
   opts = check_opts(fname, opts, { groups = true, labels = true, logy = true, pointsize = true,
     fontsize = true })
+  opt_bool(fname, opts, "logy")
   x = as_tensor(fname, x, "x")
   y = as_tensor(fname, y, "y")
   if x:numel() ~= y:numel() then
     fail(fname, "x has %d values but y has %d", x:numel(), y:numel())
   end
   local ps = opts.pointsize or 0.5
-  if type(ps) ~= "number" or ps <= 0 or ps > 10 then fail(fname, "option 'pointsize' must be 0..10") end
+  if type(ps) ~= "number" or not (ps > 0 and ps <= 10) then
+    fail(fname, "option 'pointsize' must be a number above 0 and at most 10")
+  end
   local cmds = { "set grid lc rgb " .. Q("#eeeeee"), "set key outside right top" }
   labels(fname, opts, cmds)
   if opts.logy then cmds[#cmds + 1] = "set logscale y" end
@@ -514,6 +573,7 @@ function M.scatter(x, y, opts)
   local seen, ids = {}, {}
   local max_groups = 64
   for _, g in ipairs(groups:totable()) do
+    if not finite(g) then fail(fname, "option 'groups' must hold finite numbers, got %s", g) end
     if not seen[g] then
       seen[g] = true
       ids[#ids + 1] = g
@@ -530,7 +590,7 @@ function M.scatter(x, y, opts)
     local name = key and names[key + 1] or string.format("%g", g)
     plots[i] = string.format(
       "$points using 1:($3 == %s ? $2 : NaN) with points pt 7 ps %s lc rgb %s title %s", num(g),
-      num(ps), Q(COLOURS[(i - 1) % #COLOURS + 1]), Q(name))
+      num(ps), Q(COLOURS[(i - 1) % #COLOURS + 1]), Q(name) .. " noenhanced")
   end
   cmds[#cmds + 1] = "plot " .. table.concat(plots, ", ")
   return draw(fname, opts, 800, 600, cmds)
@@ -552,6 +612,7 @@ function M.heatmap(matrix, opts)
   local fname = "plot.heatmap"
   opts = check_opts(fname, opts, { labels = true, row_labels = true, col_labels = true,
     palette = true, range = true, values = true, digits = true, cblabel = true, fontsize = true })
+  opt_bool(fname, opts, "values")
   local m = matrix
   if not is_tensor(m) then
     if type(m) ~= "table" or type(m[1]) ~= "table" then
@@ -573,6 +634,9 @@ function M.heatmap(matrix, opts)
     lo, hi = opt_range(fname, opts)
   else
     lo, hi = m:min(), m:max()
+    if not finite(lo) or not finite(hi) then
+      fail(fname, "matrix holds NaN or infinities; give range = {low, high}")
+    end
     if p.symmetric then
       local a = math.max(math.abs(lo), math.abs(hi))
       if a == 0 then a = 1 end
@@ -592,10 +656,10 @@ function M.heatmap(matrix, opts)
     "set border lw 0.5",
   }
   local cblabel = opt_string(fname, opts, "cblabel")
-  if cblabel then cmds[#cmds + 1] = "set cblabel " .. Q(cblabel) end
+  if cblabel then cmds[#cmds + 1] = "set cblabel " .. Q(cblabel) .. " noenhanced" end
   local width = 720
   if col_names then
-    cmds[#cmds + 1] = tics("xtics", col_names) .. xtics_rotation(col_names, width * 0.7)
+    cmds[#cmds + 1] = tics("xtics", col_names, nil, xtics_rotation(col_names, width * 0.7))
   else
     cmds[#cmds + 1] = index_tics("xtics", nc)
   end
@@ -653,19 +717,16 @@ end
 -- The colour range of images: opts.range, else [0, 1] when the values fit, else theirs. t is a
 -- tensor or a list of tensors.
 local function image_range(fname, opts, t)
-  if opts.range ~= nil then
-    local r = opts.range
-    if type(r) ~= "table" or type(r[1]) ~= "number" or type(r[2]) ~= "number" or not (r[1] < r[2]) then
-      fail(fname, "option 'range' must be {low, high} with low < high")
-    end
-    return r[1], r[2]
-  end
+  if opts.range ~= nil then return opt_range(fname, opts) end
   local lo, hi
   if is_tensor(t) then
     lo, hi = t:min(), t:max()
   else
     lo, hi = math.huge, -math.huge
     for _, img in ipairs(t) do lo, hi = math.min(lo, img:min()), math.max(hi, img:max()) end
+  end
+  if not finite(lo) or not finite(hi) then
+    fail(fname, "the images hold NaN or infinities; give range = {low, high}")
   end
   if lo >= 0 and hi <= 1 then return 0, 1 end
   if lo == hi then return lo - 0.5, hi + 0.5 end
@@ -675,6 +736,7 @@ end
 function M.image(t, opts)
   local fname = "plot.image"
   opts = check_opts(fname, opts, { palette = true, range = true, colorbox = true, fontsize = true })
+  opt_bool(fname, opts, "colorbox")
   local img = as_image(fname, t, "image")
   local shape = img:shape()
   local p, palette_cmd = palette(fname, opts, "gray")
@@ -705,6 +767,7 @@ function M.images(list, opts)
   local fname = "plot.images"
   opts = check_opts(fname, opts, { cols = true, labels = true, captions = true, palette = true,
     range = true, cell = true, fontsize = true, colorbox = true, cblabel = true })
+  opt_bool(fname, opts, "colorbox")
   local n, h, w
   if is_tensor(list) then
     local shape = list:shape()
@@ -718,7 +781,7 @@ function M.images(list, opts)
       fail(fname, "a tensor of images must be n x h x w or n x (k*k)")
     end
   elseif type(list) == "table" then
-    n = #list
+    list, n = raw_list(list)
     if n == 0 then fail(fname, "no images") end
     local s = as_image(fname, list[1], "image 1"):shape()
     h, w = s[1], s[2]
@@ -777,15 +840,15 @@ function M.images(list, opts)
     colorbox and (cblabel and "set rmargin 16" or "set rmargin 11") or "set rmargin 1",
     "set bmargin 1",
   }
-  if cblabel then cmds[#cmds + 1] = "set cblabel " .. Q(cblabel) end
+  if cblabel then cmds[#cmds + 1] = "set cblabel " .. Q(cblabel) .. " noenhanced" end
   local font = Q("," .. (cell >= 70 and 9 or 7))
   if captions then
     for k = 1, n do
       local x = ((k - 1) % cols) * (w + gap_x) + (w - 1) / 2
       -- gnuplot puts a label's first line at y and the others below it.
       local y = ((k - 1) // cols) * (h + gap_y) + h - 0.5 + gap_caption * 0.45
-      cmds[#cmds + 1] = string.format("set label %d %s at %s,%s center front font %s", k,
-        Q(captions[k]), num(x), num(y), font)
+      cmds[#cmds + 1] = string.format("set label %d %s at %s,%s center front font %s noenhanced",
+        k, Q(captions[k]), num(x), num(y), font)
     end
   end
   labels(fname, opts, cmds)

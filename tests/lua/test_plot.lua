@@ -232,8 +232,11 @@ local function gnuplot_children()
   end
   return n
 end
+-- Our open descriptors, leaving out the pipe of the popen that asks (while popen starts the
+-- shell, both of its ends are briefly open here).
 local function open_fds()
-  return tonumber((capture("ls /proc/" .. me .. "/fd | wc -l"):match("%d+")))
+  return tonumber((capture("p=$(readlink /proc/$$/fd/1); ls -l /proc/" .. me
+    .. "/fd | grep -F -e ' -> ' | grep -cvF \"$p\""):match("%d+")))
 end
 
 fm.plot.close()
@@ -275,6 +278,393 @@ fm.plot.bar({1}, {file = "]] .. path("d.txt") .. [["}); print("pid", fm.gnuplot.
 local child = out:match("pid\t(%d+)")
 T.ok(child and not exists("/proc/" .. child .. "/stat"),
   "gnuplot is ended and reaped when the program ends (pid " .. tostring(child) .. ")")
+
+-- ---- file names only ever name files ----
+-- Each name below is drawn to from a program whose current directory is names_dir, so that a
+-- name gnuplot would read as a command ('|cmd') or expand ('~/') is tried as given.
+local function abspath(p)
+  if p:sub(1, 1) == "/" then return p end
+  return (capture("pwd"):gsub("\n$", "")) .. "/" .. p:gsub("^%./", "")
+end
+local host_abs = abspath(host)
+local names_dir = path("names")
+local names_tmp = path("names-tmp")
+assert(os.execute("mkdir " .. shell_quote(names_dir) .. " " .. shell_quote(names_dir .. "/~") .. " "
+  .. shell_quote(names_dir .. "/sub") .. " " .. shell_quote(names_dir .. "/adir.png") .. " "
+  .. shell_quote(names_tmp)))
+local fifo_ok = os.execute("mkfifo " .. shell_quote(names_dir .. "/fifo.png"))
+local odd_names = { "|touch PWNED1;#.png", " |touch PWNED2;#.png", "<touch PWNED3;#.png",
+  "-dash.png", "50% off.png", "%s%n.png", "we'ird \"q\" `touch PWNED4` $(touch PWNED5).png",
+  "na\195\175ve \195\188.png", "line\nbreak.png", "~/tilde.png", "tab\there.svg", "sub/rel.txt",
+  "@macro.pdf" }
+local lines = { 'local fm = require "fmnist"', "local names = {" }
+for _, n in ipairs(odd_names) do lines[#lines + 1] = string.format("%q,", n) end
+lines[#lines + 1] = "}"
+lines[#lines + 1] = [[
+for i, n in ipairs(names) do
+  local ok, r = pcall(fm.plot.bar, { 1, 2 }, { title = "t", file = n })
+  print(i, ok, ok and (r == n) or r)
+end
+print("run", pcall(fm.gnuplot.run, { terminal = "dumb", output = "|touch PWNED6", "plot x" }))
+print("dir", pcall(fm.plot.bar, { 1 }, { file = "adir.png" }))
+print("fifo", pcall(fm.plot.bar, { 1 }, { file = "fifo.png" }))
+print("nope", pcall(fm.gnuplot.run, { terminal = "dumb", output = "nope.txt", "plot nope" }))
+]]
+T.write(names_dir .. "/names.lua", table.concat(lines, "\n"))
+out = capture("cd " .. shell_quote(names_dir) .. " && TMPDIR=" .. shell_quote(names_tmp) .. " "
+  .. shell_quote(host_abs) .. " names.lua")
+for i, n in ipairs(odd_names) do
+  local data = read(names_dir .. "/" .. n) or ""
+  local want = ({ png = PNG_SIGNATURE, svg = "<?xml", txt = "\f", pdf = "%PDF-" })[n:match("%w+$")]
+  T.ok(out:find("\n" .. i .. "\ttrue\ttrue\n", 1, true) or out:find("^" .. i .. "\ttrue\ttrue\n"),
+    "the name '" .. n:gsub("\n", "\\n"):gsub("\t", "\\t") .. "' is accepted and returned as given")
+  T.ok(data:sub(1, #want) == want, "and the figure is at exactly that path (" .. #data .. " bytes)")
+end
+local home = os.getenv("HOME") or "/root"
+T.ok(read(home .. "/tilde.png") == nil, "'~/' is a directory named ~ here, not the home directory")
+local ran = {}
+for k = 1, 6 do
+  if read(names_dir .. "/PWNED" .. k) or read(home .. "/PWNED" .. k) then ran[#ran + 1] = k end
+end
+T.eq(ran, {}, "no name ran a command (no marker file appeared)")
+T.ok(out:find("run\ttrue\t|touch PWNED6", 1, true) and read(names_dir .. "/|touch PWNED6"),
+  "gnuplot.run{output = '|touch ...'} writes a file of that name")
+T.ok(out:find("dir\tfalse\tplot.bar: adir.png: cannot write a figure there (it is a directory)", 1,
+  true), "a directory is refused before drawing")
+if fifo_ok then
+  T.ok(out:find("fifo\tfalse\tplot.bar: fifo.png: cannot write a figure there (not a regular file)",
+    1, true), "a FIFO is refused (and nothing waits on it)")
+else
+  T.ok(true, "# SKIP mkfifo is not available here")
+end
+T.ok(out:find("nope\tfalse\tnope.txt: gnuplot: undefined variable: nope", 1, true),
+  "a failed figure, too, with an error naming the file")
+local leftovers = capture("ls -A " .. shell_quote(names_dir) .. " " .. shell_quote(names_dir .. "/sub")
+  .. " " .. shell_quote(names_tmp))
+T.ok(not leftovers:find(".tmp", 1, true) and not leftovers:find("fmnist-plot-", 1, true)
+  and not leftovers:find("nope.txt", 1, true),
+  "no temporary file beside the figures and no private directory left in TMPDIR")
+
+-- ---- every user string is text ----
+-- gnuplot reads explicit tic labels as formats, and enhanced text reads ^ _ @ { } & as markup:
+-- both would change what is written, or read memory ("%s%s%n").
+local function svg_texts(file)
+  local texts = {}
+  for t in (read(file) or ""):gmatch("<text[^>]*>(.-)</text>") do
+    t = t:gsub("<[^>]*>", ""):gsub("&lt;", "<"):gsub("&gt;", ">"):gsub("&quot;", '"')
+      :gsub("&apos;", "'"):gsub("&amp;", "&")
+    texts[t] = true
+  end
+  return texts
+end
+local tricky = { "50% off", "%g", "%s%s%n", "a_b^c", "{x}@y&z", "%%", "100%", "~ \\n \\" }
+local function all_there(texts, list, what)
+  local missing = {}
+  for _, t in ipairs(list) do if not texts[t] then missing[#missing + 1] = t end end
+  T.eq(missing, {}, what .. ": every string drawn literally")
+end
+local lit = path("literal.svg")
+fm.plot.bar({ { name = "%s%n", values = { 1, 2, 3, 4, 5, 6, 7, 8 } }, { name = "k_{ey}", values =
+  { 2, 1, 2, 1, 2, 1, 2, 1 } } }, { labels = tricky, title = "%d title^2", xlabel = "x_%s",
+  ylabel = "@ylabel", file = lit })
+all_there(svg_texts(lit), { "50% off", "%g", "%s%s%n", "a_b^c", "{x}@y&z", "%%", "100%",
+  "~ \\n \\", "%s%n", "k_{ey}", "%d title^2", "x_%s", "@ylabel" }, "bar: tic labels, keys, title, axes")
+local txt_lit = path("literal.txt")
+fm.plot.bar({ 1, 2, 3, 4 }, { labels = { "50% off", "%g", "%s%s%n", "a_b^c" }, size = { 120, 30 },
+  file = txt_lit })
+s = read(txt_lit) or ""
+T.ok(s:find("50% off", 1, true) and s:find("%g", 1, true) and s:find("%s%s%n", 1, true)
+  and s:find("a_b^c", 1, true), "bar as text: the tic labels as given")
+fm.plot.heatmap(fm.tensor { { 1, 2 }, { 3, 4 } }, { row_labels = { "%d", "x%" },
+  col_labels = { "%c", "_^" }, cblabel = "%e cb", title = "{t}", file = path("lit_heat.svg") })
+all_there(svg_texts(path("lit_heat.svg")), { "%d", "x%", "%c", "_^", "%e cb", "{t}" }, "heatmap")
+fm.plot.lines({ { name = "{x}", values = { 1, 2 } }, { name = "@y", values = { 2, 1 } } },
+  { y2 = { "@y" }, y2label = "%n y2", title = "&lines", file = path("lit_lines.svg") })
+all_there(svg_texts(path("lit_lines.svg")), { "{x}", "@y", "%n y2", "&lines" }, "lines")
+fm.plot.scatter({ 1, 2, 3 }, { 1, 2, 3 }, { groups = { 0, 1, 1 }, labels = { "%s", "a_b" },
+  file = path("lit_scatter.svg") })
+all_there(svg_texts(path("lit_scatter.svg")), { "%s", "a_b" }, "scatter: key titles")
+fm.plot.hist({ 1, 2, 2, 3 }, { title = "%%", xlabel = "^x", file = path("lit_hist.svg") })
+all_there(svg_texts(path("lit_hist.svg")), { "%%", "^x" }, "hist")
+fm.plot.images({ ten[1], ten[2] }, { captions = { "%g", "_b^c" }, cblabel = "{cb}",
+  file = path("lit_images.svg") })
+all_there(svg_texts(path("lit_images.svg")), { "%g", "_b^c", "{cb}" }, "images: captions")
+T.err("plot.bar: option 'title' holds a zero byte", fm.plot.bar, { 1 }, { title = "a\0b" })
+T.err("plot.bar: option 'labels': item 1 holds a zero byte", fm.plot.bar, { 1 }, { labels = { "\0" } })
+T.err("gnuplot.quote: the text holds a zero byte", fm.gnuplot.quote, "a\0b")
+T.eq(fm.gnuplot.quote("50% x", "format"), '"50%% x"', "quote(s, 'format') doubles %")
+T.err("invalid option 'bogus'", fm.gnuplot.quote, "x", "bogus")
+
+-- ---- a failed or partial figure never replaces a good one ----
+local function check_kept(file, before, what)
+  T.ok(before and read(file) == before, what .. ": the earlier file's bytes are exactly as they were")
+end
+-- gnuplot's error, and gnuplot dying in the middle of a figure.
+local good = path("good.png")
+fm.plot.bar({ 1, 2 }, { file = good })
+local good_bytes = read(good)
+T.err(good .. ": gnuplot: undefined variable: nope", fm.gnuplot.run,
+  { terminal = "pngcairo", output = good, "plot nope" })
+check_kept(good, good_bytes, "gnuplot's error")
+T.err(good .. ": gnuplot exited while drawing", fm.gnuplot.run, { terminal = "pngcairo", output = good,
+  "plot x", 'system "kill -9 $PPID"', "plot x" })
+check_kept(good, good_bytes, "gnuplot killed halfway")
+T.ok(pcall(fm.plot.bar, { 1 }, { file = path("after_kill.png") }), "and the next figure works")
+
+-- A file size limit (RLIMIT_FSIZE, with SIGXFSZ ignored: writes fail as on a full disk) that the
+-- figure's data fits in but its drawing does not. gnuplot does not say its writes failed.
+local limit_dir = path("limit")
+assert(os.execute("mkdir " .. shell_quote(limit_dir) .. " " .. shell_quote(limit_dir .. "/tmp")))
+local limited = {}
+for _, ext in ipairs({ "png", "svg", "txt" }) do
+  local file = limit_dir .. "/fig." .. ext
+  fm.plot.bar({ 1, 2 }, { file = file, size = ext == "txt" and { 40, 10 } or { 200, 150 } })
+  limited[ext] = read(file)
+end
+T.write(limit_dir .. "/limited.lua", [[
+local fm = require "fmnist"
+fm.seed(1)
+local m = fm.rand(30, 30)
+for line in io.lines("/proc/self/limits") do
+  if line:find("Max file size", 1, true) then print("limit", line:match("(%d+)")) end
+end
+for _, ext in ipairs({ "png", "svg", "txt" }) do
+  print(ext, pcall(fm.plot.heatmap, m, { file = "fig." .. ext, size = ext == "txt" and { 200, 100 } or nil }))
+end]])
+-- 16 KB: 32 blocks of 512 bytes (dash), or 16 of 1024 (a shell that counts kilobytes).
+for _, blocks in ipairs({ 32, 16 }) do
+  out = capture("cd " .. shell_quote(limit_dir) .. " && TMPDIR=" .. shell_quote(limit_dir .. "/tmp")
+    .. " sh -c 'ulimit -f " .. blocks .. " && trap \"\" XFSZ && exec \"$0\" limited.lua' "
+    .. shell_quote(host_abs))
+  if out:find("limit\t16384", 1, true) then break end
+end
+if not out:find("limit\t16384", 1, true) then
+  T.ok(true, "# SKIP ulimit -f 32 did not limit files to 16 KB here: " .. out:sub(1, 200))
+else
+  for _, ext in ipairs({ "png", "svg", "txt" }) do
+    T.ok(out:find(ext .. "\tfalse\tplot.heatmap: fig." .. ext .. ": ", 1, true),
+      "a drawing cut by the limit: an error naming fig." .. ext .. " ("
+        .. (out:match(ext .. "\tfalse\t([^\n]*)") or "none") .. ")")
+    check_kept(limit_dir .. "/fig." .. ext, limited[ext], "fig." .. ext)
+  end
+  T.ok(out:find("not a complete SVG file", 1, true), "the SVG cut short is noticed (no </svg>)")
+  leftovers = capture("ls -A " .. shell_quote(limit_dir) .. " " .. shell_quote(limit_dir .. "/tmp"))
+  T.ok(not leftovers:find(".tmp", 1, true) and not leftovers:find("fmnist-plot-", 1, true),
+    "nothing left behind (" .. leftovers:gsub("\n", " ") .. ")")
+end
+
+-- A full disk for real: a 64 KB tmpfs, when this system lets us mount one (root outside a
+-- restricted container).
+local function ls(d)
+  local names = {}
+  for name in capture("ls -A " .. shell_quote(d)):gmatch("[^\n]+") do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+local mnt = path("mnt")
+assert(os.execute("mkdir " .. shell_quote(mnt)))
+local mount_out, mounted = capture("mount -t tmpfs -o size=64k tmpfs " .. shell_quote(mnt))
+local function on_full_tmpfs()
+  local prev = mnt .. "/fig.svg"
+  fm.plot.bar({ 1, 2 }, { file = prev })
+  local prev_bytes = read(prev)
+  capture("dd if=/dev/zero of=" .. shell_quote(mnt .. "/filler") .. " bs=1024")
+  fm.seed(1)
+  local msg = T.err(prev .. ": ", fm.plot.heatmap, fm.rand(30, 30), { file = prev })
+  T.ok(msg and (msg:find("No space left on device", 1, true) or msg:find("cannot write", 1, true)),
+    "a full disk under the target: " .. tostring(msg))
+  check_kept(prev, prev_bytes, "full disk")
+  T.eq(ls(mnt), { "fig.svg", "filler" }, "no temporary file left on the full disk")
+  -- The same disk as gnuplot's scratch space: its drawing is cut short.
+  out = capture("TMPDIR=" .. shell_quote(mnt) .. " " .. shell_quote(host_abs) .. " -e "
+    .. shell_quote("local fm = require 'fmnist'; fm.seed(1); print(pcall(fm.plot.heatmap, fm.rand(30, 30), "
+      .. "{ file = '" .. path("scratch_full.svg") .. "' }))"))
+  T.ok(out:find("false", 1, true) and out:find("scratch_full.svg", 1, true) or out:find("cannot write", 1, true),
+    "a full scratch disk: an error (" .. out:gsub("%s+$", "") .. ")")
+  T.ok(read(path("scratch_full.svg")) == nil, "and no file")
+  -- A figure without data: gnuplot itself writes to the full disk, and says nothing about it.
+  out = capture("TMPDIR=" .. shell_quote(mnt) .. " " .. shell_quote(host_abs) .. " -e "
+    .. shell_quote("print(pcall(require('fmnist').gnuplot.run, { terminal = 'svg', output = '"
+      .. prev .. "', 'set samples 5000', 'plot sin(x)' }))"))
+  T.ok(out:find("false\t" .. prev .. ": gnuplot", 1, true),
+    "gnuplot's drawing on a full disk: refused (" .. out:gsub("%s+$", "") .. ")")
+  check_kept(prev, prev_bytes, "gnuplot drawing on a full disk")
+  T.eq(ls(mnt), { "fig.svg", "filler" }, "nothing left on the scratch disk")
+end
+if not mounted then
+  T.ok(true, "# SKIP cannot mount a tmpfs here (" .. mount_out:gsub("%s+$", "") .. ")")
+else
+  local tmpfs_ok, tmpfs_err = pcall(on_full_tmpfs)
+  capture("umount " .. shell_quote(mnt)) -- also when a check above raised
+  T.ok(tmpfs_ok, "the full-disk checks ran to the end (" .. tostring(tmpfs_err) .. ")")
+end
+
+-- ---- metamethods cannot reach what a figure uses ----
+-- A data table whose __index serves the matrix, once big and then small: read twice, the second
+-- tensor was written with the first one's size (a heap overflow AddressSanitizer saw).
+do
+  local calls = 0
+  local block = setmetatable({ name = "$m" }, { __index = function(_, k)
+    if k == "matrix" then
+      calls = calls + 1
+      collectgarbage("collect")
+      return calls == 1 and fm.zeros(300, 300) or fm.zeros(1, 1)
+    end
+  end })
+  ok = pcall(fm.gnuplot.run, { terminal = "dumb", block, "plot $m matrix with image" })
+  T.ok(ok and calls == 1, "a data table's fields are read once (matrix read " .. calls .. " times)")
+end
+-- Finalizers that empty the columns while the figure is written and sent (the collector runs at
+-- every allocation): the figure is drawn from the values as they were checked.
+do
+  local list, col = {}, {}
+  for i = 1, 100 do list[i] = i end
+  col[1] = list
+  for _ = 1, 200 do setmetatable({}, { __gc = function() col[1] = nil; for i = 1, 100 do list[i] = nil end end }) end
+  local printed = path("sum.txt")
+  local pause = collectgarbage("setpause", 0)
+  local stepmul = collectgarbage("setstepmul", 1000)
+  ok = pcall(fm.gnuplot.run, { terminal = "dumb", { name = "$d", columns = col },
+    "stats $d using 1 nooutput", "set print " .. fm.gnuplot.quote(printed),
+    "print STATS_sum", "unset print", "plot $d" })
+  collectgarbage("setpause", pause)
+  collectgarbage("setstepmul", stepmul)
+  T.ok(ok and read(printed) == "5050.0\n", "finalizers emptying the data: drawn from the checked "
+    .. "values (sum " .. tostring(read(printed)):gsub("\n", "") .. ")")
+end
+-- The registry is reachable from Lua: the process object is kept on the stack while a figure
+-- uses it, and a registry entry that is not the process is an error, not a crash.
+do
+  local reg = debug.getregistry()
+  local saved = reg["fmnist.gnuplot.process"]
+  reg["fmnist.gnuplot.process"] = {}
+  T.err("gnuplot: registry[\"fmnist.gnuplot.process\"] is not the gnuplot process any more",
+    fm.gnuplot.run, { terminal = "dumb", "plot x" })
+  reg["fmnist.gnuplot.process"] = saved
+  out = capture(host .. " -e " .. shell_quote([[
+local fm = require "fmnist"
+local reg = debug.getregistry()
+fm.plot.bar({ 1 }, { file = "]] .. path("reg1.txt") .. [[" })
+for _ = 1, 100 do setmetatable({}, { __gc = function() reg["fmnist.gnuplot.process"] = nil end }) end
+collectgarbage("setpause", 0)
+print("figure", pcall(fm.plot.bar, { 1, 2 }, { file = "]] .. path("reg2.txt") .. [[" }))]]))
+  T.ok(out:find("figure	true", 1, true) or out:find("is not the gnuplot process any more", 1, true),
+    "finalizers that drop the process from the registry mid-figure: drawn, or a clear error ("
+      .. out:gsub("%s+$", "") .. ")")
+end
+T.err("unknown option 'titel'", fm.plot.bar, { 1, 2 }, setmetatable({ titel = "x" },
+  { __pairs = function() return next, {}, nil end }))
+T.err("plot.bar: no series given", fm.plot.bar, setmetatable({}, {
+  __len = function() return 1e9 end, __index = function(_, i) return i end }))
+T.err("plot.images: no images", fm.plot.images, setmetatable({}, {
+  __len = function() return 2 end, __index = function() return fm.zeros(4, 4) end }))
+do
+  local imgs = { ten[1], ten[2], ten[3] }
+  local opts = setmetatable({ file = path("gc_images.png") }, { __index = function()
+    for i = #imgs, 1, -1 do imgs[i] = nil end
+    collectgarbage("collect")
+  end })
+  T.err("plot.images: no images", fm.plot.images, imgs, opts)
+end
+
+-- ---- arguments ----
+for _, size in ipairs({ { 0 / 0, 100 }, { 1.5, 100 }, { -1, 5 }, { 1e9, 5 }, { "800", 600 }, { math.huge, 5 } }) do
+  T.err("option 'size' must be {width, height}: whole numbers", fm.plot.bar, { 1 },
+    { size = size, file = path("s.png") })
+end
+T.err("a text figure of 5000x10 characters is larger than 2000x1000", fm.plot.bar, { 1 },
+  { size = { 5000, 10 } })
+T.err("option 'pointsize' must be a number above 0", fm.plot.scatter, { 1 }, { 1 }, { pointsize = 0 / 0 })
+T.err("option 'range' must be {low, high}: finite numbers", fm.plot.hist, { 1, 2 }, { range = { 0, math.huge } })
+T.err("option 'range' must be {low, high}: finite numbers", fm.plot.heatmap, cm, { range = { 0 / 0, 1 } })
+T.err("option 'bins' must be an integer", fm.plot.hist, { 1, 2 }, { bins = math.huge })
+T.err("option 'bins' must be 1..100000, got 0", fm.plot.hist, { 1, 2 }, { bins = 0 })
+T.err("option 'bins' must be an integer, got 2.5", fm.plot.hist, { 1, 2 }, { bins = 2.5 })
+T.err("option 'values' must be true or false, got string", fm.plot.bar, { 1 }, { values = "yes" })
+T.err("values contain infinities; give range", fm.plot.hist, { 1, math.huge })
+T.err("matrix holds NaN or infinities; give range", fm.plot.heatmap, { { 0 / 0, 1 } })
+T.err("option 'groups' must hold finite numbers, got ", fm.plot.scatter, { 1, 2 }, { 1, 2 },
+  { groups = { 0, 0 / 0 } })
+T.err("series 1: x values must be finite", fm.plot.lines, { 1, 2 }, { x = { 1, math.huge } })
+local forty = {}
+for i = 1, 40 do forty[i] = ten[1] end
+T.err("plot.images: the figure would be", fm.plot.images, forty, { cols = 40, cell = 1000,
+  file = path("huge.png") })
+T.err("the figure's data holds more than 16777216 values; draw a sample", fm.gnuplot.run,
+  { terminal = "dumb", { name = "$m", matrix = fm.zeros(4096, 4097) }, "plot 1" })
+T.err("gnuplot.run: unknown field outptu in the figure (known: terminal, output, timeout",
+  fm.gnuplot.run, { terminal = "dumb", outptu = "x.txt", "plot x" })
+T.err("terminal 'postscript' is not one whose figures can be checked (known: pngcairo",
+  fm.gnuplot.run, { terminal = "postscript", "plot x" })
+T.err("must be one plain command", fm.gnuplot.run, { terminal = "dumb; set output '|x'", "plot x" })
+T.err("fig.output must be a file name (a string), got table", fm.gnuplot.run, { terminal = "dumb", output = {} })
+T.err("fig.output is an empty file name", fm.gnuplot.run, { terminal = "dumb", output = "" })
+T.err("fig.output holds a zero byte", fm.gnuplot.run, { terminal = "dumb", output = "a\0b" })
+T.err("fig.timeout must be a positive number of seconds, got ", fm.gnuplot.run,
+  { terminal = "dumb", timeout = 0 / 0, "plot x" })
+T.err("fig.timeout must be a number of seconds, got string", fm.gnuplot.run,
+  { terminal = "dumb", timeout = "5", "plot x" })
+T.err("digits must be an integer from 1 to 17, got 2.5", fm.gnuplot.run,
+  { terminal = "dumb", { name = "$d", digits = 2.5, columns = { { 1 } } } })
+T.err("gnuplot.run: item 1 (data): unknown option 'colums'", fm.gnuplot.run,
+  { terminal = "dumb", { name = "$d", colums = { { 1 } } } })
+T.err("gnuplot.run: item 2 holds a zero byte", fm.gnuplot.run, { terminal = "dumb", "plot x", "a\0b" })
+out = capture("FMNIST_GNUPLOT_TIMEOUT=abc " .. host .. " -e " .. shell_quote(
+  [[print(pcall(require("fmnist").plot.bar, {1}, {file = "]] .. path("t.txt") .. [["}))]]))
+T.ok(out:find("FMNIST_GNUPLOT_TIMEOUT must be a positive number of seconds, got 'abc'", 1, true),
+  "a bad FMNIST_GNUPLOT_TIMEOUT is named")
+
+-- ---- gnuplot that dies, hangs or is interrupted ----
+-- A gnuplot whose input ends after the handshake (FMNIST_GNUPLOT a wrapper script).
+local wrapper = path("dies.sh")
+T.write(wrapper, "#!/bin/sh\nsed -u 2q | gnuplot \"$@\"\n")
+os.execute("chmod +x " .. shell_quote(wrapper))
+local dies_keep = path("dies.png")
+fm.plot.bar({ 1 }, { file = dies_keep })
+local dies_bytes = read(dies_keep)
+out = capture("FMNIST_GNUPLOT=" .. shell_quote(wrapper) .. " " .. host .. " -e " .. shell_quote(
+  [[print(pcall(require("fmnist").plot.bar, {1, 2}, {file = "]] .. dies_keep .. [["}))]]))
+T.ok(out:find("false\tplot.bar: " .. dies_keep .. ": gnuplot exited while drawing", 1, true),
+  "a gnuplot that dies mid-figure: an error (" .. out:gsub("%s+$", "") .. ")")
+check_kept(dies_keep, dies_bytes, "gnuplot dying mid-figure")
+-- A program that never answers, with a child: killed at the timeout, both gone.
+local hang = path("hangs.sh")
+local child_file = path("hang_child.pid")
+T.write(hang, "#!/bin/sh\nsleep 600 &\necho $! > '" .. child_file .. "'\nwait\n")
+os.execute("chmod +x " .. shell_quote(hang))
+out = capture("FMNIST_GNUPLOT=" .. shell_quote(hang) .. " FMNIST_GNUPLOT_TIMEOUT=2 " .. host .. " -e "
+  .. shell_quote([[print(pcall(require("fmnist").plot.bar, {1}, {file = "]] .. path("h.png") .. [["}))]]))
+T.ok(out:find("did not answer within 2 s (killed)", 1, true), "a hanging program: killed at the timeout")
+local child_pid = tonumber(read(child_file) or "")
+local child_stat = child_pid and read("/proc/" .. child_pid .. "/stat")
+-- SIGKILL is delivered asynchronously: give the kernel a moment (up to 10 s) to finish it.
+for _ = 1, 100 do
+  if not child_stat or child_stat:match("^%d+ %b() (%a)") == "Z" then break end
+  capture("sleep 0.1")
+  child_stat = read("/proc/" .. child_pid .. "/stat")
+end
+T.ok(child_pid and (not child_stat or child_stat:match("^%d+ %b() (%a)") == "Z"),
+  "its child is killed with it (pid " .. tostring(child_pid) .. ")")
+-- Ctrl-C while gnuplot draws: gnuplot stops (it would pause 30 s), the figure raises, nothing is
+-- written, and the next figure works. gnuplot itself sends the SIGINT, so it arrives mid-figure.
+local int_keep = path("int.png")
+fm.plot.bar({ 1 }, { file = int_keep })
+local int_bytes = read(int_keep)
+local int_tmp = path("int-tmp")
+assert(os.execute("mkdir " .. shell_quote(int_tmp)))
+out = capture("TMPDIR=" .. shell_quote(int_tmp) .. " " .. host .. " -e " .. shell_quote([[
+local fm = require "fmnist"
+local me = io.open("/proc/self/stat"):read("n")
+print("first", pcall(fm.gnuplot.run, { terminal = "pngcairo", output = "]] .. int_keep .. [[",
+  "plot x", string.format('system "kill -INT %d"', me), "pause 30", "plot x" }))
+print("pid", fm.gnuplot.pid())
+print("second", pcall(fm.plot.bar, { 1, 2 }, { file = "]] .. path("after_int.png") .. [[" }))]]))
+T.ok(out:find("first\tfalse\t" .. int_keep .. ": gnuplot: interrupted (gnuplot stopped; no file written)", 1, true),
+  "Ctrl-C mid-figure: 'interrupted' (" .. out:gsub("%s+$", ""):gsub("\n", " | ") .. ")")
+T.ok(out:find("pid\tnil", 1, true), "gnuplot was stopped")
+T.ok(out:find("second\ttrue", 1, true), "the next figure works")
+check_kept(int_keep, int_bytes, "an interrupted figure")
+T.eq(capture("ls -A " .. shell_quote(int_tmp)), "", "no private directory left behind")
 
 -- ---- a missing gnuplot ----
 local missing = [[local fm = require "fmnist"
