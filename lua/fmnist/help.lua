@@ -21,6 +21,8 @@
 --     see = { "Model:evaluate" },
 --   }
 --
+-- value = false marks an entry that names no value help(x) should find (the REPL's `_`).
+--
 -- A class is an entry too: { name = "Model", class = "fmnist.Model", text = ... } where class is
 -- the name of its metatable in the registry (userdata) or a path from fm to its table
 -- ("fm.notebook.Notebook"); its methods (Model:fit) and fields (Model.kind) are entries of their
@@ -45,7 +47,7 @@ local loaded = false    -- the doc_ modules have been loaded
 local reverse = nil     -- value -> entry, built on demand (reset when entries are added)
 
 local KNOWN = { name = true, sig = true, text = true, options = true, example = true,
-                needs = true, see = true, class = true, fields = true }
+                needs = true, see = true, class = true, fields = true, value = true }
 
 local function fail(fmt, ...) error("help: " .. fmt:format(...), 3) end
 
@@ -121,11 +123,17 @@ end
 -- The value at a dotted path from fm ("fm.plot.bar"), or nil. Lazily loaded modules load.
 local function resolve_path(path)
   local head, rest = path:match("^([%w_]+)(.*)$")
+  if not head then return nil end
   local v
   if head == "fm" then
     v = fm
   else
     v = rawget(_G, head)
+    -- a module of the program that fm does not load ("host.capture_start": fmnist.host)
+    if v == nil and package.preload["fmnist." .. head] then
+      local ok, m = pcall(require, "fmnist." .. head)
+      v = ok and m or nil
+    end
   end
   for key in (rest or ""):gmatch("%.([%w_]+)") do
     if type(v) ~= "table" then return nil end
@@ -152,6 +160,7 @@ end
 
 -- The value an entry names: a function, a module or class table; nil for fields.
 function M.value_of(entry)
+  if entry.value == false then return nil end
   local class, sep, member = entry.name:match("^([%w_]+)([:.])([%w_]+)$")
   local owner = class and by_name[class]
   if owner and owner.class then
@@ -430,7 +439,9 @@ end
 local function md_escape_cell(s) return (s:gsub("|", "\\|"):gsub("%s+", " ")) end
 
 local function anchor(name)
-  return (name:lower():gsub("[^%w]+", "-"):gsub("^%-", ""):gsub("%-$", ""))
+  local a = name:lower():gsub("[^%w]+", "-"):gsub("^%-", ""):gsub("%-$", "")
+  if a == "" then a = "sym-" .. name:gsub(".", function(c) return ("%02x"):format(c:byte()) end) end
+  return a
 end
 
 function M.markdown()
@@ -538,7 +549,13 @@ function M.run_example(entry, base)
   end
   local chunk, err = load(example_chunk(entry.example), "=" .. entry.name .. " example", "t", env)
   if not chunk then return false, err end
+  -- What the example writes other than through print (help text, pictures) is kept out of the
+  -- way, when nothing else is capturing.
+  local capture = require "fmnist.capture"
+  local quiet = not capture.active() and not entry.name:find("capture", 1, true)
+  if quiet then capture.start(false) end
   local ok, msg = pcall(chunk)
+  if quiet then capture.stop() end
   if not ok then return false, tostring(msg) end
   if #failures > 0 then return false, table.concat(failures, "; ") end
   return true

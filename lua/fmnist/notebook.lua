@@ -790,8 +790,8 @@ end
 
 local function cell_label(cell) return ("cell %d '%s'"):format(cell.n, cell.title) end
 
--- Runs one cell: heading, capture (for a report), timing, and what became of it.
-function Notebook:run_cell(cell)
+-- Runs one cell of nb: heading, capture (for a report), timing, and what became of it.
+local function run_cell(self, cell)
   cell.items, cell.error, cell.reason, cell.defined = {}, nil, nil, {}
   local env = self.env
   for _, name in ipairs(cell.needs or {}) do
@@ -888,7 +888,7 @@ function Notebook:cell(title, opts, fn)
     print(("%d. %s  [not run: --cells %s]"):format(cell.n, title, self.o.cells_text))
     return cell
   end
-  return self:run_cell(cell)
+  return run_cell(self, cell)
 end
 
 -- nb:run([which]): runs a cell again, by number or by (part of) its title; with no argument the
@@ -897,7 +897,7 @@ function Notebook:run(which)
   self.interrupted = nil
   if which == nil then
     for _, c in ipairs(self.cells) do
-      if c.status == "not run" then self:run_cell(c) end
+      if c.status == "not run" then run_cell(self, c) end
       if self.interrupted then break end
     end
     return
@@ -915,11 +915,11 @@ function Notebook:run(which)
     for _, c in ipairs(self.cells) do names[#names + 1] = ("%d %s"):format(c.n, c.title) end
     error(("nb:run: no cell %s (the cells: %s)"):format(tostring(which), table.concat(names, "; ")), 2)
   end
-  self:run_cell(found)
+  run_cell(self, found)
 end
 
--- nb:status(): prints the cells with their status, time and the globals each made.
-function Notebook:status_table()
+-- The table nb:status prints.
+local function status_table(self)
   local rows = {}
   for _, c in ipairs(self.cells) do
     rows[#rows + 1] = { c.n, c.title, c.status, c.seconds, table.concat(c.defined or {}, " ") }
@@ -928,8 +928,9 @@ function Notebook:status_table()
     { "values it made", "%s" } }, rows
 end
 
+-- nb:status(): prints the cells with their status, time and the globals each made.
 function Notebook:status()
-  local columns, rows = self:status_table()
+  local columns, rows = status_table(self)
   M.table(columns, rows)
 end
 

@@ -55,6 +55,16 @@ local function quote(s)
 end
 M.quote = quote
 
+-- A float in seven digits that still reads as a float (1.0, not 1); nan and inf spelt one way.
+local function short_float(v)
+  if v ~= v then return "nan" end
+  if v == math.huge then return "inf" end
+  if v == -math.huge then return "-inf" end
+  local s = ("%.7g"):format(v)
+  if not s:find("[%.e]") then s = s .. ".0" end
+  return s
+end
+
 local function is_identifier(s)
   return type(s) == "string" and s:match("^[%a_][%w_]*$") ~= nil and not ({
     ["and"] = 1, ["break"] = 1, ["do"] = 1, ["else"] = 1, ["elseif"] = 1, ["end"] = 1,
@@ -162,7 +172,7 @@ local function records_rows(t, columns, shown, o, indent)
     widths[1] = math.max(widths[1], #row[1])
     for c, name in ipairs(columns) do
       local v = r[name]
-      local text = math.type(v) == "float" and ("%.7g"):format(v)
+      local text = math.type(v) == "float" and short_float(v)
         or type(v) == "string" and quote(v) or tostring(v)
       row[c + 1] = text
       widths[c + 1] = math.max(widths[c + 1], #text)
@@ -265,9 +275,7 @@ render = function(v, o, indent, ctx, path, depth, top)
     return object_text(v, top)
   elseif math.type(v) == "float" and not top then
     -- Inside a table seven digits are plenty, and keep a row of scores on one line.
-    local s = ("%.7g"):format(v)
-    if not s:find("[%.eni]") then s = s .. ".0" end
-    return s
+    return short_float(v)
   end
   return safe_tostring(v)
 end
