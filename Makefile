@@ -10,7 +10,7 @@ PREFIX   ?= /usr/local
 CC       ?= cc
 PKGS      = lua5.4 libpng zlib openblas
 DEB_PKGS  = liblua5.4-dev lua5.4 gnuplot-nox libpng-dev zlib1g-dev libopenblas-dev libreadline-dev \
-            pkg-config dataset-fashion-mnist make gcc procps
+            pkg-config dataset-fashion-mnist make gcc procps tmux
 
 ifeq ($(SANITIZE),1)
 BUILD    ?= build-san
