@@ -25,7 +25,9 @@ nb = notebook.new("compare", arg, {
   },
 })
 if not nb then return end
-if nb.session and nb.session.models and not nb.o.given.models then nb.o.models = nb.session.models end
+if nb.session and nb.session.models and not nb.o.given.models then
+  nb:set_option("models", nb.session.models, "the models of this report")
+end
 local o = nb.o
 
 local MODELS = {

@@ -28,7 +28,9 @@ nb = notebook.new("explain", arg, {
 if not nb then return end
 -- In a report of several notebooks, the models are where the training notebooks of that report
 -- saved them.
-if nb.session and nb.session.models and not nb.o.given.models then nb.o.models = nb.session.models end
+if nb.session and nb.session.models and not nb.o.given.models then
+  nb:set_option("models", nb.session.models, "the models of this report")
+end
 
 local MODELS = {
   { name = "logreg", title = "LogReg" },
@@ -158,10 +160,10 @@ nb:cell("Occlusion per class, model by model", { needs = { "models" } }, functio
   local a = explain.abs_quantile(all, 0.99)
   if a == 0 then a = 1 end
   nb:figure(fm.plot.images(list, {
-    cols = #models, cell = 150, captions = captions, palette = "diverging", range = { -a, a },
+    cols = #models, cell = 170, captions = captions, palette = "diverging", range = { -a, a },
     cblabel = "drop in the class's accuracy (points)",
-    title = "Occlusion per class: the accuracy of each class lost when a patch is hidden\n"
-      .. "(a row per class, a column per model; the top 1% saturate)",
+    title = "Occlusion per class\n(the accuracy of each class lost when a patch is hidden;\n"
+      .. "a row per class, a column per model; the top 1% saturate)",
     file = nb:path("occlusion_per_class_models.png"),
   }), "occlusion per class of the models")
   fm.plot.close()

@@ -47,7 +47,11 @@ local plan = {
   with("compare.lua", table.unpack(training)),
 }
 for _, words in ipairs(plan) do table.move(words, 1, #words, #args + 1, args) end
-local status = require("fmnist.cmd_report")(args)
+local command = {}
+for i = -1, #arg do
+  if arg[i] ~= nil then command[#command + 1] = arg[i] end
+end
+local status = require("fmnist.cmd_report")(args, command)
 if status ~= 0 then
   notebook.user_error(status == 130 and "report.lua: interrupted; the report has what ran"
     or "report.lua: some cells failed; the report says which")

@@ -64,7 +64,9 @@ local function stand_in(path, err)
       { kind = "error", message = err.message, traceback = err.traceback } } } } }
 end
 
-return function(args)
+-- command: the command line to record, when the notebooks run for another script
+-- (notebooks/report.lua); else fmnist-lua report with args.
+return function(args, command)
   local dir, groups, help = parse(args)
   if help then
     print(USAGE)
@@ -87,7 +89,7 @@ return function(args)
     argv[#argv + 1] = g.path
     for _, a in ipairs(g.args) do argv[#argv + 1] = a end
   end
-  local session = notebook.begin_session(dir, argv)
+  local session = notebook.begin_session(dir, command or argv)
   session.outdir = function(name) return several and (dir .. "/" .. name) or dir end
   session.models = several and dir or nil
   local status = 0

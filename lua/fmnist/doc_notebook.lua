@@ -205,6 +205,19 @@ print(nb:failed()[1])   --> cell 1 'Bad'
 }
 
 doc {
+  name = "Notebook:set_option",
+  sig = "nb:set_option(name, value [, why])",
+  text = [[
+Changes an option after the command line was read, so that nb.o and the parameters in the report
+agree; why says what changed it.]],
+  example = [[
+local nb = fm.notebook.new("demo", {"--list"})
+nb:set_option("seed", 9, "chosen later")
+print(nb.o.seed, nb.parameters[3].value, nb.parameters[3].note)   --> 9 9 chosen later
+]],
+}
+
+doc {
   name = "Notebook:finish",
   sig = "nb:finish()",
   text = [[

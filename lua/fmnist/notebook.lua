@@ -989,6 +989,19 @@ function Notebook:finish()
   end
 end
 
+-- nb:set_option(name, value, why): changes an option after the command line was read (explain
+-- and compare take the models of the report they are in), so that nb.o and the parameters the
+-- report lists agree.
+function Notebook:set_option(name, value, why)
+  self.o[name] = value
+  for _, p in ipairs(self.parameters) do
+    if p.name == name then
+      p.value = tostring(value)
+      p.note = why
+    end
+  end
+end
+
 -- The module's helpers as methods, with the notebook's options, figures and nb.draw.
 function Notebook:data() return M.data(self.o) end
 function Notebook:train(model, fit, val, fit_opts) return M.train(model, fit, val, self.o, fit_opts) end

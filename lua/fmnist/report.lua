@@ -412,7 +412,9 @@ local function parameter_rows(nb)
   for _, p in ipairs(nb.parameters or {}) do
     if p.value == "-" and not p.given then goto next_parameter end
     local how
-    if p.given then
+    if p.note then
+      how = " (" .. p.note .. "; default " .. p.default .. ")"
+    elseif p.given then
       how = " (given; default " .. p.default .. ")"
     elseif p.value == p.default then
       how = " (default)"
