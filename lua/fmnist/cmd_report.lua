@@ -84,10 +84,15 @@ return function(args, command)
   end
   dir = dir:gsub("/+$", "")
   if dir == "" then dir = "/" end
-  local argv = { "fmnist-lua", "report", "-o", dir }
-  for _, g in ipairs(groups) do
-    argv[#argv + 1] = g.path
-    for _, a in ipairs(g.args) do argv[#argv + 1] = a end
+  -- The command as typed: the host's arg has the program at -1 and the command word at 0.
+  local argv = {}
+  local a = rawget(_G, "arg")
+  if type(a) == "table" and a[0] == "report" and a[-1] then
+    argv = { tostring(a[-1]), "report" }
+    for _, w in ipairs(args) do argv[#argv + 1] = w end
+  else
+    argv = { "fmnist-lua", "report" }
+    for _, w in ipairs(args) do argv[#argv + 1] = w end
   end
   local session = notebook.begin_session(dir, command or argv)
   session.outdir = function(name) return several and (dir .. "/" .. name) or dir end

@@ -310,7 +310,8 @@ figcaption { color: var(--muted); font-size: .85rem; margin-top: .3rem; }
 @media print {
   body { max-width: none; margin: 0; font-size: 11pt; }
   nav { break-after: page; }
-  figure, table, pre { break-inside: avoid; }
+  figure, table { break-inside: avoid; }
+  pre { white-space: pre-wrap; word-break: break-all; }
   h2, h3 { break-after: avoid; }
   a { color: inherit; text-decoration: none; }
 }

@@ -170,6 +170,8 @@ nb:finish()
   T.ok(has(html, 'id="other"') and has(html, 'id="cells"') and has(html, "Parameters of"),
     "one report with a section for each notebook")
   T.ok(has(html, "<tr><td>seeds</td><td>other 5, cells 1</td></tr>"), "the seeds of both")
+  T.ok(html:find("<tr><td>command</td><td>[^<]*fmnist%-lua report %-o [^<]*other%.lua %-%-seed 5 [^<]*cells%.lua %-%-cells 1</td>"),
+    "the command line as typed")
   T.ok(T.read(rep .. "/cells/index.html") == nil, "the notebooks write into DIR/NAME, the report only into DIR")
   T.ok(has(html, "Not run: --cells 1 leaves it out"), "cells left out are said to be")
 end
