@@ -12,8 +12,8 @@ PREFIX   ?= /usr/local
 CC       ?= cc
 PKGS      = lua5.4 libpng zlib openblas
 DEB_PKGS  = liblua5.4-dev lua5.4 gnuplot-nox libpng-dev zlib1g-dev libopenblas-dev libreadline-dev \
-            pkg-config dataset-fashion-mnist make gcc procps parallel clang-14 libclang-rt-14-dev \
-            libomp-14-dev
+            pkg-config dataset-fashion-mnist make gcc procps parallel tmux clang-14 \
+            libclang-rt-14-dev libomp-14-dev
 
 ifeq ($(SANITIZE),1)
 BUILD    ?= build-san

@@ -15,21 +15,34 @@
  * The REPL reads through GNU readline (editing, history in ~/.fmnist_history) when stdin is a
  * terminal, and plain lines without prompts otherwise, so `printf 'x\n' | fmnist-lua -i` can be
  * tested. Ctrl-C stops a running chunk with an "interrupted!" error; at the prompt it discards the
- * line being typed; a second Ctrl-C while C code ignores the first ends the process. */
+ * line being typed; a second Ctrl-C while C code ignores the first ends the process. What the
+ * REPL shows of values, Tab completion, help (help(x), ?x, ??x) and the banner are Lua, in
+ * lua/fmnist/repl.lua; without it the REPL still works, printing through print.
+ *
+ * The program also offers the Lua module "fmnist.host" (see luaopen_host): capturing file
+ * descriptors 1 and 2 for the cells of a report, terminal queries, build facts. */
 #include <errno.h>
+#include <fcntl.h>
 #include <locale.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/select.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <readline/history.h>
 #include <readline/readline.h>
 
+#include "fm_net.h"
 #include "lfm.h"
+#include "lfm_modules.h"
 
 int luaopen_fmnist(lua_State *L);
 
@@ -91,14 +104,13 @@ static int report(lua_State *L, int status) {
 }
 
 /* Message handler of every protected call: turns the error object into a string and appends a
- * traceback. Objects with __tostring (a future error class) are shown through it. */
+ * traceback. An object with __tostring is shown through it and without a traceback, as lua.c
+ * does: it is a message meant for the user as it is (a notebook's "unknown option"). */
 static int msghandler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-      msg = lua_tostring(L, -1);
-    else
-      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
   luaL_traceback(L, L, msg, 1);
   return 1;
@@ -445,17 +457,13 @@ static int pushline(lua_State *L, int firstline) {
 /* ---- REPL: Tab completion ---- */
 
 /* Tab completes Lua names: globals and keywords, then fields after '.' or ':' (fm.ze -> fm.zeros,
- * t:sh -> t:shape), following __index tables (or metatable.methods when __index is a function)
- * so that methods of userdata are found. Inside a string literal it leaves readline's file-name
- * completion, for fm.load("data/...). */
+ * t:sh -> t:shape). The candidates come from fmnist.repl's complete(text), in Lua: it knows the
+ * fields of datasets and models from the help entries, the modules fm loads on first use, and
+ * leaves metamethods out. Inside a string literal readline's file-name completion stays, for
+ * fm.load("data/...). */
 
 static lua_State *completion_L;
 static int completion_index; /* stack index of the candidate list while readline reads it */
-
-static const char *const lua_keywords[] = {
-    "and",      "break",  "do",   "else", "elseif", "end",   "false", "for",
-    "function", "goto",   "if",   "in",   "local",  "nil",   "not",   "or",
-    "repeat",   "return", "then", "true", "until",  "while", NULL};
 
 /* Whether position end of line is inside a quoted string (a comment ends the scan). */
 static int inside_string(const char *line, int end) {
@@ -477,91 +485,27 @@ static int inside_string(const char *line, int end) {
 }
 
 /* Words end at Lua operators, but '.' and ':' stay inside so that fm.ze is one word; in a string
- * only quotes and blanks end a file name. */
+ * only quotes and blanks end a file name. A leading '?' (help) is not part of the word. */
 static char *word_breaks(void) {
-  static char lua_breaks[] = " \t\n\"'><=;+-*/%^~#&|(){}[],";
+  static char lua_breaks[] = " \t\n\"'><=;+-*/%^~#&|(){}[],?";
   static char string_breaks[] = " \t\n\"'";
   return inside_string(rl_line_buffer, rl_point) ? string_breaks : lua_breaks;
 }
 
-static int is_identifier(const char *s) {
-  if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))) return 0;
-  for (s++; *s; s++)
-    if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-          (*s >= '0' && *s <= '9')))
-      return 0;
-  return 1;
-}
-
-/* Appends head..name to the list at index 2 unless seen (set at index 3) or not matching. */
-static void add_candidate(lua_State *L, const char *head, size_t headlen, const char *partial,
-                          const char *name) {
-  if (!is_identifier(name) || strncmp(name, partial, strlen(partial)) != 0) return;
-  lua_pushstring(L, name);
-  if (lua_rawget(L, 3) != LUA_TNIL) {
+/* Pushes require("fmnist.repl")[name], or returns 0 with nothing pushed when the module or the
+ * function is missing (the REPL then does without). Runs protected. */
+static int push_repl_function(lua_State *L, const char *name) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "fmnist.repl");
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_istable(L, -1)) {
     lua_pop(L, 1);
-    return;
+    return 0;
   }
-  lua_pop(L, 1);
-  lua_pushstring(L, name);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, 3);
-  lua_pushlstring(L, head, headlen);
-  lua_pushstring(L, name);
-  lua_concat(L, 2);
-  lua_rawseti(L, 2, (lua_Integer)lua_rawlen(L, 2) + 1);
-}
-
-/* collect_completions(text): the list of completions of text. Runs protected: looking up the
- * path may run __index metamethods. */
-static int collect_completions(lua_State *L) {
-  const char *text = luaL_checkstring(L, 1);
-  const char *sep = strrchr(text, '.');
-  const char *colon = strrchr(text, ':');
-  if (colon && (!sep || colon > sep)) sep = colon;
-  size_t headlen = sep ? (size_t)(sep - text) + 1 : 0;
-  const char *partial = text + headlen;
-  lua_settop(L, 1);
-  lua_newtable(L); /* 2: the candidates */
-  lua_newtable(L); /* 3: names already added */
-  lua_pushglobaltable(L);
-  for (const char *p = text; sep && p < sep;) { /* walk a.b.c to the object */
-    const char *q = p;
-    while (q < sep && *q != '.' && *q != ':') q++;
-    lua_pushlstring(L, p, (size_t)(q - p));
-    if (!is_identifier(lua_tostring(L, -1)) || lua_type(L, -2) == LUA_TNIL) {
-      lua_settop(L, 2);
-      return 1;
-    }
-    lua_gettable(L, -2);
-    lua_remove(L, -2);
-    p = q + 1;
+  if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
+    lua_pop(L, 2);
+    return 0;
   }
-  if (!sep)
-    for (int i = 0; lua_keywords[i]; i++) add_candidate(L, text, 0, partial, lua_keywords[i]);
-  /* the object's own keys, then those of each __index table in turn */
-  for (int depth = 0; depth < 8; depth++) {
-    if (lua_type(L, -1) == LUA_TTABLE) {
-      lua_pushnil(L);
-      while (lua_next(L, -2)) {
-        lua_pop(L, 1);
-        if (lua_type(L, -1) == LUA_TSTRING)
-          add_candidate(L, text, headlen, partial, lua_tostring(L, -1));
-      }
-    }
-    if (!lua_getmetatable(L, -1)) break;
-    lua_pushliteral(L, "__index");
-    if (lua_rawget(L, -2) != LUA_TTABLE) {
-      /* an __index function (tensors index elements by number): this project's classes keep
-       * their methods as metatable.methods too */
-      lua_pop(L, 1);
-      lua_pushliteral(L, "methods");
-      lua_rawget(L, -2);
-    }
-    lua_remove(L, -2);
-    lua_remove(L, -2);
-  }
-  lua_settop(L, 2);
+  lua_remove(L, -2);
   return 1;
 }
 
@@ -584,10 +528,9 @@ static char **complete_lua(const char *text, int start, int end) {
   lua_State *L = completion_L;
   int top = lua_gettop(L);
   char **matches = NULL;
-  if (lua_checkstack(L, 8)) {
-    lua_pushcfunction(L, collect_completions);
+  if (lua_checkstack(L, 8) && push_repl_function(L, "complete")) {
     lua_pushstring(L, text);
-    if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
       completion_index = lua_gettop(L);
       matches = rl_completion_matches(text, completion_generator);
     }
@@ -598,13 +541,21 @@ static char **complete_lua(const char *text, int start, int end) {
 
 /* ---- REPL: compiling and running ---- */
 
-/* A syntax error at <eof> means the statement goes on in the next line. */
+/* A syntax error at <eof> means the statement goes on in the next line, except the bare
+ * "syntax error" the parser gives for an expression that is not a statement (`x = 1; x`): more
+ * lines cannot be what was meant, so it is reported at once, with what to type instead. */
 static int incomplete(lua_State *L, int status) {
   if (status != LUA_ERRSYNTAX) return 0;
   size_t len;
   const char *msg = lua_tolstring(L, -1, &len);
-  static const char eof[] = "<eof>";
-  size_t eoflen = sizeof eof - 1;
+  static const char eof[] = "<eof>", bare[] = "syntax error near <eof>";
+  size_t eoflen = sizeof eof - 1, barelen = sizeof bare - 1;
+  if (len >= barelen && strcmp(msg + len - barelen, bare) == 0) {
+    lua_pushliteral(L, " (an expression alone is not a statement: put it on a line of its own "
+                       "to see its value, or print it)");
+    lua_concat(L, 2);
+    return 0;
+  }
   return len >= eoflen && strcmp(msg + len - eoflen, eof) == 0;
 }
 
@@ -638,29 +589,64 @@ static int multiline(lua_State *L) {
   }
 }
 
+/* A line starting with '?' asks for help: "?fm.load" is help(fm.load), "??f" shows f's source
+ * and "?" alone the overview. It becomes a call to fmnist.repl's help_line with the rest of the
+ * line as a string, which looks the text up as an expression or as a name ("?Model:fit"). */
+static int help_line(lua_State *L) {
+  const char *line = lua_tostring(L, 1);
+  int source = line[1] == '?';
+  const char *rest = line + 1 + source;
+  /* the rest as a long string whose brackets it does not contain */
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  char close[64] = "]";
+  size_t level = 0;
+  for (; level < sizeof close - 3; level++) {
+    memset(close + 1, '=', level);
+    close[level + 1] = ']';
+    close[level + 2] = '\0';
+    if (!strstr(rest, close)) break;
+  }
+  luaL_addstring(&b, "return require('fmnist.repl').help_line([");
+  for (size_t i = 0; i < level; i++) luaL_addchar(&b, '=');
+  luaL_addstring(&b, "[");
+  luaL_addstring(&b, rest);
+  luaL_addstring(&b, close);
+  luaL_addstring(&b, source ? ", true)" : ")");
+  luaL_pushresult(&b);
+  const char *chunk = lua_tostring(L, -1);
+  int status = luaL_loadbuffer(L, chunk, strlen(chunk), "=stdin");
+  lua_remove(L, -2);
+  return status;
+}
+
 /* Leaves the compiled chunk (or an error message) alone on the stack. */
 static int loadline(lua_State *L) {
   lua_settop(L, 0);
   int r = pushline(L, 1);
   if (r != 1) return r;
-  int status = addreturn(L);
-  if (status != LUA_OK) status = multiline(L);
+  int status;
+  if (lua_tostring(L, 1)[0] == '?')
+    status = help_line(L);
+  else if ((status = addreturn(L)) != LUA_OK)
+    status = multiline(L);
   if (status == LINE_CANCELLED) return status;
   lua_remove(L, 1); /* the line */
   return status;
 }
 
-/* Prints the values left on the stack with the global print (tostring, tabs between). */
+/* Shows the values left on the stack through fmnist.repl's show (tables opened up, functions by
+ * their help name, `_` set to the first value), or the global print when that is missing. */
 static void print_results(lua_State *L) {
   int n = lua_gettop(L);
   if (n == 0) return;
   luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
-  lua_getglobal(L, "print");
+  if (!push_repl_function(L, "show")) lua_getglobal(L, "print");
   lua_insert(L, 1);
   report(L, docall(L, n, 0));
 }
 
-/* Reads the version from the global fm, which may be missing if the module failed to load. */
+/* The first line, then what fmnist.repl adds (how to get help; the values a notebook left). */
 static void print_banner(lua_State *L) {
   int top = lua_gettop(L);
   const char *version = "?";
@@ -668,6 +654,9 @@ static void print_banner(lua_State *L) {
     version = lua_tostring(L, -1);
   printf("%s %s (%s)  the module is loaded as 'fm'; Ctrl-D quits\n", PROGNAME, version,
          LUA_RELEASE);
+  fflush(stdout);
+  lua_settop(L, top);
+  if (push_repl_function(L, "banner")) report(L, docall(L, 0, 0));
   lua_settop(L, top);
   fflush(stdout);
 }
@@ -683,6 +672,8 @@ static void run_repl(lua_State *L) {
     lua_setglobal(L, "fm");
   else
     report(L, status);
+  /* help and the other globals of an interactive session */
+  if (push_repl_function(L, "install")) report(L, docall(L, 0, 0));
   if (use_readline) {
     print_banner(L);
     rl_readline_name = PROGNAME; /* for $if fmnist-lua in ~/.inputrc */
@@ -711,12 +702,414 @@ static void run_repl(lua_State *L) {
   progname = saved_progname;
 }
 
+/* ---- the fmnist.host module: what only the program can do ----
+ *
+ * `require "fmnist.host"` works inside fmnist-lua only; under a stock lua5.4 there is no such
+ * module, and the Lua code that uses it (fmnist.capture, fmnist.termimage, the report) does less.
+ *   capture_start([echo]) / capture_take() / capture_stop()
+ *       Everything written to file descriptors 1 and 2 — print, io.write, the C library's stdout
+ *       and stderr (fit's progress lines), child processes — goes into one pipe, in the order it
+ *       was written, read by a thread that keeps it and, with echo, copies it to the original
+ *       stdout as it comes. take returns what came since the last take; stop puts both
+ *       descriptors back and returns the rest.
+ *   terminal_query(seq, final [, seconds]) -> what the terminal answers to an escape sequence
+ *       (up to a byte of `final`), or nil without a terminal or an answer in time
+ *   terminal_size() -> columns, rows, pixel width, pixel height; nil when there is no terminal
+ *   isatty(fd) -> boolean
+ *   build() -> {compiler =, threads =, openmp =, git =, sanitizer =}
+ *   module_source(name) -> the text of the embedded lua/fmnist/NAME.lua, or nil */
+
+/* Written into the pipe to mark a point in the stream: when the reader thread meets it, all
+ * that was written before has been kept. It can neither be typed nor come out of printf("%s"). */
+static const char sync_marker[] = "\000\001fmnist-capture-sync\001\000";
+#define MARKER_LEN (sizeof sync_marker - 1)
+#define CAPTURE_LIMIT ((size_t)16 << 20) /* bytes kept between two takes; more are counted */
+
+static struct {
+  int active;
+  int saved_out, saved_err; /* the descriptors 1 and 2 had before */
+  int pipe_r, pipe_w;
+  int echo;
+  pthread_t reader;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  char *text; /* kept since the last take */
+  size_t len, size, dropped;
+  unsigned long sent, seen; /* markers written and markers met */
+  int stopping, finished;
+} cap = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+/* Copies n bytes to the original stdout (with echo) and keeps them. Runs on the reader thread. */
+static void capture_keep(const char *p, size_t n) {
+  if (n == 0) return;
+  for (size_t done = 0; cap.echo && done < n;) {
+    ssize_t w = write(cap.saved_out, p + done, n - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break; /* a closed stdout: the copy in the report is what matters */
+    done += (size_t)w;
+  }
+  pthread_mutex_lock(&cap.lock);
+  size_t room = cap.len < CAPTURE_LIMIT ? CAPTURE_LIMIT - cap.len : 0;
+  size_t take = n < room ? n : room;
+  if (cap.len + take > cap.size) {
+    size_t size = cap.size ? cap.size : 4096;
+    while (size < cap.len + take) size *= 2;
+    char *grown = realloc(cap.text, size);
+    if (grown) {
+      cap.text = grown;
+      cap.size = size;
+    } else {
+      take = cap.size - cap.len;
+    }
+  }
+  memcpy(cap.text + cap.len, p, take);
+  cap.len += take;
+  cap.dropped += n - take;
+  pthread_mutex_unlock(&cap.lock);
+}
+
+/* How many bytes at the end of p[0..n) could be the beginning of a marker. */
+static size_t marker_prefix_at_end(const char *p, size_t n) {
+  for (size_t k = n < MARKER_LEN - 1 ? n : MARKER_LEN - 1; k > 0; k--)
+    if (memcmp(p + n - k, sync_marker, k) == 0) return k;
+  return 0;
+}
+
+/* The reader thread: keeps what comes through the pipe, counting the markers it meets, until
+ * the marker of capture_stop (or the end of the pipe). */
+static void *capture_reader(void *unused) {
+  (void)unused;
+  char data[MARKER_LEN + 8192];
+  size_t have = 0; /* bytes kept back from the last read: maybe the start of a marker */
+  for (;;) {
+    ssize_t n = read(cap.pipe_r, data + have, sizeof data - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    have += (size_t)n;
+    size_t start = 0;
+    const char *m;
+    while ((m = memmem(data + start, have - start, sync_marker, MARKER_LEN)) != NULL) {
+      size_t at = (size_t)(m - data);
+      capture_keep(data + start, at - start);
+      start = at + MARKER_LEN;
+      pthread_mutex_lock(&cap.lock);
+      cap.seen++;
+      int last = cap.stopping && cap.seen == cap.sent;
+      pthread_cond_broadcast(&cap.cond);
+      pthread_mutex_unlock(&cap.lock);
+      if (last) return NULL;
+    }
+    size_t keep = marker_prefix_at_end(data + start, have - start);
+    capture_keep(data + start, have - start - keep);
+    memmove(data, data + have - keep, keep);
+    have = keep;
+  }
+  capture_keep(data, have);
+  pthread_mutex_lock(&cap.lock);
+  cap.finished = 1;
+  pthread_cond_broadcast(&cap.cond);
+  pthread_mutex_unlock(&cap.lock);
+  return NULL;
+}
+
+/* Writes a marker and waits until the reader has met it: everything written before is kept. */
+static void capture_sync(int stopping) {
+  pthread_mutex_lock(&cap.lock);
+  cap.stopping = stopping;
+  unsigned long want = ++cap.sent;
+  pthread_mutex_unlock(&cap.lock);
+  for (size_t done = 0; done < MARKER_LEN;) {
+    ssize_t w = write(cap.pipe_w, sync_marker + done, MARKER_LEN - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    done += (size_t)w;
+  }
+  pthread_mutex_lock(&cap.lock);
+  while (cap.seen < want && !cap.finished) pthread_cond_wait(&cap.cond, &cap.lock);
+  pthread_mutex_unlock(&cap.lock);
+}
+
+/* Pushes the text kept since the last take (with a note of what did not fit) and forgets it. */
+static void capture_push_text(lua_State *L) {
+  pthread_mutex_lock(&cap.lock);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, cap.text ? cap.text : "", cap.len);
+  size_t dropped = cap.dropped;
+  cap.len = 0;
+  cap.dropped = 0;
+  pthread_mutex_unlock(&cap.lock);
+  if (dropped) {
+    char note[96];
+    snprintf(note, sizeof note, "\n[... %zu more bytes of output not kept]\n", dropped);
+    luaL_addstring(&b, note);
+  }
+  luaL_pushresult(&b);
+}
+
+static void close_fd(int *fd) {
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
+}
+
+/* Puts stdout and stderr back and ends the reader. Safe when not capturing; also runs at exit,
+ * so that os.exit inside a cell still leaves the terminal's descriptors in place. */
+static void capture_end(void) {
+  if (!cap.active) return;
+  fflush(stdout);
+  fflush(stderr);
+  dup2(cap.saved_out, STDOUT_FILENO);
+  dup2(cap.saved_err, STDERR_FILENO);
+  capture_sync(1);
+  pthread_join(cap.reader, NULL);
+  close_fd(&cap.pipe_r);
+  close_fd(&cap.pipe_w);
+  close_fd(&cap.saved_out);
+  close_fd(&cap.saved_err);
+  cap.active = 0;
+}
+
+static int host_capture_start(lua_State *L) {
+  int echo = lua_toboolean(L, 1);
+  if (cap.active) return luaL_error(L, "capture_start: already capturing");
+  static int exit_handler;
+  if (!exit_handler) exit_handler = atexit(capture_end) == 0;
+  fflush(stdout);
+  fflush(stderr);
+  int fds[2];
+  cap.saved_out = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+  cap.saved_err = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+  if (cap.saved_out < 0 || cap.saved_err < 0) {
+    close_fd(&cap.saved_out);
+    close_fd(&cap.saved_err);
+    return luaL_error(L, "capture_start: standard output or error is not open");
+  }
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    int e = errno;
+    close_fd(&cap.saved_out);
+    close_fd(&cap.saved_err);
+    return luaL_error(L, "capture_start: cannot make a pipe (%s)", strerror(e));
+  }
+  cap.pipe_r = fds[0];
+  cap.pipe_w = fds[1];
+  cap.echo = echo;
+  cap.len = cap.dropped = 0;
+  cap.sent = cap.seen = 0;
+  cap.stopping = cap.finished = 0;
+  /* Signals go to the main thread, where the handlers expect them. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  int rc = pthread_create(&cap.reader, NULL, capture_reader, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
+    close_fd(&cap.pipe_r);
+    close_fd(&cap.pipe_w);
+    close_fd(&cap.saved_out);
+    close_fd(&cap.saved_err);
+    return luaL_error(L, "capture_start: cannot start a thread (%s)", strerror(rc));
+  }
+  dup2(cap.pipe_w, STDOUT_FILENO);
+  dup2(cap.pipe_w, STDERR_FILENO);
+  cap.active = 1;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int host_capture_take(lua_State *L) {
+  if (!cap.active) return luaL_error(L, "capture_take: not capturing (capture_start first)");
+  fflush(stdout);
+  fflush(stderr);
+  capture_sync(0);
+  capture_push_text(L);
+  return 1;
+}
+
+static int host_capture_stop(lua_State *L) {
+  if (!cap.active) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  capture_end();
+  capture_push_text(L);
+  return 1;
+}
+
+static int host_capture_active(lua_State *L) {
+  lua_pushboolean(L, cap.active);
+  return 1;
+}
+
+/* The terminal: /dev/tty, so that it is found while stdout is captured or redirected. */
+static int open_terminal(void) { return open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC); }
+
+/* terminal_query(seq, final [, seconds]): sends seq to the terminal with echo and line editing
+ * off, and reads the answer until a byte of `final` (after the first byte), at most 255 bytes or
+ * `seconds` (default 0.5). Pushes the answer, or nil. */
+static int host_terminal_query(lua_State *L) {
+  size_t seqlen;
+  const char *seq = luaL_checklstring(L, 1, &seqlen);
+  const char *final = luaL_checkstring(L, 2);
+  lua_Number seconds = luaL_optnumber(L, 3, 0.5);
+  luaL_argcheck(L, seconds > 0 && seconds <= 10, 3, "seconds must be in (0, 10]");
+  int fd = open_terminal();
+  struct termios old, raw;
+  if (fd < 0 || tcgetattr(fd, &old) != 0) {
+    if (fd >= 0) close(fd);
+    lua_pushnil(L);
+    return 1;
+  }
+  raw = old;
+  raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+  raw.c_cc[VMIN] = 0;
+  raw.c_cc[VTIME] = 0;
+  tcsetattr(fd, TCSANOW, &raw);
+  char answer[256];
+  size_t got = 0;
+  int complete = 0;
+  if (write(fd, seq, seqlen) == (ssize_t)seqlen) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!complete && got < sizeof answer - 1) {
+      clock_gettime(CLOCK_MONOTONIC, &t);
+      double left = seconds - ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) * 1e-9);
+      if (left <= 0) break;
+      struct pollfd p = {.fd = fd, .events = POLLIN};
+      int r = poll(&p, 1, (int)(left * 1000) + 1);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      ssize_t n = read(fd, answer + got, 1);
+      if (n <= 0) break;
+      complete = got > 0 && strchr(final, answer[got]) != NULL && answer[got] != '\0';
+      got++;
+    }
+  }
+  tcsetattr(fd, TCSANOW, &old);
+  close(fd);
+  if (complete)
+    lua_pushlstring(L, answer, got);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+static int host_terminal_size(lua_State *L) {
+  struct winsize ws;
+  int ok = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0;
+  if (!ok) {
+    int fd = open_terminal();
+    ok = fd >= 0 && ioctl(fd, TIOCGWINSZ, &ws) == 0;
+    if (fd >= 0) close(fd);
+  }
+  if (!ok || ws.ws_col == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushinteger(L, ws.ws_col);
+  lua_pushinteger(L, ws.ws_row);
+  lua_pushinteger(L, ws.ws_xpixel);
+  lua_pushinteger(L, ws.ws_ypixel);
+  return 4;
+}
+
+static int host_isatty(lua_State *L) {
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, fd >= 0 && fd <= 1024, 1, "not a file descriptor");
+  /* stdout while captured is a pipe; what matters is where it ends up */
+  if (cap.active && (fd == 1 || fd == 2)) fd = fd == 1 ? cap.saved_out : cap.saved_err;
+  lua_pushboolean(L, isatty((int)fd));
+  return 1;
+}
+
+static int host_build(lua_State *L) {
+  lua_createtable(L, 0, 5);
+#if defined(__clang__)
+  lua_pushstring(L, "clang " __clang_version__);
+#elif defined(__GNUC__)
+  lua_pushstring(L, "gcc " __VERSION__);
+#else
+  lua_pushstring(L, "unknown");
+#endif
+  lua_setfield(L, -2, "compiler");
+  lua_pushinteger(L, fm_default_threads());
+  lua_setfield(L, -2, "threads");
+#ifdef _OPENMP
+  lua_pushinteger(L, _OPENMP);
+  lua_setfield(L, -2, "openmp");
+#endif
+#ifdef LFM_GIT_DESCRIBE
+  lua_pushstring(L, LFM_GIT_DESCRIBE);
+  lua_setfield(L, -2, "git");
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+  lua_pushstring(L, "address");
+  lua_setfield(L, -2, "sanitizer");
+#endif
+  return 1;
+}
+
+static int host_module_source(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  for (const lfm_lua_module *m = lfm_lua_modules; m->name; m++) {
+    if (strcmp(m->name, name) == 0) {
+      lua_pushlstring(L, m->source, m->size);
+      return 1;
+    }
+  }
+  lua_pushnil(L);
+  return 1;
+}
+
+static int host_gc(lua_State *L) {
+  (void)L;
+  capture_end();
+  return 0;
+}
+
+static int luaopen_host(lua_State *L) {
+  static const luaL_Reg functions[] = {
+      {"capture_start", host_capture_start}, {"capture_take", host_capture_take},
+      {"capture_stop", host_capture_stop},   {"capture_active", host_capture_active},
+      {"terminal_query", host_terminal_query}, {"terminal_size", host_terminal_size},
+      {"isatty", host_isatty},               {"build", host_build},
+      {"module_source", host_module_source}, {NULL, NULL}};
+  luaL_newlib(L, functions);
+  /* When the state closes, a capture still running ends and the descriptors come back. */
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, host_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
 /* ---- main ---- */
+
+/* package.preload loader of an embedded "fmnist.NAME" before fmnist itself is loaded: loading
+ * fmnist installs the real loaders (fmnist.c), so that `require "fmnist.notebook"` works as the
+ * first line of a script; then the real one runs. */
+static int load_after_fmnist(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  require_fmnist(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  if (lua_getfield(L, -1, name) != LUA_TFUNCTION || lua_tocfunction(L, -1) == load_after_fmnist)
+    return luaL_error(L, "module '%s' is not in the fmnist module", name);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_call(L, 2, 1);
+  return 1;
+}
 
 static void preload_fmnist(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  for (const lfm_lua_module *m = lfm_lua_modules; m->name; m++) {
+    lua_pushfstring(L, "fmnist.%s", m->name);
+    lua_pushcfunction(L, load_after_fmnist);
+    lua_settable(L, -3);
+  }
   lua_pushcfunction(L, luaopen_fmnist);
   lua_setfield(L, -2, "fmnist");
+  lua_pushcfunction(L, luaopen_host);
+  lua_setfield(L, -2, "fmnist.host");
   lua_pop(L, 1);
 }
 
@@ -795,9 +1188,14 @@ static int pmain(lua_State *L) {
   create_arg_table(L, argv, argc, script);
   if (args & HAS_V) print_versions(L);
   if (!run_args(L, argv, script > 0 ? script : argc)) return 0;
-  if (script > 0 && handle_script(L, argv + script) != LUA_OK) return 0;
+  int script_ok = script == 0 || handle_script(L, argv + script) == LUA_OK;
   if (args & HAS_I) {
+    /* As python -i: the session opens even after the script failed, with what it left, so
+     * that the failure can be looked into; the exit status still says it failed. */
     run_repl(L);
+    if (!script_ok) return 0;
+  } else if (!script_ok) {
+    return 0;
   } else if (script == 0 && !(args & (HAS_E | HAS_V))) {
     if (isatty(STDIN_FILENO))
       run_repl(L);

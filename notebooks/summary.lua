@@ -1,27 +1,39 @@
 -- summary.lua: load both Fashion-MNIST sets and print what they hold.
---   fmnist-lua notebooks/summary.lua
+--   fmnist-lua notebooks/summary.lua [--report DIR]
 local fm = require "fmnist"
+local notebook = require "fmnist.notebook"
 
-local t0 = os.clock()
-local train, test = fm.load("train"), fm.load("test")
-print(("loaded both sets in %.2f s (CPU)"):format(os.clock() - t0))
-print(train)
-print(test)
+nb = notebook.new("summary", arg, {
+  title = "Fashion-MNIST in numbers",
+  about = [[Loads both sets and prints their sizes, pixel ranges and the images of each class.
+    It draws nothing.]],
+  omit = { "out", "epochs", "quick", "format", "seed" },
+})
+if not nb then return end
 
-local function range(ds)
-  local x = ds:images()
-  return x:min(), x:max(), x:mean()
-end
-print()
-print(("%-12s %8s %10s %8s %8s %8s"):format("set", "images", "shape", "min", "max", "mean"))
-for _, s in ipairs{{"train", train}, {"test", test}} do
-  local lo, hi, mean = range(s[2])
-  print(("%-12s %8d %10s %8.3f %8.3f %8.3f"):format(s[1], #s[2], "28x28", lo, hi, mean))
-end
+nb:cell("Load both sets", function()
+  local t0 = fm.clock()
+  train, test = fm.load("train"), fm.load("test")
+  print(("loaded both sets in %.2f s"):format(fm.clock() - t0))
+  print(train)
+  print(test)
+end)
 
-print()
-print(("%-3s %-12s %8s %8s"):format("id", "class", "train", "test"))
-local ctrain, ctest = train:counts(), test:counts()
-for c = 1, 10 do
-  print(("%-3d %-12s %8d %8d"):format(c - 1, train.classes[c], ctrain[c], ctest[c]))
-end
+nb:cell("Sizes and pixel values", { needs = { "train", "test" } }, function()
+  local rows = {}
+  for _, s in ipairs { { "train", train }, { "test", test } } do
+    local x = s[2]:images()
+    rows[#rows + 1] = { s[1], #s[2], "28x28", x:min(), x:max(), x:mean() }
+  end
+  nb:table({ { "set", "%s" }, { "images", "%d" }, { "shape", "%s" }, { "min", "%.3f" },
+    { "max", "%.3f" }, { "mean", "%.3f" } }, rows, { caption = "the two sets" })
+end)
+
+nb:cell("Images per class", { needs = { "train", "test" } }, function()
+  local rows, ctrain, ctest = {}, train:counts(), test:counts()
+  for c = 1, #train.classes do rows[c] = { c - 1, train.classes[c], ctrain[c], ctest[c] } end
+  nb:table({ { "id", "%d" }, { "class", "%s" }, { "train", "%d" }, { "test", "%d" } }, rows,
+    { caption = "images per class" })
+end)
+
+nb:finish()

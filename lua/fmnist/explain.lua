@@ -7,14 +7,14 @@
 --                                           map scaled to its 99th percentile (SmoothGrad)
 --   explain.filters(model [, layer])        the kernels of a convolution layer (first by default)
 --   explain.feature_maps(model, image, l)   a layer's output for one image, channel by channel
+--   explain.mean_saliency(model, ds)        |d score / d pixel| averaged over a set of images
 --   explain.occlusion(model, ds, opts)      accuracy lost when a patch of every image is hidden
+--   explain.peak(map)                       where a map is largest
 --
--- and the figures drawn from them, each written through figs (fmnist.notebook's list of figures):
---   explain.draw_logreg(model, classes, title, figs [, train])
---   explain.draw_saliency(model, ds, title, figs, opts)
---   explain.draw_filters(model, title, figs)
---   explain.draw_feature_maps(model, ds, title, figs, opts)
---   explain.draw_occlusion(result, classes, title, figs)
+-- and helpers for drawing them: explain.per_class (k images of each class), explain.enlarge
+-- (a kernel in big squares), explain.input_like (an image at a feature map's size),
+-- explain.abs_quantile (a colour range), explain.layers_of. The figures themselves are drawn by
+-- the notebooks (notebooks/logreg.lua, mlp.lua, cnn.lua, explain.lua), in plain sight.
 local fm = require "fmnist"
 
 local M = {}
@@ -25,7 +25,8 @@ local function fail(fname, fmt, ...)
   error("explain." .. fname .. ": " .. fmt:format(...), 0)
 end
 
--- The indices of the model's layers of one type ("conv2d", "relu", ...).
+-- explain.layers_of(model, kind) -> the indices of the model's layers of one type ("conv2d",
+-- "relu", ...).
 local function layers_of(model, kind)
   local found = {}
   for i = 1, model.layers do
@@ -33,6 +34,7 @@ local function layers_of(model, kind)
   end
   return found
 end
+M.layers_of = layers_of
 
 -- ---- logistic regression ----
 
@@ -62,13 +64,6 @@ function M.pixel_importance(model)
   return total
 end
 
--- The largest |value| of a list of tensors.
-local function largest(maps)
-  local a = 0
-  for _, m in ipairs(maps) do a = math.max(a, m:abs():max()) end
-  return a
-end
-
 -- The q-quantile (0..1) of |value| over a list of tensors: a colour range that a handful of extreme
 -- values does not wash out (those saturate at the ends of the scale).
 local function abs_quantile(maps, q)
@@ -83,43 +78,6 @@ local function abs_quantile(maps, q)
   return all[math.max(1, math.min(#all, math.floor(q * #all + 0.5)))]
 end
 M.abs_quantile = abs_quantile
-
--- explain.draw_logreg(model, classes, title, figs [, train]): the weight map of every class and
--- the pixel importance; with the training set also the importance weighted by each pixel's
--- standard deviation.
-function M.draw_logreg(model, classes, title, figs, train)
-  local maps = M.class_weights(model)
-  -- One colour range for all ten, symmetric so that white is exactly zero and the classes compare.
-  -- The largest weights sit on the border pixels that are almost always black (an adaptive
-  -- optimizer moves rarely used weights as far as the others); the top 2% saturate, so that the
-  -- garment's shape is not washed out by them.
-  local a = abs_quantile(maps, 0.98)
-  if a == 0 then a = 1 end
-  figs:add(fm.plot.images(maps, {
-    cols = 5, cell = 150, captions = classes, palette = "diverging", range = { -a, a },
-    cblabel = "weight (red: evidence for the class, blue: against)",
-    title = ("%s: weights of each class over the 28x28 pixels\n(colours saturate beyond "
-      .. "+-%.2g, the largest 2%% of the weights)"):format(title, a),
-    file = figs:path("weights_per_class.png"),
-  }), "weight map of every class")
-  figs:add(fm.plot.heatmap(M.pixel_importance(model), {
-    palette = "magma", values = false, cblabel = "sum over the 10 classes of |weight|",
-    title = title .. ": pixel importance, |weight| summed over the classes",
-    xlabel = "column", ylabel = "row",
-    file = figs:path("pixel_importance.png"),
-  }), "pixel importance")
-  if train then
-    -- A weight matters as much as its pixel varies: a pixel that is always black (the corners)
-    -- never moves a score, whatever its weight.
-    figs:add(fm.plot.heatmap(M.pixel_importance(model) * train:std_image(), {
-      palette = "magma", values = false,
-      cblabel = "sum over the classes of |weight| x pixel std",
-      title = title .. ": pixel importance weighted by how much each pixel varies",
-      xlabel = "column", ylabel = "row",
-      file = figs:path("pixel_importance_std.png"),
-    }), "pixel importance x pixel std")
-  end
-end
 
 -- ---- saliency ----
 
@@ -154,7 +112,8 @@ function M.saliency(model, x, classes, opts)
   return g:map(function(v) return v < 1 and v or 1 end)
 end
 
--- k images of each class of ds, picked with the seed: their indices in ds, class by class.
+-- explain.per_class(ds, k, seed) -> the indices in ds of k images of each class, picked with the
+-- seed, class by class.
 local function per_class(ds, k, seed)
   local by_class = {}
   for c = 1, #ds.classes do by_class[c] = {} end
@@ -171,38 +130,12 @@ local function per_class(ds, k, seed)
   end
   return picked
 end
-
--- explain.draw_saliency(model, ds, title, figs, {per_class = 3, seed = 1}): each image beside its
--- saliency map for the true class, a row per class.
-function M.draw_saliency(model, ds, title, figs, opts)
-  opts = opts or {}
-  local k = opts.per_class or 3
-  local some = ds:subset(per_class(ds, k, opts.seed or 1))
-  local x, labels = some:images(), some:labels()
-  local y, pred = labels:totable(), model:predict(x):totable()
-  local samples = opts.samples or 16
-  local sal = M.saliency(model, x, labels, { samples = samples, noise = 0.15, seed = opts.seed or 1 })
-  local list, captions = {}, {}
-  for j = 1, #y do
-    local name = ds.classes[y[j] + 1]
-    list[#list + 1] = x[j]:reshape(SIDE, SIDE)
-    captions[#captions + 1] = pred[j] == y[j] and name or (name .. "\n(as " .. ds.classes[pred[j] + 1] .. ")")
-    list[#list + 1] = sal[j]:reshape(SIDE, SIDE)
-    captions[#captions + 1] = "saliency"
-  end
-  return figs:add(fm.plot.images(list, {
-    cols = 2 * k, cell = 110, captions = captions, palette = "magma", range = { 0, 1 },
-    cblabel = "pixel value (image); |gradient| / its 99th percentile (saliency)",
-    title = title .. ": saliency maps, |gradient of the true class's score| at each pixel\n"
-      .. (samples > 1 and ("(averaged over %d noisy copies of each image: SmoothGrad)"):format(samples)
-        or "(one gradient per image)"),
-    file = figs:path("saliency.png"),
-  }), "saliency maps (" .. k .. " images per class)")
-end
+M.per_class = per_class
 
 -- ---- convolution filters and feature maps ----
 
--- Each value repeated in a block of f x f, so that a 3x3 kernel is drawn as a clear 3x3 of squares.
+-- explain.enlarge(rows, f) -> a tensor with each value of the list of rows repeated in a block of
+-- f x f, so that a 3x3 kernel is drawn as a clear 3x3 of squares.
 local function enlarge(rows, f)
   local h, w = #rows, #rows[1]
   local out = {}
@@ -214,6 +147,7 @@ local function enlarge(rows, f)
   end
   return fm.tensor(out)
 end
+M.enlarge = enlarge
 
 -- explain.filters(model [, layer]) -> list of kh x kw tensors, one per output channel (summed
 -- over the input channels, which the first layer of a grayscale net has only one of).
@@ -238,27 +172,6 @@ function M.filters(model, layer)
   return list, layer
 end
 
-function M.draw_filters(model, title, figs)
-  local kernels, layer = M.filters(model)
-  local k = #kernels[1]
-  local f = math.max(1, 24 // k)
-  local list, captions = {}, {}
-  local a = 0
-  for o, rows in ipairs(kernels) do
-    list[o] = enlarge(rows, f)
-    captions[o] = tostring(o)
-    a = math.max(a, list[o]:abs():max())
-  end
-  if a == 0 then a = 1 end
-  return figs:add(fm.plot.images(list, {
-    cols = 8, cell = 70, captions = captions, palette = "diverging", range = { -a, a },
-    cblabel = "weight",
-    title = ("%s: the %d filters of the first convolution (layer %d, %dx%d)"):format(title,
-      #kernels, layer, k, #kernels[1][1]),
-    file = figs:path("filters.png"),
-  }), "first-layer filters")
-end
-
 -- explain.feature_maps(model, image, layer) -> list of h x w maps, one per channel.
 function M.feature_maps(model, image, layer)
   local a = model:activations(image, layer)
@@ -271,9 +184,9 @@ function M.feature_maps(model, image, layer)
   return maps
 end
 
--- The input at the maps' size, so that it can lead their grid: cut around its centre when the
--- maps are only a few pixels smaller (a valid 3x3 convolution loses one on each side), else
--- shrunk by averaging blocks of pixels (after pooling).
+-- explain.input_like(image, h, w) -> the input at the maps' size, so that it can lead their
+-- grid: cut around its centre when the maps are only a few pixels smaller (a valid 3x3
+-- convolution loses one on each side), else shrunk by averaging blocks of pixels (after pooling).
 local function input_like(image, h, w)
   local rows = image:totable()
   local H, W = #rows, #rows[1]
@@ -300,40 +213,25 @@ local function input_like(image, h, w)
   end
   return fm.tensor(out), "input"
 end
+M.input_like = input_like
 
--- explain.draw_feature_maps(model, ds, title, figs, {index = 1}): what the convolution layers
--- (after their ReLU) make of one image, each map scaled to its own largest value.
-function M.draw_feature_maps(model, ds, title, figs, opts)
+-- explain.mean_saliency(model, ds [, opts]) -> 28x28: the mean over the images of ds of
+-- |gradient of the true class's score| at each pixel, the whole map scaled to its largest value:
+-- where the model looks on average. opts.batch: images per gradient call (256).
+function M.mean_saliency(model, ds, opts)
   opts = opts or {}
-  local index = opts.index or 1
-  local image = ds:image(index)
-  local class = ds.classes[ds:label(index) + 1]
-  local convs = layers_of(model, "conv2d")
-  for n, conv in ipairs(convs) do
-    -- the ReLU right after the convolution, when there is one: what the next layer sees
-    local layer = conv
-    if conv < model.layers and model:layer(conv + 1).type == "relu" then layer = conv + 1 end
-    local maps = M.feature_maps(model, image, layer)
-    local s = maps[1]:shape()
-    local first, caption = input_like(image, s[1], s[2])
-    local list, captions = { first }, { caption }
-    local dead = 0
-    for c, m in ipairs(maps) do
-      local top = m:max()
-      if top > 0 then m = m / top else dead = dead + 1 end
-      list[#list + 1] = m
-      captions[#captions + 1] = tostring(c)
-    end
-    local file = ("feature_maps_conv%d.png"):format(n)
-    figs:add(fm.plot.images(list, {
-      cols = #list > 40 and 13 or 11, cell = 72, captions = captions, palette = "magma",
-      range = { 0, 1 }, cblabel = "activation / its largest",
-      title = ("%s: feature maps of convolution %d (layer %d%s) for test image %d, %s%s"):format(
-        title, n, layer, layer ~= conv and ", after ReLU" or "", index, class,
-        dead > 0 and (" - %d maps all zero"):format(dead) or ""),
-      file = figs:path(file),
-    }), ("feature maps, convolution %d"):format(n))
+  local batch = opts.batch or 256
+  local n = #ds
+  if n == 0 then fail("mean_saliency", "the dataset is empty") end
+  local sum
+  for first = 1, n, batch do
+    local last = math.min(n, first + batch - 1)
+    local part = ds:subset(first, last)
+    local g = model:gradient_wrt_input(part:images(), part:labels()):abs():sum(1)
+    sum = sum and sum + g or g
   end
+  local top = sum:max()
+  return (top > 0 and sum / top or sum):reshape(SIDE, SIDE)
 end
 
 -- ---- occlusion ----
@@ -452,32 +350,6 @@ function M.peak(map)
     end
   end
   return row, col, best
-end
-
--- explain.draw_occlusion(r, classes, title, figs): the overall map of an occlusion result and one
--- map per class.
-function M.draw_occlusion(r, classes, title, figs)
-  local what = ("%dx%d patch, stride %d, %d positions, %d test images"):format(r.patch, r.patch,
-    r.stride, r.positions, r.n)
-  figs:add(fm.plot.heatmap(r.map, {
-    palette = "magma", values = false, cblabel = "accuracy drop (percentage points)",
-    title = ("%s: occlusion, the accuracy lost when a patch is hidden\n(%s; %.1f%% intact)")
-      :format(title, what, 100 * r.base),
-    xlabel = "column", ylabel = "row",
-    file = figs:path("occlusion.png"),
-  }), "occlusion importance")
-  -- One symmetric range for the ten classes: hiding a patch can also help a class (blue). The
-  -- top 1% saturate, so that one striking patch does not wash out the rest.
-  local a = abs_quantile(r.by_class, 0.99)
-  if a == 0 then a = 1 end
-  figs:add(fm.plot.images(r.by_class, {
-    cols = 5, cell = 150, captions = classes, palette = "diverging", range = { -a, a },
-    cblabel = "drop in the class's accuracy (points)",
-    title = ("%s: occlusion per class, accuracy lost when a patch is hidden\n(%s; the top 1%% "
-      .. "saturate)"):format(title, what),
-    file = figs:path("occlusion_per_class.png"),
-  }), "occlusion importance per class")
-  return r
 end
 
 return M

@@ -221,6 +221,83 @@ do
   T.eq(out, "1\n", "-e alone does not read stdin")
 end
 
+-- ---- the REPL: values, _, help, incomplete input ----
+do
+  local out, err = run("-i", "{1, 2, {3, x = 'y'}}\n_[3].x\n")
+  T.eq(out, '{1, 2, {3, x = "y"}}\ny\n', "REPL: tables are opened up; _ holds the last value")
+  out = run("-i", "local t = {}; t.me = t; return t\n")
+  T.eq(out, "{me = <cycle: root>}\n", "REPL: a cycle is marked")
+  out = run("-i", "fm.load\nfm.plot.image\n")
+  T.eq(out, "function fm.load(what [, opts]) -> Dataset\nfunction fm.plot.image(t [, opts]) -> path\n",
+    "REPL: functions by their signature (fm.plot loaded on the way)")
+  out = run("-i", "'a\\nb'\n")
+  T.eq(out, "a\nb\n", "REPL: a string is shown as it is, as lua does")
+  out = run("-i", "fm.LogReg{}.defaults\n")
+  T.ok(out:find('batch = 64', 1, true) and out:find('optimizer = "adam"', 1, true), "REPL: model.defaults opened up")
+
+  local err2
+  out, err2 = run("-i", "x = 1; x\nprint('next')\n")
+  T.eq(out, "next\n", "REPL: `x = 1; x` does not wait for more lines; the next line runs")
+  T.ok(has(err2, "stdin:1: syntax error near <eof> (an expression alone is not a statement"),
+    "REPL: `x = 1; x` is an error at once, saying why (" .. err2:gsub("\n.*", "") .. ")")
+  out, err2 = run("-i", "for i = 1, 2 do\nprint(i)\nend\n")
+  T.eq(out, "1\n2\n", "REPL: an unfinished block still takes more lines")
+  out = run("-i", "f = function(\na)\nreturn a end\nf(3)\n")
+  T.eq(out, "3\n", "REPL: an unfinished argument list takes more lines")
+
+  out = run("-i", "?fm.zeros\n")
+  T.ok(out:find("^fm%.zeros%(d1 %[, d2, d3, d4%]%) %-> Tensor") and has(out, "Example:"), "REPL: ?x prints help")
+  out = run("-i", "?Model:save\n")
+  T.ok(out:find("^model:save%(path%) %-> path"), "REPL: ?Class:method finds a name that is not an expression")
+  out = run("-i", "?fit\n")
+  T.ok(out:find("^model:fit%(ds %[, opts%]%) %-> history"), "REPL: ?name finds a name by its end")
+  out = run("-i", "help(fm.LogReg{})\n")
+  T.ok(has(out, "Fields:") and has(out, "model.kind"), "REPL: help(object) gives its class")
+  out = run("-i", "help()\n")
+  T.ok(has(out, "Start here") and has(out, "Models"), "REPL: help() lists the topics")
+  out = run("-i", "??fm.notebook.plural\n")
+  T.ok(out:find("^%-%- lua/fmnist/notebook%.lua:%d+\nfunction M%.plural"), "REPL: ??f prints the Lua source")
+  out = run("-i", "??fm.zeros\n")
+  T.ok(has(out, "built in (C)"), "REPL: ??f of a C function says so")
+  local err3
+  out, err3 = run("-i", "?]]\n?\"x]=]\"\n")
+  T.eq(out, "No help for ']]'. help() lists every topic.\nNo help for 'x]=]'. help() lists every topic.\n",
+    "REPL: ? with closing brackets in the text is looked up as it is")
+  T.eq(err3, "", "and raises nothing")
+end
+
+-- ---- -i after a script that fails ----
+do
+  local script = tempfile("made = 42\nerror('the script broke')\n")
+  local out, err, status = run("-i " .. script, "made\n")
+  T.eq(out, "42\n", "-i: the REPL opens after a failing script, with what it made")
+  T.ok(has(err, "the script broke"), "-i: the script's error is shown")
+  T.eq(status, 1, "-i: the exit status still says the script failed")
+end
+
+-- ---- error objects with __tostring: the message alone, as lua.c shows them ----
+do
+  local out, err, status = run("-e " .. quote("error(setmetatable({}, {__tostring = function() return 'plain message' end}))"))
+  T.eq(err, "fmnist-lua: plain message\n", "an error object with __tostring: its message, no traceback")
+  T.eq(status, 1, "and status 1")
+end
+
+-- ---- commands ----
+do
+  local out, err, status = run("report")
+  T.ok(status == 1 and has(err, "report: no notebook given"), "fmnist-lua report without a notebook: an error")
+  out, err, status = run("report --help")
+  T.ok(status == 0 and has(out, "usage: fmnist-lua report [-o DIR] NOTEBOOK.lua"), "fmnist-lua report --help")
+  out, err, status = run("report /nonexistent/x.lua")
+  T.ok(status == 1 and has(err, "report: cannot open the notebook /nonexistent/x.lua"), "report: a missing notebook is named")
+  out, err, status = run("report stray.txt x.lua")
+  T.ok(status == 1 and has(err, "'stray.txt' comes before any notebook"), "report: a word before the first notebook")
+  out, err, status = run("help fm.clock")
+  T.ok(status == 0 and out:find("^fm%.clock%(%) %-> seconds"), "fmnist-lua help NAME")
+  out = run("-e " .. quote("print(require('fmnist.pretty').show({1}))"))
+  T.eq(out, "{1}\n", "a script may require fmnist.NAME before fmnist")
+end
+
 -- ---- Ctrl-C ----
 do
   -- The loop says when it runs, so the signal never comes before the handler is set.

@@ -129,22 +129,42 @@ T.near({ fmaps[1]:get(12, 12), fmaps[1]:get(1, 1) }, { 200 / 255, 0 }, 1e-6,
 T.eq(fmaps[2]:max(), 0, "feature_maps: a negative filter is all zero after ReLU")
 T.err("gives no maps", explain.feature_maps, cnn, ds:image(2), 5)
 
--- ---- figures ----
-local figs = nb.figures(dir .. "/figs")
+-- ---- the helpers the notebooks draw with ----
+T.eq(explain.layers_of(cnn, "conv2d"), { 1 }, "layers_of: the convolution layers")
+T.eq(explain.layers_of(model, "dense"), { 1 }, "layers_of: the dense layer of LogReg")
+local big = explain.enlarge({ { 1, 2 }, { 3, 4 } }, 2)
+T.eq(big:totable(), { { 1, 1, 2, 2 }, { 1, 1, 2, 2 }, { 3, 3, 4, 4 }, { 3, 3, 4, 4 } },
+  "enlarge: every value a block of f x f")
+local picked = explain.per_class(ds, 2, 1)
+local by_label = {}
+for _, i in ipairs(picked) do
+  local y = ds:label(i)
+  by_label[y] = (by_label[y] or 0) + 1
+end
+T.eq({ #picked, by_label[0], by_label[1] }, { 4, 2, 2 }, "per_class: k images of each class present")
+T.eq(explain.per_class(ds, 2, 1), picked, "per_class: the same seed picks the same images")
+local cut = explain.input_like(ds:image(2), 26, 26)
+T.eq({ cut:shape()[1], cut:get(12, 12) }, { 26, ds:image(2):get(13, 13) },
+  "input_like: a valid convolution's size is the image cut by one on each side")
+local small = explain.input_like(fm.ones(28, 28), 7, 7)
+T.near(small:get(3, 3), 1, 1e-6, "input_like: pooled sizes are block averages")
+-- For a linear model the gradient is the class's weights: on the corner dataset the mean map is
+-- |class 1's weights| (the corner) for class 1 images and 0 for class 0 (column 1 is zero),
+-- scaled to its largest value.
+local mean_map = explain.mean_saliency(model, ds)
+T.eq({ mean_map:shape()[1], mean_map:get(1, 1), mean_map:get(20, 20) }, { 28, 1, 0 },
+  "mean_saliency: the mean |gradient| over the images, scaled to 1")
+T.err("the dataset is empty", explain.mean_saliency, model, ds:subset{ n = 0 })
+
+-- ---- figures and tables, with --format ----
+local figs = nb.figures(dir .. "/figs", "svg")
 figs.prefix = "t_"
 figs.quiet = true
-local files = {}
-explain.draw_logreg(model, ds.classes, "test", figs, ds)
-explain.draw_occlusion(occ, ds.classes, "test", figs)
-explain.draw_filters(cnn, "test", figs)
-for _, path in ipairs(figs.list) do
-  local g = io.open(path, "rb")
-  files[#files + 1] = g and g:read(8) == "\137PNG\r\n\26\n" and path:match("[^/]+$")
-  if g then g:close() end
-end
-T.eq(files, { "t_weights_per_class.png", "t_pixel_importance.png", "t_pixel_importance_std.png",
-  "t_occlusion.png", "t_occlusion_per_class.png", "t_filters.png" },
-  "the figures are written as PNG, named with the prefix")
+T.eq(figs:path("confusion.png"), dir .. "/figs/t_confusion.svg", "figs:path follows the format")
+local path = figs:add(fm.plot.heatmap(occ.map, { file = figs:path("occlusion.png") }), "a map")
+local svg = T.read(path) or ""
+T.ok(svg:find("<svg", 1, true) ~= nil, "the figure is written as SVG")
+T.eq(figs.list, { path }, "figs.list holds the figures written")
 
 fm.plot.close()
 os.execute("rm -rf " .. shell_quote(dir))

@@ -113,22 +113,27 @@ for _, nbk in ipairs(NOTEBOOKS) do
   end
 end
 
--- ---- explain: the three saved models ----
+-- ---- explain: the three saved models, side by side ----
 do
   local outdir = dir .. "/explain"
   local out, stderr, ok, seconds = run("explain.lua",
     shell_quote(outdir) .. " --models " .. shell_quote(dir) .. " --quick")
   T.ok(ok, "explain.lua runs to the end (" .. seconds .. " s)")
   if not ok then show_failure(out, stderr) end
-  T.ok(out:find("LogReg%s+%S+logreg%.fmn: 7850 parameters") and out:find("MLP%s+%S+mlp%.fmn")
-    and out:find("CNN%s+%S+cnn%.fmn"), "explain: the three models are found")
+  T.ok(out:find("\nLogReg%s+%S+logreg%.fmn%s+7850%s+1 epoch ") and out:find("\nMLP%s+%S+mlp%.fmn")
+    and out:find("\nCNN%s+%S+cnn%.fmn"), "explain: the three models are found")
+  T.ok(not out:find("1 epochs", 1, true), "explain: 1 epoch, not 1 epochs")
   T.ok(out:find("model%s+intact accuracy%s+mean drop") and out:find("\nLogReg%s+0%.%d+")
     and out:find("\nCNN%s+0%.%d+"), "explain: the occlusion table of the models")
-  for _, name in ipairs { "logreg_weights_per_class.png", "logreg_pixel_importance.png",
-    "mlp_occlusion.png", "mlp_occlusion_per_class.png", "cnn_saliency.png", "cnn_filters.png",
-    "cnn_feature_maps_conv1.png", "occlusion_models.png" } do
+  for _, name in ipairs { "saliency_models.png", "mean_saliency_models.png", "occlusion_models.png",
+    "occlusion_per_class_models.png" } do
     check_figure(out, outdir .. "/" .. name, "explain/" .. name)
   end
+  -- Nothing the model notebooks drew is drawn again.
+  local p = io.popen("ls " .. shell_quote(outdir))
+  local files = p:read("a")
+  p:close()
+  T.eq(select(2, files:gsub("%.png", "")), 4, "explain: four figures, all new (" .. files:gsub("\n", " ") .. ")")
 end
 
 -- ---- compare: loads the saved models and agrees with them ----
