@@ -48,10 +48,11 @@ doc {
 A convolutional network. By default the reference net: conv 3x3x32, ReLU, max-pool 2, conv
 3x3x64, ReLU, max-pool 2, dense 128, ReLU, dropout 0.5, dense 10 (225,034 parameters), trained for
 15 epochs, batch 32, Adam 1e-3, cosine decay (92.1%). opts.layers builds another: a list of
-"relu", "flatten", {"dense", units}, {"conv2d", filters, size, padding = "valid"|"same"},
-{"maxpool", size}, {"dropout", rate}.]],
+layers as fm.Model takes them ("relu", {"dense", units}, {"conv2d", filters, size, padding =
+"same"}, {"maxpool", size}, {"dropout", rate}, "batchnorm", containers such as fm.Residual, ...).]],
   options = {
     { "layers", "the layers, e.g. {{\"conv2d\", 16, 3}, \"relu\", {\"maxpool\", 2}, \"flatten\", {\"dense\", 10}}" },
+    { "kind", "the name the model goes by (default \"CNN\"; at most 15 characters)" },
     { "l2", "L2 penalty on the weights (default 0)" },
     { "seed", "seed of the initial weights" },
   },

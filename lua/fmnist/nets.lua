@@ -53,13 +53,26 @@ local function num_opt(fname, opts, key, default, lo, hi)
   return v
 end
 
+-- The entries of a plain list, read raw (no __index, __len or __pairs of the caller's runs);
+-- any key but 1..n is an error naming it.
+local function entries(list, what)
+  local n = rawlen(list)
+  for k in next, list do
+    if math.type(k) ~= "integer" or k < 1 or k > n then
+      error(string.format("%s must be a list, but it has the key %s", what,
+        type(k) == "string" and ("'" .. k .. "'") or tostring(k)), 0)
+    end
+  end
+  local out = {}
+  for i = 1, n do out[i] = rawget(list, i) end
+  return out
+end
+
 -- ---- containers ----
 
 function M.Sequential(list)
   if type(list) ~= "table" then fail("Sequential", "a list of layers expected, got %s", type(list)) end
-  local c = { kind = "sequential" }
-  for i, layer in ipairs(list) do c[i] = layer end
-  return setmetatable(c, CONTAINER)
+  return setmetatable({ kind = "sequential", items = entries(list, "Sequential: layers") }, CONTAINER)
 end
 
 local ACTIVATIONS = { relu = true, relu6 = true }
@@ -81,21 +94,6 @@ function M.Residual(opts)
                         activation = act }, CONTAINER)
 end
 
--- The entries of a plain list, read raw (no __index, __len or __pairs of the caller's runs);
--- any key but 1..n is an error naming it.
-local function entries(list, what)
-  local n = rawlen(list)
-  for k in next, list do
-    if math.type(k) ~= "integer" or k < 1 or k > n then
-      error(string.format("%s must be a list, but it has the key %s", what,
-        type(k) == "string" and ("'" .. k .. "'") or tostring(k)), 0)
-    end
-  end
-  local out = {}
-  for i = 1, n do out[i] = rawget(list, i) end
-  return out
-end
-
 -- A copy of a layer table (raw) that takes `from` as its input.
 local function with_input(item, from)
   if type(item) ~= "table" then return { item, inputs = { from } } end
@@ -112,7 +110,7 @@ local function emit(list, out, from, what)
   local last = from
   for _, item in ipairs(entries(list, what)) do
     if getmetatable(item) == CONTAINER and item.kind == "sequential" then
-      last = emit(item, out, last, what)
+      last = emit(item.items, out, last, what)
     elseif getmetatable(item) == CONTAINER and item.kind == "residual" then
       local input = last
       local body = emit(item.body, out, input, "Residual: body")
