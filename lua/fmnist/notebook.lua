@@ -373,7 +373,8 @@ function M.table(columns, rows, opts)
     end
     print(line(titles))
     print(table.concat(rule, "  "))
-    for r = 1, #rows do print(line(cells[r])) end
+    -- the rows made above (#rows would ask the caller's __len again)
+    for r = 1, #cells do print(line(cells[r])) end
   end)
 end
 
