@@ -1,6 +1,6 @@
 /* fuzz_model: saved models (engine/fm_modelfile.c) on arbitrary file contents, as fm.load_model
- * does it — probe (which rebuilds the network from the layer specs), allocate the meta text and the
- * weights, read — and then, when the file loads, a prediction, a gradient and a saliency pass on a
+ * does it — probe (sizes and checksum), allocate the specs, layer records, meta text, weights and
+ * state, read (which rebuilds the network from the specs) — and then, when the file loads, a prediction, a gradient and a saliency pass on a
  * batch of two images, so that the shapes and weights read from the file are exercised.
  *
  * The last 4 bytes are overwritten with the CRC-32 of the rest before the file is written:
@@ -31,9 +31,9 @@ static void *alloc64(size_t bytes) {
 }
 
 /* Runs the loaded network on two images of a fixed pattern. */
-static void exercise(fm_net *net, float *params) {
+static void exercise(fm_net *net, float *params, float *state) {
   float *grads = alloc64(sizeof(float) * (size_t)net->n_params);
-  fm_net_bind(net, params, grads);
+  fm_net_bind(net, params, grads, state);
   size_t bytes = fm_work_bytes(net, FUZZ_BATCH, 1);
   size_t in_floats = (size_t)net->in_size * FUZZ_BATCH;
   if (bytes == 0 || bytes > FUZZ_MAX_WORK || in_floats > FUZZ_MAX_WORK / sizeof(float)) {
@@ -73,12 +73,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   free(copy);
   fm_model_desc d;
   fm_net net;
-  if (fm_model_probe(path, &d, &net) != FM_OK) return 0;
+  if (fm_model_probe(path, &d) != FM_OK) return 0;
+  /* the probe held every count to what the file's length can hold */
   char *meta = malloc(d.meta_bytes + 1);
-  float *params = alloc64(sizeof(float) * (size_t)d.n_params);
-  if (!meta) abort();
-  if (fm_model_read(path, &d, meta, params) == FM_OK) exercise(&net, params);
+  fm_layer_spec *specs = malloc(sizeof(fm_layer_spec) * (size_t)d.n_layers);
+  fm_layer *layers = malloc(sizeof(fm_layer) * (size_t)d.n_layers);
+  float *params = alloc64(sizeof(float) * (size_t)(d.n_params + d.n_state + 1));
+  if (!meta || !specs || !layers) abort();
+  if (fm_model_read(path, &d, specs, layers, &net, meta, params, params + d.n_params) == FM_OK)
+    exercise(&net, params, params + d.n_params);
   free(params);
+  free(layers);
+  free(specs);
   free(meta);
   return 0;
 }
