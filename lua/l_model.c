@@ -1554,6 +1554,19 @@ static int model_load(lua_State *L) {
   return 1;
 }
 
+const fm_net *lfm_checkmodel(lua_State *L, int arg, const char **kind) {
+  model *m = check_model(L, arg);
+  if (kind) *kind = m->kind;
+  return &m->net;
+}
+
+void lfm_model_methods(lua_State *L, const luaL_Reg *methods) {
+  luaL_getmetatable(L, LFM_MODEL);
+  lua_getfield(L, -1, "methods");
+  luaL_setfuncs(L, methods, 0);
+  lua_pop(L, 2);
+}
+
 void lfm_open_model(lua_State *L) {
   static const luaL_Reg meta[] = {{"__tostring", model_tostring}, {NULL, NULL}};
   static const luaL_Reg methods[] = {

@@ -10,6 +10,7 @@
 #include <lualib.h>
 
 #include "fm_dataset.h"
+#include "fm_net.h"
 #include "fm_error.h"
 #include "fm_rng.h"
 #include "fm_tensor.h"
@@ -62,6 +63,11 @@ void lfm_open_metrics(lua_State *L);
 
 /* ---- models (l_model.c): fm.LogReg, fm.MLP, fm.CNN, fm.load_model ---- */
 void lfm_open_model(lua_State *L);
+/* The network of the model at arg (raises unless it is an fmnist.Model); *kind gets its kind name
+ * when kind is not NULL. Valid while the model lives: keep it on the stack. */
+const fm_net *lfm_checkmodel(lua_State *L, int arg, const char **kind);
+/* Adds methods to fmnist.Model (from another binding file, e.g. exports). */
+void lfm_model_methods(lua_State *L, const luaL_Reg *methods);
 
 /* ---- shared helpers (fmnist.c) ---- */
 /* Raises a Lua error with the engine's message, prefixed by the calling function's name. */
