@@ -600,12 +600,16 @@ void fm_softmax(int n, int classes, const float *logits, float *probs) {
 
 double fm_softmax_xent(int n, int classes, const float *logits, const uint8_t *labels, float scale,
                        float *dlogits, int *correct) {
-  FM_ASSERT(n >= 0 && classes >= 1);
+  return fm_softmax_xent_smoothed(n, classes, logits, labels, 0.0f, scale, dlogits, correct);
+}
+
+double fm_softmax_xent_smoothed(int n, int classes, const float *logits, const uint8_t *labels,
+                                float smoothing, float scale, float *dlogits, int *correct) {
   double total = 0.0;
   int right = 0;
+  const double off = (double)smoothing / classes, on = 1.0 - smoothing + off;
   for (int i = 0; i < n; i++) {
     const float *z = logits + (size_t)i * classes;
-    FM_ASSERT(labels[i] < classes);
     int best = 0;
     for (int j = 1; j < classes; j++)
       if (z[j] > z[best]) best = j;
@@ -613,13 +617,22 @@ double fm_softmax_xent(int n, int classes, const float *logits, const uint8_t *l
     double sum = 0.0;
     for (int j = 0; j < classes; j++) sum += exp((double)z[j] - m);
     /* -log softmax[label] = log(sum exp(z - m)) - (z[label] - m): finite for any finite z. */
-    total += log(sum) - ((double)z[labels[i]] - m);
+    double lse = log(sum);
+    if (smoothing == 0.0f) {
+      total += lse - ((double)z[labels[i]] - m);
+    } else {
+      double row = 0.0;
+      for (int j = 0; j < classes; j++)
+        row += (j == labels[i] ? on : off) * (lse - ((double)z[j] - m));
+      total += row;
+    }
     right += best == labels[i];
     if (dlogits) {
       float *d = dlogits + (size_t)i * classes;
       for (int j = 0; j < classes; j++) {
         double p = exp((double)z[j] - m) / sum;
-        d[j] = (float)((p - (j == labels[i])) * scale);
+        double target = smoothing == 0.0f ? (j == labels[i]) : (j == labels[i] ? on : off);
+        d[j] = (float)((p - target) * scale);
       }
     }
   }

@@ -124,6 +124,10 @@ void fm_softmax(int n, int classes, const float *logits, float *probs);
  * logit is the label. Labels must be < classes. */
 double fm_softmax_xent(int n, int classes, const float *logits, const uint8_t *labels, float scale,
                        float *dlogits, int *correct);
+/* The same against smoothed targets (Szegedy et al.): 1 - smoothing + smoothing / classes on the
+ * label and smoothing / classes on every other class; smoothing 0 is fm_softmax_xent exactly. */
+double fm_softmax_xent_smoothed(int n, int classes, const float *logits, const uint8_t *labels,
+                                float smoothing, float scale, float *dlogits, int *correct);
 
 /* ---- initialisation ---- */
 /* He: normal with standard deviation sqrt(2 / fan_in), for layers followed by ReLU. */

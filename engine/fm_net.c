@@ -731,7 +731,16 @@ static const float *shard_input(const job *jb, int s, int first, int cnt) {
   if (!jb->d) return jb->x + (size_t)first * net->in_size;
   float *xs = shard_base(w, s) + w->in_at;
   /* Each shard converts its own images: the uint8 -> float work runs in parallel too. */
-  if (jb->phase == 0) fm_dataset_gather(jb->d, jb->rows + first, cnt, xs, w->labels + first);
+  if (jb->phase == 0) {
+    fm_dataset_gather(jb->d, jb->rows + first, cnt, xs, w->labels + first);
+    if (jb->kind == JOB_GRADIENT && fm_augment_active(&w->augment)) {
+      /* the shard's gradient buffer for accumulations is free until the backward pass */
+      float *scratch = shard_base(w, s) + w->tmp_at;
+      for (int j = 0; j < cnt; j++)
+        fm_augment_image(&w->augment, jb->seed, (uint64_t)fm_dataset_row(jb->d, jb->rows[first + j]),
+                         net->in_h, net->in_w, net->in_c, xs + (size_t)j * net->in_size, scratch);
+    }
+  }
   return xs;
 }
 
@@ -778,8 +787,8 @@ static void run_shard(const job *jb, int s) {
     const int k = net->classes;
     switch (jb->kind) {
       case JOB_GRADIENT:
-        w->loss[s] = fm_softmax_xent(cnt, k, logits, jb->y + first, 1.0f / (float)jb->n, delta,
-                                     &w->correct[s]);
+        w->loss[s] = fm_softmax_xent_smoothed(cnt, k, logits, jb->y + first, w->label_smoothing,
+                                              1.0f / (float)jb->n, delta, &w->correct[s]);
         break;
       case JOB_PREDICT:
         if (jb->y) w->loss[s] = fm_softmax_xent(cnt, k, logits, jb->y + first, 1.0f, NULL, NULL);
@@ -1149,7 +1158,7 @@ int fm_net_train_step_rows(fm_net *net, fm_work *w, fm_optim *opt, float *opt_st
       return fm_fail("train step: label %d of row %d is not a class of this network (0 to %d)",
                      label, rows[i], net->classes - 1);
   }
-  if (w->model_parallel) {
+  if (w->model_parallel && !fm_augment_active(&w->augment)) {
     fm_net_mp_step(net, w, NULL, d, rows, NULL, n, seed, opt, opt_state, st);
     return FM_OK;
   }

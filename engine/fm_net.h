@@ -46,6 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fm_augment.h"
 #include "fm_dataset.h"
 #include "fm_layers.h"
 #include "fm_optim.h"
@@ -265,6 +266,11 @@ typedef struct fm_work {
   size_t grad_at;           /* the extra shards' gradients */
   uint8_t *labels;          /* the labels of a batch gathered by fm_net_train_step_rows */
   int model_parallel;       /* training steps run model-parallel (see fm_net_model_parallel) */
+  /* Training settings the caller may set after fm_work_init (both off after it): */
+  fm_augment augment;       /* changes to the images fm_net_train_step_rows gathers (per image,
+                               from the step's seed and the image's row: fm_augment.h); steps
+                               with an active augmentation are batch-sharded */
+  float label_smoothing;    /* in [0, 1): the training loss against smoothed targets */
   /* the last call */
   int n;                    /* images */
   int forward_done;         /* activations hold the outputs for those images */

@@ -265,9 +265,9 @@ static void loss_item(void *ctx, int t) {
   c->loss[t] = 0.0;
   c->correct[t] = 0;
   if (i1 > i0)
-    c->loss[t] = fm_softmax_xent(i1 - i0, k, logits + (size_t)i0 * k, c->y + i0,
-                                 1.0f / (float)c->n, dy_of(c, c->parity) + (size_t)i0 * k,
-                                 &c->correct[t]);
+    c->loss[t] = fm_softmax_xent_smoothed(i1 - i0, k, logits + (size_t)i0 * k, c->y + i0,
+                                          c->w->label_smoothing, 1.0f / (float)c->n,
+                                          dy_of(c, c->parity) + (size_t)i0 * k, &c->correct[t]);
   fm_fp_leave(fp);
 }
 

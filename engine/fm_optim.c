@@ -63,8 +63,22 @@ int fm_optim_check(const fm_optim *o) {
         return fm_fail("optimizer: cosine schedule needs min_lr in [0, lr = %g] (got %g)", o->lr,
                        s->min_lr);
       break;
+    case FM_SCHED_ONECYCLE:
+      if (!(s->total_epochs > 0.0) || !isfinite(s->total_epochs))
+        return fm_fail("optimizer: one-cycle schedule needs a finite total_epochs > 0 (got %g)",
+                       s->total_epochs);
+      if (s->warmup_epochs != 0.0)
+        return fm_fail("optimizer: the one-cycle schedule has its own warm-up (got warmup %g)",
+                       s->warmup_epochs);
+      break;
     default: return fm_fail("optimizer: unknown schedule %d", (int)s->kind);
   }
+  if (!(s->warmup_epochs >= 0.0) || !isfinite(s->warmup_epochs) ||
+      (s->kind == FM_SCHED_COSINE && s->warmup_epochs >= s->total_epochs && s->warmup_epochs > 0))
+    return fm_fail("optimizer: warmup %g must be >= 0 and shorter than the %g epochs of the "
+                   "schedule", s->warmup_epochs, s->total_epochs);
+  if (o->decoupled != 0 && o->decoupled != 1)
+    return fm_fail("optimizer: decoupled must be 0 or 1 (got %d)", o->decoupled);
   return FM_OK;
 }
 
@@ -76,16 +90,37 @@ int64_t fm_optim_state_floats(const fm_optim *o, int64_t n) {
   return floats;
 }
 
+/* A cosine-shaped move from a to b as t goes from 0 to 1. */
+static double cosine_from(double a, double b, double t) {
+  t = t < 0 ? 0 : t > 1 ? 1 : t;
+  return b + (a - b) * 0.5 * (1.0 + cos(M_PI * t));
+}
+
 double fm_schedule_lr(const fm_schedule *s, double lr, double epoch) {
+  const double w = s->warmup_epochs;
+  double rate;
   switch (s->kind) {
-    case FM_SCHED_STEP: return lr * pow(s->gamma, floor(epoch / s->step_epochs));
+    case FM_SCHED_STEP: rate = lr * pow(s->gamma, floor(epoch / s->step_epochs)); break;
     case FM_SCHED_COSINE: {
+      if (w > 0) {
+        rate = cosine_from(lr, s->min_lr, (epoch - w) / (s->total_epochs - w));
+        break;
+      }
+      /* (written out so that the rounding, and every trained weight, stays as it always was) */
       double e = epoch < s->total_epochs ? epoch : s->total_epochs;
       if (e < 0) e = 0;
-      return s->min_lr + (lr - s->min_lr) * 0.5 * (1.0 + cos(M_PI * e / s->total_epochs));
+      rate = s->min_lr + (lr - s->min_lr) * 0.5 * (1.0 + cos(M_PI * e / s->total_epochs));
+      break;
     }
-    default: return lr;
+    case FM_SCHED_ONECYCLE: {
+      const double up = 0.3 * s->total_epochs, start = lr / 25.0, end = lr / 25e4;
+      return epoch < up ? cosine_from(start, lr, epoch / up)
+                        : cosine_from(lr, end, (epoch - up) / (s->total_epochs - up));
+    }
+    default: rate = lr; break;
   }
+  if (w > 0 && epoch < w) rate *= 0.01 + 0.99 * (epoch < 0 ? 0 : epoch) / w;
+  return rate;
 }
 
 void fm_optim_begin(fm_optim *o, fm_optim_coef *c) {
@@ -271,6 +306,13 @@ double fm_sum_squares(const float *x, int64_t n) {
 int64_t fm_optim_apply_slice(const fm_optim *o, const fm_optim_coef *c, float *p, const float *g,
                              float *s1, float *s2, int64_t count, float wd) {
   int vec = fm_simd_avx512();
+  if (o->decoupled && wd != 0.0f) {
+    /* AdamW: the parameter shrinks first, and the gradient stays the loss's own. */
+    const float keep = 1.0f - c->lr * wd;
+#pragma omp simd
+    for (int64_t i = 0; i < count; i++) p[i] *= keep;
+    wd = 0.0f;
+  }
   if (o->kind == FM_OPTIM_ADAM)
     return vec ? adam_avx512(c, p, g, s1, s2, count, wd) : adam(c, p, g, s1, s2, count, wd);
   if (o->momentum > 0.0)

@@ -10,23 +10,36 @@
  *   Adam:  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
  *          p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
  * L2 weight decay adds weight_decay * p to the gradient first (the gradient of
- * weight_decay / 2 * |p|^2); the network applies it to weights and not to biases. */
+ * weight_decay / 2 * |p|^2); decoupled weight decay (AdamW, Loshchilov and Hutter) instead shrinks
+ * the parameter by the factor 1 - lr * weight_decay before the update. The network applies either
+ * to weights and not to biases or batch-norm scales and shifts. */
 #ifndef FM_OPTIM_H
 #define FM_OPTIM_H
 
 #include <stdint.h>
 
 typedef enum { FM_OPTIM_SGD = 1, FM_OPTIM_ADAM = 2 } fm_optim_kind;
-typedef enum { FM_SCHED_CONSTANT = 0, FM_SCHED_STEP = 1, FM_SCHED_COSINE = 2 } fm_sched_kind;
+typedef enum {
+  FM_SCHED_CONSTANT = 0,
+  FM_SCHED_STEP = 1,
+  FM_SCHED_COSINE = 2,
+  FM_SCHED_ONECYCLE = 3
+} fm_sched_kind;
 
 /* The learning rate as a function of training progress e, in epochs (fractions allowed):
  *   constant: lr
  *   step:     lr * gamma ^ floor(e / step_epochs)
- *   cosine:   min_lr + (lr - min_lr) * (1 + cos(pi * min(e, total_epochs) / total_epochs)) / 2 */
+ *   cosine:   min_lr + (lr - min_lr) * (1 + cos(pi * min(e', T) / T)) / 2 with e' = e - warmup and
+ *             T = total_epochs - warmup
+ *   onecycle: (Smith's one-cycle policy, as PyTorch's OneCycleLR) from lr / 25 up to lr over the
+ *             first 30% of total_epochs, then down to lr / 25e4, both halves cosine-shaped.
+ * A warm-up (warmup_epochs > 0; not with onecycle, which has its own) first raises the rate
+ * linearly from lr / 100 to the schedule's rate at e = warmup_epochs. */
 typedef struct fm_schedule {
   fm_sched_kind kind;
   double step_epochs, gamma;    /* step */
-  double total_epochs, min_lr;  /* cosine */
+  double total_epochs, min_lr;  /* cosine, onecycle (total_epochs) */
+  double warmup_epochs;         /* 0: none */
 } fm_schedule;
 
 typedef struct fm_optim {
@@ -36,7 +49,8 @@ typedef struct fm_optim {
   int nesterov;         /* SGD with momentum */
   double beta1, beta2;  /* Adam, in [0, 1) */
   double eps;           /* Adam, > 0 */
-  double weight_decay;  /* L2, >= 0 */
+  double weight_decay;  /* >= 0 */
+  int decoupled;        /* weight decay as AdamW applies it, not as an L2 term in the gradient */
   fm_schedule schedule;
   int64_t t;            /* steps taken; Adam's bias correction uses it */
   double epoch;         /* progress the schedule reads; the training loop sets it */

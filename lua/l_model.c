@@ -35,6 +35,11 @@ typedef struct defaults {
   fm_optim_kind optimizer;
   double weight_decay;
   fm_sched_kind schedule; /* cosine decay to 0 over the epochs: the last epochs settle */
+  int decoupled;          /* Adam with decoupled weight decay (AdamW) */
+  int nesterov;           /* SGD */
+  double warmup;          /* epochs */
+  double label_smoothing;
+  fm_augment augment;
 } defaults;
 
 typedef struct model {
@@ -51,10 +56,12 @@ typedef struct model {
 /* Training defaults of each kind, chosen to reach the reference accuracies on the 10k test set
  * (see the README); the user's l2 is added by the constructors. */
 static defaults kind_defaults(const char *kind) {
-  if (strcmp(kind, "LogReg") == 0) return (defaults){10, 64, 3e-3, FM_OPTIM_ADAM, 0, FM_SCHED_COSINE};
-  if (strcmp(kind, "MLP") == 0) return (defaults){30, 64, 1e-3, FM_OPTIM_ADAM, 0, FM_SCHED_COSINE};
-  if (strcmp(kind, "CNN") == 0) return (defaults){15, 32, 1e-3, FM_OPTIM_ADAM, 0, FM_SCHED_COSINE};
-  return (defaults){10, 64, 1e-3, FM_OPTIM_ADAM, 0, FM_SCHED_COSINE};
+  defaults d = {.epochs = 10, .batch = 64, .lr = 1e-3, .optimizer = FM_OPTIM_ADAM,
+                .schedule = FM_SCHED_COSINE};
+  if (strcmp(kind, "LogReg") == 0) d.lr = 3e-3;
+  if (strcmp(kind, "MLP") == 0) d.epochs = 30;
+  if (strcmp(kind, "CNN") == 0) d.epochs = 15, d.batch = 32;
+  return d;
 }
 
 static model *check_model(lua_State *L, int arg) { return luaL_checkudata(L, arg, LFM_MODEL); }
@@ -95,7 +102,8 @@ static model *new_model(lua_State *L, const char *kind, int in_h, int in_w, int 
   size_t head = align_up(sizeof(model)), spec_bytes = align_up(sizeof(fm_layer_spec) * (size_t)n);
   size_t layer_bytes = align_up(sizeof(fm_layer) * (size_t)n);
   size_t floats = (size_t)net.n_params * 2 + (size_t)net.n_state;
-  model *m = lua_newuserdatauv(L, head + spec_bytes + layer_bytes + ALIGN + floats * sizeof(float), 1);
+  /* user values: 1 info (strings kept in saved files), 2 the optimizer's state between fits */
+  model *m = lua_newuserdatauv(L, head + spec_bytes + layer_bytes + ALIGN + floats * sizeof(float), 2);
   memset(m, 0, sizeof *m);
   snprintf(m->kind, sizeof m->kind, "%s", kind);
   m->n_layers = n;
@@ -747,14 +755,6 @@ static void push_sigint_guard(lua_State *L) {
   lua_toclose(L, -1);
 }
 
-/* Raises fit's error for an interruption after `epochs` epochs, once the guard has put the hook
- * back (so that the error itself is not interrupted). */
-static int fit_interrupted(lua_State *L, int guard, const model *m, const char *where) {
-  sigint_guard_restore(lua_touserdata(L, guard), 1);
-  return luaL_error(L, "fit: interrupted %s; the model keeps the weights of the %d epochs trained",
-                    where, m->epochs_trained);
-}
-
 typedef struct fit_ctx {
   lua_State *L;
   int epoch, epochs;
@@ -848,27 +848,40 @@ static void opt_unused(lua_State *L, int opts, const char *key, const char *used
 
 /* optimizer =, lr =, momentum =, nesterov =, weight_decay =, and the schedule with its options. */
 static void optimizer_options(lua_State *L, int opts, const model *m, int epochs, fm_optim *o) {
-  static const char *const optimizers[] = {"adam", "sgd", NULL};
-  static const fm_optim_kind kinds[] = {FM_OPTIM_ADAM, FM_OPTIM_SGD};
-  fm_optim_kind kind =
-      kinds[opt_choice(L, opts, "optimizer", optimizers, m->def.optimizer == FM_OPTIM_SGD)];
-  double lr = opt_number(L, opts, "lr", kind == m->def.optimizer ? m->def.lr : 0.01, 0.0, FLT_MAX,
+  /* "adamw" is Adam with decoupled weight decay */
+  static const char *const optimizers[] = {"adam", "sgd", "adamw", NULL};
+  static const fm_optim_kind kinds[] = {FM_OPTIM_ADAM, FM_OPTIM_SGD, FM_OPTIM_ADAM};
+  int def_choice = m->def.optimizer == FM_OPTIM_SGD ? 1 : m->def.decoupled ? 2 : 0;
+  int choice = opt_choice(L, opts, "optimizer", optimizers, def_choice);
+  fm_optim_kind kind = kinds[choice];
+  double lr = opt_number(L, opts, "lr", choice == def_choice ? m->def.lr : 0.01, 0.0, FLT_MAX,
                          OPEN_LO);
   if (kind == FM_OPTIM_ADAM) {
     opt_unused(L, opts, "momentum", "optimizer = \"sgd\"");
     opt_unused(L, opts, "nesterov", "optimizer = \"sgd\"");
     fm_optim_adam(o, lr);
+    o->decoupled = choice == 2;
   } else {
     fm_optim_sgd(o, lr, opt_number(L, opts, "momentum", 0.9, 0.0, 1.0, OPEN_HI),
-                 lfm_optfield_bool(L, opts, "nesterov", 0));
+                 lfm_optfield_bool(L, opts, "nesterov", m->def.nesterov));
   }
-  o->weight_decay = opt_number(L, opts, "weight_decay", m->def.weight_decay, 0.0, FLT_MAX, 0);
-  static const char *const schedules[] = {"constant", "step", "cosine", NULL};
-  static const fm_sched_kind sched[] = {FM_SCHED_CONSTANT, FM_SCHED_STEP, FM_SCHED_COSINE};
-  int def = m->def.schedule == FM_SCHED_COSINE ? 2 : m->def.schedule == FM_SCHED_STEP ? 1 : 0;
+  o->weight_decay = opt_number(L, opts, "weight_decay",
+                               choice == def_choice ? m->def.weight_decay : 0.0, 0.0, FLT_MAX, 0);
+  static const char *const schedules[] = {"constant", "step", "cosine", "onecycle", NULL};
+  static const fm_sched_kind sched[] = {FM_SCHED_CONSTANT, FM_SCHED_STEP, FM_SCHED_COSINE,
+                                        FM_SCHED_ONECYCLE};
+  int def = 0;
+  for (int k = 0; schedules[k]; k++)
+    if (sched[k] == m->def.schedule) def = k;
   o->schedule.kind = sched[opt_choice(L, opts, "schedule", schedules, def)];
-  if (o->schedule.kind == FM_SCHED_COSINE) {
+  o->schedule.warmup_epochs =
+      o->schedule.kind == FM_SCHED_ONECYCLE
+          ? 0.0
+          : opt_number(L, opts, "warmup", m->def.warmup, 0.0, epochs > 0 ? epochs : 1, OPEN_HI);
+  if (o->schedule.kind == FM_SCHED_ONECYCLE) opt_unused(L, opts, "warmup", "a schedule other than \"onecycle\"");
+  if (o->schedule.kind == FM_SCHED_COSINE || o->schedule.kind == FM_SCHED_ONECYCLE)
     o->schedule.total_epochs = epochs > 0 ? epochs : 1;
+  if (o->schedule.kind == FM_SCHED_COSINE) {
     o->schedule.min_lr = opt_number(L, opts, "min_lr", 0.0, 0.0, lr, 0);
   } else {
     opt_unused(L, opts, "min_lr", "schedule = \"cosine\"");
@@ -928,11 +941,40 @@ static int validation_option(lua_State *L, int opts, uint64_t seed) {
   return lua_gettop(L);
 }
 
+/* augment = {crop =, flip =, erase =} (fm_augment.h), or false for none. */
+static void augment_option(lua_State *L, int opts, const model *m, fm_augment *a) {
+  *a = m->def.augment;
+  if (!opts) return;
+  int t = lua_getfield(L, opts, "augment");
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+    memset(a, 0, sizeof *a);
+    lua_pop(L, 1);
+    return;
+  }
+  if (t != LUA_TTABLE)
+    luaL_error(L, "fit: option 'augment' must be a table {crop =, flip =, erase =} or false, got %s",
+               luaL_typename(L, -1));
+  int tab = lua_gettop(L);
+  static const char *const known[] = {"crop", "flip", "erase", NULL};
+  lfm_check_options(L, tab, "fit: augment", known);
+  memset(a, 0, sizeof *a);
+  a->crop = (int)lfm_optfield_range(L, tab, "crop", 0, 0, m->net.in_h / 2);
+  a->flip = lfm_optfield_bool(L, tab, "flip", 0);
+  a->erase = (float)opt_number(L, tab, "erase", 0.0, 0.0, 1.0, 0);
+  lua_pop(L, 1);
+}
+
 /* Everything fit reads from its options, checked before any training starts. */
 typedef struct fit_options {
-  int epochs, batch, threads, patience, restore_best, shuffle, verbose;
+  int epochs, batch, threads, patience, restore_best, shuffle, verbose, reset;
   uint64_t seed;
   fm_optim opt;
+  fm_augment augment;
+  float label_smoothing;
   int train, val;  /* stack indices of the training and validation sets (val 0: none) */
   int on_epoch;    /* stack index of the callback, or 0 */
 } fit_options;
@@ -940,6 +982,7 @@ typedef struct fit_options {
 static void fit_options_read(lua_State *L, int opts, const model *m, fit_options *fo) {
   static const char *const known[] = {"epochs", "batch", "lr", "optimizer", "momentum", "nesterov",
                                       "weight_decay", "schedule", "min_lr", "step_epochs", "gamma",
+                                      "warmup", "label_smoothing", "augment", "reset",
                                       "seed", "validation", "patience", "restore_best", "on_epoch",
                                       "verbose", "threads", "shuffle", NULL};
   lfm_check_options(L, opts, "fit", known);
@@ -952,6 +995,10 @@ static void fit_options_read(lua_State *L, int opts, const model *m, fit_options
   fo->shuffle = lfm_optfield_bool(L, opts, "shuffle", 1);
   fo->verbose = verbose_option(L, opts);
   fo->seed = lfm_optfield_seed(L, opts, "seed", lfm_rng());
+  fo->reset = lfm_optfield_bool(L, opts, "reset", 0);
+  fo->label_smoothing =
+      (float)opt_number(L, opts, "label_smoothing", m->def.label_smoothing, 0.0, 1.0, OPEN_HI);
+  augment_option(L, opts, m, &fo->augment);
   optimizer_options(L, opts, m, fo->epochs, &fo->opt);
   if (opts && lua_getfield(L, opts, "on_epoch") != LUA_TNIL) {
     if (lua_type(L, -1) != LUA_TFUNCTION)
@@ -979,18 +1026,16 @@ static void check_sets(lua_State *L, const model *m, const fm_dataset *train,
     luaL_error(L, "fit: %I training images, at most %d", (lua_Integer)train->n, INT32_MAX);
 }
 
-/* Calls on_epoch(epoch, record); returns 1 when it returned false (stop). Its errors go to the
- * caller, an interruption as fit's own. */
-static int call_on_epoch(lua_State *L, const fit_options *fo, int rec, int guard, const model *m,
-                         int epoch) {
+/* Calls on_epoch(epoch, record): returns 1 when it returned false (stop), 2 when Ctrl-C
+ * interrupted it. Its other errors go to the caller. */
+static int call_on_epoch(lua_State *L, const fit_options *fo, int rec, int epoch) {
   lua_pushvalue(L, fo->on_epoch);
   lua_pushinteger(L, epoch);
   lua_pushvalue(L, rec);
   if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
     if (interrupted) {
-      char where[64];
-      snprintf(where, sizeof where, "in on_epoch after epoch %d", epoch);
-      return fit_interrupted(L, guard, m, where);
+      lua_pop(L, 1);
+      return 2;
     }
     return lua_error(L);
   }
@@ -999,9 +1044,60 @@ static int call_on_epoch(lua_State *L, const fit_options *fo, int rec, int guard
   return stop;
 }
 
-/* model:fit(ds, {epochs =, batch =, lr =, optimizer =, momentum =, weight_decay =, schedule =,
- *   seed =, validation = ds_or_fraction, patience =, restore_best =, on_epoch =, verbose =,
- *   threads =}) -> history */
+/* The optimizer's state kept in the model between fits (as Keras keeps its optimizer): the state
+ * floats and the step count, for the optimizer that made them. */
+#define LFM_OPTSTATE "fmnist.OptimizerState"
+typedef struct optim_state {
+  fm_optim_kind kind;
+  int64_t floats, steps;
+  float data[]; /* 64-byte aligned by align_state */
+} optim_state;
+
+static float *state_data(optim_state *st) {
+  uintptr_t p = (uintptr_t)st->data;
+  return (float *)((p + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
+}
+
+/* The model's kept state when it suits opt (same optimizer, same size) and reset is not asked;
+ * otherwise a new zeroed one, kept in the model from now on. opt->t continues from it. */
+static float *optimizer_state(lua_State *L, fm_optim *opt, int64_t n, int reset) {
+  if (!reset && lua_getiuservalue(L, 1, 2) == LUA_TUSERDATA) {
+    optim_state *st = luaL_testudata(L, -1, LFM_OPTSTATE);
+    lua_pop(L, 1);
+    if (st && st->kind == opt->kind && st->floats == n) {
+      opt->t = st->steps;
+      return state_data(st);
+    }
+  } else if (!reset) {
+    lua_pop(L, 1);
+  }
+  int64_t bytes = 0;
+  if (!fm_mul_within(n, sizeof(float), INT64_MAX / 2, &bytes))
+    luaL_error(L, "fit: no optimizer state for %I parameters", (lua_Integer)n);
+  optim_state *st = lua_newuserdatauv(L, sizeof(optim_state) + ALIGN + (size_t)bytes, 0);
+  st->kind = opt->kind;
+  st->floats = n;
+  st->steps = 0;
+  memset(state_data(st), 0, (size_t)bytes);
+  luaL_setmetatable(L, LFM_OPTSTATE);
+  lua_setiuservalue(L, 1, 2);
+  opt->t = 0;
+  return state_data(st);
+}
+
+static void optimizer_state_steps(lua_State *L, const fm_optim *opt) {
+  lua_getiuservalue(L, 1, 2);
+  optim_state *st = luaL_testudata(L, -1, LFM_OPTSTATE);
+  if (st) st->steps = opt->t;
+  lua_pop(L, 1);
+}
+
+/* model:fit(ds, {epochs =, batch =, lr =, optimizer =, momentum =, nesterov =, weight_decay =,
+ *   schedule =, warmup =, label_smoothing =, augment =, reset =, seed =, validation =,
+ *   patience =, restore_best =, on_epoch =, verbose =, threads =}) -> history
+ * Ctrl-C stops training after the current batch (or interrupts on_epoch): fit then returns the
+ * history of the complete epochs with history.interrupted = true and history.stopped saying where;
+ * the model keeps all it learnt. */
 static int model_fit(lua_State *L) {
   model *m = check_model(L, 1);
   lfm_checkdataset(L, 2);
@@ -1018,14 +1114,16 @@ static int model_fit(lua_State *L) {
   /* Memory: workspace, optimizer state, order, best weights. */
   fm_work w;
   push_work(L, m, &w, batch, fo.threads, "fit");
+  w.augment = fo.augment;
+  w.label_smoothing = fo.label_smoothing;
   int64_t state_n = fm_optim_state_floats(&opt, m->net.n_params);
   if (state_n < 0) return luaL_error(L, "fit: no optimizer state for %I parameters", (lua_Integer)m->net.n_params);
-  float *state = push_array(L, state_n ? state_n : 1, sizeof(float), "fit");
-  memset(state, 0, sizeof(float) * (size_t)state_n);
+  float *state = optimizer_state(L, &opt, state_n, fo.reset);
   int32_t *order = push_array(L, train->n, sizeof(int32_t), "fit");
-  float *best = patience > 0 && fo.restore_best && val
-                    ? push_array(L, m->net.n_params, sizeof(float), "fit")
-                    : NULL;
+  /* the best epoch's weights and, for batch norm, its running statistics */
+  const int64_t kept = m->net.n_params + m->net.n_state;
+  float *best = patience > 0 && fo.restore_best && val ? push_array(L, kept, sizeof(float), "fit")
+                                                       : NULL;
   fm_rng rng;
   fm_rng_seed(&rng, fo.seed);
 
@@ -1034,7 +1132,8 @@ static int model_fit(lua_State *L) {
   fit_ctx c = {.L = L, .epochs = epochs, .bar = verbose == 1 && isatty(2)};
   double best_loss = INFINITY;
   int best_epoch = 0, since_best = 0;
-  const char *stop_reason = NULL;
+  char stop_reason[160] = "";
+  int was_interrupted = 0;
   push_sigint_guard(L);
   int guard = lua_gettop(L);
 
@@ -1051,13 +1150,18 @@ static int model_fit(lua_State *L) {
     fm_epoch_stats st;
     int rc = fm_train_epoch(&m->net, &w, &opt, state, train, order, train->n, batch, e, fo.seed,
                             on_batch, &c, &st);
+    optimizer_state_steps(L, &opt);
     double seconds = now() - c.t_start;
     if (c.bar) fputc('\n', stderr);
     if (rc != FM_OK || st.diverged) return luaL_error(L, "fit: %s", fm_error());
     if (st.stopped) {
-      char where[64];
-      snprintf(where, sizeof where, "at epoch %d, batch %lld", e + 1, (long long)st.batches);
-      return fit_interrupted(L, guard, m, where);
+      int64_t nb = (train->n + batch - 1) / batch;
+      snprintf(stop_reason, sizeof stop_reason,
+               "interrupted (Ctrl-C) at epoch %d, batch %lld of %lld; the history has the %d "
+               "complete epoch%s, the model all it learnt", e + 1, (long long)st.batches,
+               (long long)nb, e, e == 1 ? "" : "s");
+      was_interrupted = 1;
+      break;
     }
     m->epochs_trained++;
     /* the epoch's record */
@@ -1069,8 +1173,10 @@ static int model_fit(lua_State *L) {
     lua_setfield(L, rec, "loss");
     lua_pushnumber(L, st.accuracy);
     lua_setfield(L, rec, "accuracy");
-    lua_pushnumber(L, fm_schedule_lr(&opt.schedule, opt.lr, e));
+    double lr_e = fm_schedule_lr(&opt.schedule, opt.lr, e);
+    lua_pushnumber(L, lr_e);
     lua_setfield(L, rec, "lr");
+    append(L, hist, "lr", lr_e);
     append(L, hist, "loss", st.loss);
     append(L, hist, "accuracy", st.accuracy);
     double val_loss = NAN, val_acc = NAN;
@@ -1099,38 +1205,52 @@ static int model_fit(lua_State *L) {
                 seconds, st.loss, st.accuracy, (double)train->n / seconds);
     }
     /* the user's callback: returning false stops training */
-    if (fo.on_epoch && call_on_epoch(L, &fo, rec, guard, m, e + 1))
-      stop_reason = "on_epoch returned false";
-    if (interrupted) {
-      char where[64];
-      snprintf(where, sizeof where, "after epoch %d", e + 1);
-      return fit_interrupted(L, guard, m, where);
+    int called = fo.on_epoch ? call_on_epoch(L, &fo, rec, e + 1) : 0;
+    if (called == 1) snprintf(stop_reason, sizeof stop_reason, "on_epoch returned false");
+    if (called == 2 || interrupted) {
+      snprintf(stop_reason, sizeof stop_reason,
+               "interrupted (Ctrl-C) %s epoch %d; the history has the %d complete epoch%s, the "
+               "model all it learnt", called == 2 ? "in on_epoch after" : "after", e + 1, e + 1,
+               e == 0 ? "" : "s");
+      was_interrupted = 1;
     }
     lua_pop(L, 1); /* rec */
     /* early stopping on the validation loss */
-    if (patience > 0 && val && val->n) {
+    if (!was_interrupted && patience > 0 && val && val->n) {
       if (val_loss < best_loss) {
         best_loss = val_loss;
         best_epoch = e + 1;
         since_best = 0;
-        if (best) memcpy(best, m->params, sizeof(float) * (size_t)m->net.n_params);
+        if (best) {
+          memcpy(best, m->params, sizeof(float) * (size_t)m->net.n_params);
+          memcpy(best + m->net.n_params, m->state, sizeof(float) * (size_t)m->net.n_state);
+        }
       } else if (++since_best >= patience) {
-        stop_reason = "early stopping";
+        snprintf(stop_reason, sizeof stop_reason, "early stopping");
       }
     }
-    if (stop_reason) break;
+    if (stop_reason[0]) break;
   }
-  if (stop_reason && best && best_epoch > 0 && strcmp(stop_reason, "early stopping") == 0) {
+  /* The hook is taken off before anything else runs, so that nothing more is interrupted. */
+  sigint_guard_restore(lua_touserdata(L, guard), 1);
+  int restored = 0;
+  if (best && best_epoch > 0 && strcmp(stop_reason, "early stopping") == 0) {
     memcpy(m->params, best, sizeof(float) * (size_t)m->net.n_params);
+    memcpy(m->state, best + m->net.n_params, sizeof(float) * (size_t)m->net.n_state);
     lua_pushinteger(L, best_epoch);
     lua_setfield(L, hist, "best_epoch");
+    restored = 1;
   }
-  if (stop_reason) {
+  if (stop_reason[0]) {
     lua_pushstring(L, stop_reason);
     lua_setfield(L, hist, "stopped");
-    if (verbose > 0)
+    if (verbose > 0 || was_interrupted)
       fprintf(stderr, "Stopped: %s%s\n", stop_reason,
-              best && best_epoch ? " (weights of the best epoch restored)" : "");
+              restored ? " (weights of the best epoch restored)" : "");
+  }
+  if (was_interrupted) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, hist, "interrupted");
   }
   lua_pushinteger(L, (lua_Integer)lua_rawlen(L, hist));
   lua_setfield(L, hist, "epochs");
@@ -1568,6 +1688,8 @@ void lfm_model_methods(lua_State *L, const luaL_Reg *methods) {
 }
 
 void lfm_open_model(lua_State *L) {
+  luaL_newmetatable(L, LFM_OPTSTATE); /* a plain block: no methods */
+  lua_pop(L, 1);
   static const luaL_Reg meta[] = {{"__tostring", model_tostring}, {NULL, NULL}};
   static const luaL_Reg methods[] = {
       {"fit", model_fit}, {"predict", model_predict}, {"predict_proba", model_predict_proba},

@@ -163,21 +163,29 @@ doc {
   text = [[
 Trains the model on a dataset, in C on all cores, showing a progress bar on a terminal (one line
 per epoch otherwise) on stderr. Returns the history: one record per epoch and lists per measure.
-Ctrl-C stops after the current batch with an error naming the epoch; the model keeps what it
-learnt. A loss that is no longer finite stops with an error naming the epoch and batch, the last
-finite weights kept. Unknown options are errors that list the known ones.]],
+Ctrl-C stops after the current batch: fit returns the history of the complete epochs with
+history.interrupted = true, and the model keeps all it learnt. A loss that is no longer finite
+stops with an error naming the epoch and batch, the last finite weights kept. The optimizer's
+state (momentum, Adam's moments and step count) is kept in the model from one fit to the next,
+as Keras does, unless reset = true or another optimizer is asked for. Augmentation changes each
+training image afresh every epoch, from (seed, epoch, image) alone, so results do not depend on
+the thread count. Unknown options are errors that list the known ones.]],
   options = {
     { "epochs", "passes over the data (default model.defaults.epochs)" },
     { "batch", "images per step (default model.defaults.batch), 1 to 65536" },
     { "lr", "learning rate (default model.defaults.lr; 0.01 for sgd on a model made for adam)" },
-    { "optimizer", "\"adam\" or \"sgd\" (default model.defaults.optimizer)" },
+    { "optimizer", "\"adam\", \"adamw\" (Adam with decoupled weight decay) or \"sgd\" (default model.defaults.optimizer)" },
     { "momentum", "sgd's momentum (default 0.9)" },
     { "nesterov", "true: Nesterov momentum for sgd (default false)" },
-    { "weight_decay", "L2 penalty (default: the model's l2)" },
-    { "schedule", "\"constant\", \"step\" or \"cosine\" (default model.defaults.schedule)" },
+    { "weight_decay", "L2 penalty; with adamw the decoupled decay (default: the model's l2)" },
+    { "schedule", "\"constant\", \"step\", \"cosine\" or \"onecycle\" (default model.defaults.schedule)" },
+    { "warmup", "epochs of linear warm-up from lr / 100 before the schedule (default 0; not with onecycle)" },
     { "min_lr", "the cosine schedule's last learning rate (default 0)" },
     { "step_epochs", "the step schedule: epochs between steps (default 5)" },
     { "gamma", "the step schedule: factor at each step (default 0.1)" },
+    { "label_smoothing", "in [0, 1): train against targets 1 - s + s/10 and s/10 (default 0)" },
+    { "augment", "{crop = pixels (pad and shift), flip = true (left-right), erase = probability (random erasing)}, or false" },
+    { "reset", "true: start the optimizer afresh instead of continuing the last fit's (default false)" },
     { "seed", "seed of the batches' order and dropout (default: from fm.seed's generator)" },
     { "validation", "a dataset, or a fraction of ds held out (stratified), scored after each epoch" },
     { "patience", "stop when the validation loss has not improved for this many epochs (default 0: never)" },
@@ -202,11 +210,11 @@ doc {
   sig = "history = model:fit(...)",
   text = [[
 What fit returns: history[e] is epoch e's record {epoch, loss, accuracy, val_loss, val_accuracy,
-lr, seconds}; history.loss, .accuracy, .val_loss, .val_accuracy and .seconds list each measure by
-epoch (for plotting); history.epochs is how many ran; history.stopped says why training ended
-early ("early stopping", "on_epoch returned false") and history.best_epoch which epoch's weights
-were restored. The notebooks' nb:train also gives a history when Ctrl-C stopped training, with
-stopped = "interrupted (Ctrl-C) ...".]],
+lr, seconds}; history.loss, .accuracy, .val_loss, .val_accuracy, .lr and .seconds list each
+measure by epoch (for plotting); history.epochs is how many ran; history.stopped says why training ended
+early ("early stopping", "on_epoch returned false", "interrupted (Ctrl-C) at epoch 3, batch
+120 of 938; ...") and history.best_epoch which epoch's weights were restored;
+history.interrupted is true after Ctrl-C.]],
   example = [[
 local h = fm.LogReg{}:fit(fm.load("test"):subset(1, 300), {epochs = 2, verbose = false, seed = 1})
 print(h.epochs, #h.loss, h[1].lr > 0, h.stopped)   --> 2 2 true nil

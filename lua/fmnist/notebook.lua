@@ -466,6 +466,8 @@ function M.train(model, fit, val, o, fit_opts)
     history.stopped = ("interrupted (Ctrl-C) during epoch %d: the history has the %s before it; "
       .. "the model keeps all it learnt"):format(epoch, M.plural(#records, "complete epoch"))
     history.interrupted = true
+  end
+  if history.interrupted then
     io.stderr:write("Training interrupted by Ctrl-C; the notebook goes on with the model as it is\n")
   end
   local seconds = 0

@@ -925,6 +925,8 @@ local function run_trial(S, ctx, a)
                        val_accuracy = r.val_accuracy, lr = r.lr }
       end
       fit_history = model:fit(ctx.train, opts)
+      -- fit returns, marked, when Ctrl-C stopped it: the trial did not finish
+      if type(fit_history) == "table" and fit_history.interrupted then error("interrupted!", 0) end
     end, function(e)
       return { message = tostring(e), traceback = debug.traceback(tostring(e), 2) }
     end)

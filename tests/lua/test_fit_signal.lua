@@ -1,6 +1,6 @@
--- Ctrl-C and fit: during training SIGINT stops fit after the current batch with an error that
--- names the epoch, and stops Lua code in on_epoch; afterwards, however fit ended, SIGINT is the
--- host's again.
+-- Ctrl-C and fit: during training SIGINT stops fit after the current batch, and stops Lua code in
+-- on_epoch; fit then returns the history of the complete epochs marked interrupted, the model
+-- keeping all it learnt. Afterwards, however fit ended, SIGINT is the host's again.
 local fm = require "fmnist"
 local T = require "testlib"
 
@@ -17,10 +17,12 @@ local train, small = idx(dir .. "/a", 64, 28), idx(dir .. "/b", 8, 10)
 local function interrupt_soon() os.execute("(sleep 0.2; kill -INT $PPID) &") end
 
 local m = fm.MLP{hidden = {8}}
-T.err("fit: interrupted at epoch", function()
-  m:fit(train, {epochs = 100000, verbose = false, on_epoch = function(e) if e == 2 then interrupt_soon() end end})
-end)
-T.ok(m.epochs >= 2, "the epochs before the interruption count: " .. m.epochs)
+local h = m:fit(train, {epochs = 100000, verbose = false,
+                        on_epoch = function(e) if e == 2 then interrupt_soon() end end})
+T.ok(h.interrupted == true and tostring(h.stopped):find("^interrupted %(Ctrl%-C%) a[tf]") ~= nil,
+     "fit returns its history marked interrupted: " .. tostring(h.stopped))
+T.ok(m.epochs >= 2 and h.epochs == #h and #h.loss == #h and m.epochs == #h,
+     "the complete epochs are in the history and the model: " .. m.epochs .. " and " .. #h)
 
 -- a fit that fails (validation images of another size) gives Ctrl-C back too
 T.err("do not fit", function() m:fit(train, {epochs = 1, validation = small, verbose = false}) end)
@@ -35,7 +37,7 @@ T.ok(not ok and tostring(err):find("interrupted", 1, true), "SIGINT after fit re
 -- Ctrl-C stops Lua code in on_epoch too: a child fmnist-lua whose callback never returns (plainly,
 -- inside a pcall that catches the interruption, in a fit called from a coroutine) gets a real
 -- SIGINT while it loops.
--- fit must come back to the caller with an error naming the interruption, the model keeping its
+-- fit must come back to the caller with its history marked interrupted, the model keeping its
 -- epochs. `timeout` only makes sure that a child which cannot be stopped does not hang the suite.
 local script = T.write(dir .. "/runaway.lua", [[
 local fm = require "fmnist"
@@ -59,7 +61,8 @@ for _, how in ipairs{"plain", "caught", "coroutine"} do
   end
   local ok, err
   if how == "coroutine" then ok, err = coroutine.wrap(run)() else ok, err = run() end
-  print(how, ok, err, "epochs " .. m.epochs, "trained " .. tostring(m:weights(1) ~= before))
+  print(how, ok, type(err) == "table" and tostring(err.interrupted) .. " " .. tostring(err.stopped) or err,
+        "epochs " .. m.epochs, "trained " .. tostring(m:weights(1) ~= before))
 end
 local hook, _, count = debug.gethook()
 print("hook " .. tostring(hook == user_hook and count == 100000))
@@ -82,8 +85,8 @@ child:close()
 out = table.concat(out, "\n")
 for _, how in ipairs{"plain", "caught", "coroutine"} do
   local line = out:match("\n(" .. how .. "\t[^\n]*)") or ""
-  T.ok(line:find("false\tfit: interrupted in on_epoch after epoch 2; the model keeps the weights "
-                 .. "of the 2 epochs trained\tepochs 2\ttrained true", 1, true),
+  T.ok(line:find("true\ttrue interrupted (Ctrl-C) in on_epoch after epoch 2; the history has the "
+                 .. "2 complete epochs, the model all it learnt\tepochs 2\ttrained true", 1, true),
        "SIGINT stops a runaway on_epoch (" .. how .. "): " .. line)
 end
 T.ok(out:find("\nhook true\n", 1, true), "the script's own hook is back after each interruption")

@@ -171,7 +171,7 @@ T.err("bad argument #1 to 'fit' (fmnist.Dataset expected, got table)", function(
 T.err("bad argument #1 to 'predict' (fmnist.Dataset or fmnist.Tensor expected, got string)", function() return mlp:predict("x") end)
 T.err("predict: a 3 tensor is not images of 28 x 28", function() return mlp:predict(fm.zeros(3)) end)
 T.err("fit: unknown option 'epoch'", function() return mlp:fit(train, {epoch = 1}) end)
-T.err("fit: option 'optimizer' must be one of \"adam\", \"sgd\", not 'rmsprop'", function() return mlp:fit(train, {optimizer = "rmsprop"}) end)
+T.err("fit: option 'optimizer' must be one of \"adam\", \"sgd\", \"adamw\", not 'rmsprop'", function() return mlp:fit(train, {optimizer = "rmsprop"}) end)
 T.err("option 'epochs' must be a number, got string", function() return mlp:fit(train, {epochs = "x"}) end)
 T.err("fit: validation fraction must be in (0, 1)", function() return mlp:fit(train, {validation = 2}) end)
 T.err("bad argument #1 to 'evaluate' (fmnist.Dataset expected, got no value)", function() return mlp:evaluate() end)
