@@ -591,6 +591,15 @@ static int64_t tensor_images(lua_State *L, const model *m, fm_tensor *t, const c
 static int chunk_for(int64_t n) { return n < PREDICT_BATCH ? (int)(n ? n : 1) : PREDICT_BATCH; }
 
 /* Runs the model over a dataset or a tensor; pushes probabilities (n x classes) or predictions. */
+/* A tensor shaped like one image (784, 28 x 28 or 28 x 28 x 1), rather than a batch of them. */
+static int one_image(const model *m, const fm_tensor *t) {
+  const fm_net *net = &m->net;
+  if (t->ndim == 1) return t->shape[0] == net->in_size;
+  if (t->ndim == 2) return t->shape[0] == net->in_h && t->shape[1] == net->in_w && net->in_c == 1;
+  return t->ndim == 3 && t->shape[0] == net->in_h && t->shape[1] == net->in_w &&
+         t->shape[2] == net->in_c;
+}
+
 static int predict_common(lua_State *L, int want_probs, const char *fname) {
   model *m = check_model(L, 1);
   fm_dataset *d = lfm_todataset(L, 2);
@@ -621,6 +630,10 @@ static int predict_common(lua_State *L, int want_probs, const char *fname) {
   }
   if (rc != FM_OK) return lfm_engine_error(L, fname);
   if (want_probs) return 1;
+  if (t && one_image(m, t)) {
+    lua_pushinteger(L, pred[0]); /* one image: its class id itself */
+    return 1;
+  }
   int64_t shape[1] = {n};
   fm_tensor *out = lfm_newtensor(L, 1, shape);
   for (int64_t i = 0; i < n; i++) out->data[i] = pred[i];
@@ -1352,8 +1365,9 @@ static int model_summary(lua_State *L) {
 
 static int model_tostring(lua_State *L) {
   model *m = check_model(L, 1);
-  lua_pushfstring(L, "fmnist.Model %s: %d layers, %I parameters, %d epochs trained", m->kind,
-                  m->net.n_layers, (lua_Integer)m->net.n_params, m->epochs_trained);
+  lua_pushfstring(L, "fmnist.Model %s: %d layer%s, %I parameters, %d epoch%s trained", m->kind,
+                  m->net.n_layers, m->net.n_layers == 1 ? "" : "s", (lua_Integer)m->net.n_params,
+                  m->epochs_trained, m->epochs_trained == 1 ? "" : "s");
   return 1;
 }
 

@@ -88,7 +88,7 @@ doc {
 A network and its weights, made by fm.LogReg, fm.MLP, fm.CNN or fm.load_model. print(model) says
 its kind, layers, parameters and epochs trained.]],
   example = [[
-print(fm.LogReg{})   --> fmnist.Model LogReg: 1 layers, 7850 parameters, 0 epochs trained
+print(fm.LogReg{})   --> fmnist.Model LogReg: 1 layer, 7850 parameters, 0 epochs trained
 ]],
 }
 
@@ -240,14 +240,14 @@ print(r.n, r.accuracy >= 0)   --> 200 true
 
 doc {
   name = "Model:predict",
-  sig = "model:predict(x [, opts]) -> Tensor",
+  sig = "model:predict(x [, opts]) -> Tensor or integer",
   text = [[
-The predicted class ids (0..9) of a dataset or of a tensor of images (784, 28x28, N x 784,
-N x 28 x 28).]],
+The predicted class ids (the dataset's 0..9; fm.class_name(id) names one) of a dataset or of a
+tensor of images (N x 784, N x 28 x 28) as a tensor; of one image (784 or 28x28) as an integer.]],
   options = { { "threads", "threads to use" } },
   example = [[
 local p = fm.LogReg{}:predict(fm.zeros(3, 784))
-print(p:numel())   --> 3
+print(p:numel(), math.type(fm.LogReg{}:predict(fm.zeros(28, 28))))   --> 3 integer
 ]],
 }
 
