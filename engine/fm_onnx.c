@@ -685,6 +685,11 @@ static void append_text(char *out, size_t size, const char *s, int json) {
   out[at] = '\0';
 }
 
+void fm_onnx_text(char *out, size_t size, const char *s) {
+  out[0] = '\0';
+  append_text(out, size, s, 0);
+}
+
 int fm_onnx_write(const fm_net *net, const char *path, const fm_onnx_info *info) {
   static const fm_onnx_info none = {NULL, NULL, NULL, 0};
   if (!info) info = &none;
@@ -702,7 +707,7 @@ int fm_onnx_write(const fm_net *net, const char *path, const fm_onnx_info *info)
     graph_free(&g);
     return fm_fail("%s: out of memory for the class names", path);
   }
-  append_text(kind, sizeof kind, info->model_kind ? info->model_kind : "Model", 0);
+  fm_onnx_text(kind, sizeof kind, info->model_kind ? info->model_kind : "Model");
   strcpy(classes, "[");
   for (int c = 0; c < net->classes; c++) {
     char name[64] = "";

@@ -56,4 +56,9 @@ typedef struct fm_onnx_info {
 /* Writes net (built and bound: parameters and state) to path as an ONNX model, atomically. */
 int fm_onnx_write(const fm_net *net, const char *path, const fm_onnx_info *info);
 
+/* s as text for a file that must hold UTF-8 (protobuf strings, JSON): every byte that is not part
+ * of a valid UTF-8 sequence, and every control character, becomes '?'; cut to fit size bytes
+ * (size >= 9) at a character boundary. The model kind is any bytes a user or a file gave. */
+void fm_onnx_text(char *out, size_t size, const char *s);
+
 #endif

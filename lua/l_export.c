@@ -185,7 +185,9 @@ static void push_index(lua_State *L, const fm_net *net, const char *kind) {
   lua_setfield(L, -2, "version");
   lua_pushliteral(L, "fmnist-lua " LFM_VERSION);
   lua_setfield(L, -2, "producer");
-  lua_pushstring(L, kind);
+  char text[64];
+  fm_onnx_text(text, sizeof text, kind); /* JSON is UTF-8; a kind may be any bytes */
+  lua_pushstring(L, text);
   lua_setfield(L, -2, "kind");
   lua_pushinteger(L, net->n_params);
   lua_setfield(L, -2, "params");

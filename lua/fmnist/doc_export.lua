@@ -45,7 +45,7 @@ and running variance per channel. index.json lists the layers: index, kind, name
 shows it), inputs (names, or "input"), fields (filters, kernel, padding, ...), input and output
 shapes (height, width, channels), parameter count and files (role, file, shape); also the model
 kind, the input shape and the class names. Each file is written through a temporary file, and the
-index last. In Python: json.load(open(dir + "/index.json")) and numpy.load(dir + "/" + file).]],
+index last; other files in dir are left as they are. In Python: json.load(open(dir + "/index.json")) and numpy.load(dir + "/" + file).]],
   example = [[
 local dir = os.tmpname()
 os.remove(dir)

@@ -193,6 +193,17 @@ do
   T.eq(models.Graph:export_npy(npy_dirs.Graph .. "/"), npy_dirs.Graph .. "/", "export_npy into an existing folder (a trailing slash is fine)")
 end
 
+-- A kind that is not UTF-8 (any bytes may name a model) is cleaned, not refused: JSON and
+-- protobuf strings are UTF-8.
+do
+  local m = fm.Model { kind = "\xffk\"1", layers = { { "dense", 10 } } }
+  local out = dir .. "/oddkind"
+  m:export_npy(out)
+  m:export_onnx(out .. ".onnx")
+  T.eq(json.decode(T.read(out .. "/index.json")).kind, "?k\"1", "index.json: a kind that is not UTF-8, cleaned")
+  T.ok(T.read(out .. ".onnx"):find("?k\"1", 1, true), "the ONNX file: the same")
+end
+
 -- From 100 layers on, layer numbers have three digits (names still sort in layer order).
 do
   local deep = fm.ResNet { depth = 44, width = 1, seed = 1 }
