@@ -43,7 +43,9 @@ static void pb_varint(pb *o, uint64_t v) {
   pb_put(o, b, n);
 }
 
-static void pb_key(pb *o, int field, int wire) { pb_varint(o, (uint64_t)field << 3 | (unsigned)wire); }
+static void pb_key(pb *o, int field, int wire) {
+  pb_varint(o, (uint64_t)field << 3 | (unsigned)wire);
+}
 
 /* int32, int64 and enum fields alike (a negative value takes ten bytes, as protobuf says). */
 static void pb_int(pb *o, int field, int64_t v) {
@@ -86,7 +88,7 @@ static void pb_message(pb *o, int field, pb_body body, const void *ctx) {
 /* ---- the graph, described before it is written ---- */
 
 enum { ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_INTS = 7 }; /* onnx.proto's AttributeType */
-enum { ONNX_FLOAT = 1, ONNX_INT64 = 7 };               /* TensorProto.DataType */
+enum { ONNX_FLOAT = 1, ONNX_INT64 = 7 };              /* TensorProto.DataType */
 
 typedef struct attr {
   const char *name;
@@ -137,10 +139,10 @@ typedef struct graph {
   int n_nodes, cap_nodes;
   init *inits;
   int n_inits, cap_inits;
-  value *values;  /* [0] the network input, [i + 1] layer i's output */
-  int *value_of;  /* layer i's output is values[value_of[i]]: a dropout's is its input's */
-  int width;      /* digits of layer numbers in names */
-  int have_clip;  /* the initializers of Clip's bounds are there */
+  value *values; /* [0] the network input, [i + 1] layer i's output */
+  int *value_of; /* layer i's output is values[value_of[i]]: a dropout's is its input's */
+  int width;     /* digits of layer numbers in names */
+  int have_clip; /* the initializers of Clip's bounds are there */
   int oom;
 } graph;
 
@@ -168,9 +170,7 @@ static node *add_node(graph *g, const char *op, const char *out) {
   return n;
 }
 
-static void node_input(node *n, const char *name) {
-  set_name(n->in[n->n_in++], name);
-}
+static void node_input(node *n, const char *name) { set_name(n->in[n->n_in++], name); }
 
 static void node_ints(node *n, const char *name, int count, const int64_t *v) {
   attr *a = &n->attr[n->n_attr++];
@@ -315,7 +315,8 @@ static int emit_conv(graph *g, const fm_layer *L, value *in, value *out) {
                (const int64_t[]){c->cout});
   /* The engine's padding: pad_top/pad_left, and whatever else the output size takes at the
    * bottom/right (none with "valid"; the extra one with "same", as TensorFlow). */
-  int pad_h = (c->oh - 1) * c->stride + c->kh - c->h, pad_w = (c->ow - 1) * c->stride + c->kw - c->w;
+  int pad_h = (c->oh - 1) * c->stride + c->kh - c->h,
+      pad_w = (c->ow - 1) * c->stride + c->kw - c->w;
   int64_t bottom = 0, right = 0;
   if (L->spec.same) {
     bottom = pad_h > c->pad_top ? pad_h - c->pad_top : 0;
@@ -354,7 +355,8 @@ static int emit_batchnorm(graph *g, const fm_layer *L, value *in, value *out) {
   const float *p = g->net->params + L->offset, *s = g->net->state + L->state_offset;
   const float *data[4] = {p, p + c, s, s + c};
   char names[4][NAME];
-  for (int k = 0; k < 4; k++) add_floats(g, suffixed(names[k], out->base, roles[k]), data[k], 1, &c);
+  for (int k = 0; k < 4; k++)
+    add_floats(g, suffixed(names[k], out->base, roles[k]), data[k], 1, &c);
   const char *x = as_made(g, in);
   node *n = add_node(g, "BatchNormalization", out->base);
   if (!n) return FM_ERR;
@@ -415,16 +417,24 @@ static int emit_layer(graph *g, int i) {
   g->value_of[i] = i + 1;
   snprintf(out->base, NAME, "%0*d_%s", g->width, i + 1, fm_layer_kind_name(L->spec.kind));
   out->h = L->out_h, out->w = L->out_w, out->c = L->out_c;
-  switch (L->spec.kind) {
-    case FM_LAYER_DENSE: return emit_dense(g, L, in, out);
-    case FM_LAYER_CONV2D: return emit_conv(g, L, in, out);
-    case FM_LAYER_MAXPOOL: return emit_pool(g, L, in, out, "MaxPool");
-    case FM_LAYER_AVGPOOL: return emit_pool(g, L, in, out, "AveragePool");
-    case FM_LAYER_GLOBAL_AVGPOOL: return emit_pool(g, L, in, out, "GlobalAveragePool");
-    case FM_LAYER_BATCHNORM: return emit_batchnorm(g, L, in, out);
+  switch ((int)L->spec.kind) { /* a kind added later reaches the error below */
+    case FM_LAYER_DENSE:
+      return emit_dense(g, L, in, out);
+    case FM_LAYER_CONV2D:
+      return emit_conv(g, L, in, out);
+    case FM_LAYER_MAXPOOL:
+      return emit_pool(g, L, in, out, "MaxPool");
+    case FM_LAYER_AVGPOOL:
+      return emit_pool(g, L, in, out, "AveragePool");
+    case FM_LAYER_GLOBAL_AVGPOOL:
+      return emit_pool(g, L, in, out, "GlobalAveragePool");
+    case FM_LAYER_BATCHNORM:
+      return emit_batchnorm(g, L, in, out);
     case FM_LAYER_RELU:
-    case FM_LAYER_RELU6: return emit_activation(g, L, in, out);
-    case FM_LAYER_ADD: return emit_add(g, L, in, out);
+    case FM_LAYER_RELU6:
+      return emit_activation(g, L, in, out);
+    case FM_LAYER_ADD:
+      return emit_add(g, L, in, out);
     case FM_LAYER_DROPOUT: /* inference: the input itself */
       g->value_of[i] = L->in[0] < 0 ? 0 : g->value_of[L->in[0]];
       return FM_OK;
@@ -447,7 +457,8 @@ static int graph_build(graph *g, const fm_net *net) {
   g->net = net;
   g->values = calloc((size_t)net->n_layers + 1, sizeof *g->values);
   g->value_of = calloc((size_t)net->n_layers, sizeof *g->value_of);
-  if (!g->values || !g->value_of) return fm_fail("out of memory describing %d layers", net->n_layers);
+  if (!g->values || !g->value_of)
+    return fm_fail("out of memory describing %d layers", net->n_layers);
   g->width = 2;
   for (int n = net->n_layers; n >= 100; n /= 10) g->width++;
   value *x = &g->values[0];
@@ -594,9 +605,9 @@ static void encode_value_info(pb *o, const void *ctx) {
 
 typedef struct model_ctx {
   const graph *g;
-  const char *kind;     /* valid UTF-8 */
+  const char *kind; /* valid UTF-8 */
   const char *producer_version;
-  const char *classes;  /* a JSON array */
+  const char *classes; /* a JSON array */
   char doc[512];
 } model_ctx;
 
@@ -608,11 +619,16 @@ static void encode_graph(pb *o, const void *ctx) {
   pb_string(o, 2, m->kind);
   for (int k = 0; k < g->n_inits; k++) pb_message(o, 5, encode_init, &g->inits[k]);
   pb_string(o, 10, m->doc);
-  io_desc input = {"input", "images, NCHW float32, pixels scaled to [0, 1]", 3,
+  io_desc input = {"input",
+                   "images, NCHW float32, pixels scaled to [0, 1]",
+                   3,
                    {net->in_c, net->in_h, net->in_w}};
   pb_message(o, 11, encode_value_info, &input);
-  io_desc probs = {"probabilities", "softmax of the logits: one row of class probabilities per "
-                   "image", 1, {net->classes}};
+  io_desc probs = {"probabilities",
+                   "softmax of the logits: one row of class probabilities per "
+                   "image",
+                   1,
+                   {net->classes}};
   io_desc logits = {"logits", "the last layer's class scores", 1, {net->classes}};
   pb_message(o, 12, encode_value_info, &probs);
   pb_message(o, 12, encode_value_info, &logits);
@@ -656,8 +672,10 @@ static void encode_model(pb *o, const model_ctx *m) {
 /* The length of the valid UTF-8 sequence at s (not a control character), or 0. */
 static int utf8_sequence(const unsigned char *s) {
   if (s[0] < 0x80) return s[0] >= 0x20 && s[0] != 0x7f;
-  int n = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-        : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+  int n = s[0] >= 0xc2 && s[0] <= 0xdf   ? 2
+          : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+          : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
+                                         : 0;
   for (int k = 1; k < n; k++)
     if ((s[k] & 0xc0) != 0x80) return 0;
   if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
@@ -694,8 +712,7 @@ int fm_onnx_write(const fm_net *net, const char *path, const fm_onnx_info *info)
   static const fm_onnx_info none = {NULL, NULL, NULL, 0};
   if (!info) info = &none;
   if (!net || net->n_layers < 1 || !net->layer || !net->params || (net->n_state && !net->state))
-    return fm_fail("%s: cannot export a network that was not built and given its parameters",
-                   path);
+    return fm_fail("%s: cannot export a network that was not built and given its parameters", path);
   graph g;
   if (graph_build(&g, net) != FM_OK) {
     graph_free(&g);

@@ -46,10 +46,10 @@
 #define FM_ONNX_OPSET 13
 
 typedef struct fm_onnx_info {
-  const char *producer_version;    /* "0.1.0"; NULL leaves it out */
-  const char *model_kind;          /* "CNN", "ResNet", ...; NULL: "Model" */
-  const char *const *class_names;  /* names of classes 0..n_class_names - 1 (the others are
-                                      "class 10", ...); NULL when there are none */
+  const char *producer_version;   /* "0.1.0"; NULL leaves it out */
+  const char *model_kind;         /* "CNN", "ResNet", ...; NULL: "Model" */
+  const char *const *class_names; /* names of classes 0..n_class_names - 1 (the others are
+                                     "class 10", ...); NULL when there are none */
   int n_class_names;
 } fm_onnx_info;
 

@@ -111,16 +111,26 @@ static int push_fields(lua_State *L, const fm_layer *ly) {
     memcpy(&iv, at, sizeof iv);
     memcpy(&fv, at, sizeof fv);
     switch (f->type) {
-      case FM_FIELD_INT: lua_pushinteger(L, iv); break;
-      case FM_FIELD_FLOAT: push_float(L, fv); break;
+      case FM_FIELD_INT:
+        lua_pushinteger(L, iv);
+        break;
+      case FM_FIELD_FLOAT:
+        push_float(L, fv);
+        break;
       case FM_FIELD_KERNEL: {
         const int64_t k[2] = {ly->spec.kh, ly->spec.kw ? ly->spec.kw : ly->spec.kh};
         push_ints(L, 2, k);
         break;
       }
-      case FM_FIELD_PADDING: lua_pushstring(L, iv ? "same" : "valid"); break;
-      case FM_FIELD_BIAS: lua_pushboolean(L, !iv); break;
-      case FM_FIELD_INIT: lua_pushstring(L, iv >= 0 && iv <= 3 ? inits[iv] : "auto"); break;
+      case FM_FIELD_PADDING:
+        lua_pushstring(L, iv ? "same" : "valid");
+        break;
+      case FM_FIELD_BIAS:
+        lua_pushboolean(L, !iv);
+        break;
+      case FM_FIELD_INIT:
+        lua_pushstring(L, iv >= 0 && iv <= 3 ? inits[iv] : "auto");
+        break;
     }
     lua_setfield(L, -2, f->name);
   }
@@ -135,6 +145,7 @@ typedef struct part {
   int64_t shape[4];
 } part;
 
+/* The tensors of layer ly in net, into p (room for 4); returns how many. */
 static int layer_parts(const fm_net *net, const fm_layer *ly, part *p) {
   const float *w = net->params + ly->offset, *b = w + ly->n_weights;
   int n = 0;
@@ -144,7 +155,9 @@ static int layer_parts(const fm_net *net, const fm_layer *ly, part *p) {
       if (ly->n_biases) p[n++] = (part){"bias", b, 1, {ly->out_c}};
       break;
     case FM_LAYER_CONV2D:
-      p[n++] = (part){"weight", w, 4,
+      p[n++] = (part){"weight",
+                      w,
+                      4,
                       {ly->conv.kh, ly->conv.kw, ly->conv.cin / ly->conv.groups, ly->conv.cout}};
       if (ly->n_biases) p[n++] = (part){"bias", b, 1, {ly->out_c}};
       break;
@@ -156,7 +169,11 @@ static int layer_parts(const fm_net *net, const fm_layer *ly, part *p) {
       p[n++] = (part){"running_var", s + ly->out_c, 1, {ly->out_c}};
       break;
     }
-    default: break;
+    default: /* a kind added later: its tensors flat, so that none is left out */
+      if (ly->n_weights) p[n++] = (part){"weight", w, 1, {ly->n_weights}};
+      if (ly->n_biases) p[n++] = (part){"bias", b, 1, {ly->n_biases}};
+      if (ly->n_state) p[n++] = (part){"state", net->state + ly->state_offset, 1, {ly->n_state}};
+      break;
   }
   return n;
 }
@@ -205,16 +222,19 @@ static void push_index(lua_State *L, const fm_net *net, const char *kind) {
   }
   lua_setfield(L, -2, "classes");
   lua_newtable(L);
-  lua_pushliteral(L, "float32, little-endian, C order; shapes per image are [height, width, "
-                     "channels] (NHWC batches)");
+  lua_pushliteral(L,
+                  "float32, little-endian, C order; shapes per image are [height, width, "
+                  "channels] (NHWC batches)");
   lua_setfield(L, -2, "all");
   lua_pushliteral(L, "weight [inputs, units]: y = x @ weight + bias, x flattened in HWC order");
   lua_setfield(L, -2, "dense");
-  lua_pushliteral(L, "weight [kh, kw, input channels / groups, filters] (HWIO); groups = channels "
-                     "is depthwise (filter c sees channel c)");
+  lua_pushliteral(L,
+                  "weight [kh, kw, input channels / groups, filters] (HWIO); groups = channels "
+                  "is depthwise (filter c sees channel c)");
   lua_setfield(L, -2, "conv2d");
-  lua_pushliteral(L, "y = (x - running_mean) / sqrt(running_var + eps) * scale + shift in "
-                     "inference, per channel");
+  lua_pushliteral(L,
+                  "y = (x - running_mean) / sqrt(running_var + eps) * scale + shift in "
+                  "inference, per channel");
   lua_setfield(L, -2, "batchnorm");
   lua_setfield(L, -2, "layouts");
   lua_createtable(L, net->n_layers, 0);
@@ -269,8 +289,10 @@ static void ensure_directory(lua_State *L, const char *dir) {
     return;
   }
   if (S_ISLNK(st.st_mode))
-    luaL_error(L, "export_npy: %s: is a symbolic link; not writing through it (give the "
-               "directory it points to)", dir);
+    luaL_error(L,
+               "export_npy: %s: is a symbolic link; not writing through it (give the "
+               "directory it points to)",
+               dir);
   if (!S_ISDIR(st.st_mode))
     luaL_error(L, "export_npy: %s: exists and is not a directory; not replacing it", dir);
 }
@@ -319,8 +341,7 @@ static int model_export_npy(lua_State *L) {
 }
 
 void lfm_open_export(lua_State *L) {
-  static const luaL_Reg methods[] = {{"export_onnx", model_export_onnx},
-                                     {"export_npy", model_export_npy},
-                                     {NULL, NULL}};
+  static const luaL_Reg methods[] = {
+      {"export_onnx", model_export_onnx}, {"export_npy", model_export_npy}, {NULL, NULL}};
   lfm_model_methods(L, methods);
 }

@@ -34,8 +34,8 @@ static const char *tpath(const char *name) {
 
 typedef struct field {
   int num, wire;
-  uint64_t value;              /* varint and fixed32 */
-  const unsigned char *data;   /* length-delimited */
+  uint64_t value;            /* varint and fixed32 */
+  const unsigned char *data; /* length-delimited */
   size_t len;
 } field;
 
@@ -231,8 +231,8 @@ static const char *value_info(msg graph, int num, int nth) {
   buf[0] = '\0';
   if (!msg_get(graph, num, nth, &f)) return buf;
   snprintf(buf, sizeof buf, "%s", msg_str(sub(f), 1, 0));
-  if (!msg_get(sub(f), 2, 0, &t) || !msg_get(sub(t), 1, 0, &tt) ||
-      msg_int(sub(tt), 1, 0) != 1 || !msg_get(sub(tt), 2, 0, &shape))
+  if (!msg_get(sub(f), 2, 0, &t) || !msg_get(sub(t), 1, 0, &tt) || msg_int(sub(tt), 1, 0) != 1 ||
+      !msg_get(sub(tt), 2, 0, &shape))
     return buf;
   for (int j = 0; msg_get(sub(shape), 1, j, &d); j++) {
     const char *param = msg_str(sub(d), 2, 0);
@@ -295,10 +295,8 @@ static const fm_layer_spec dense_net[] = {
 
 /* Convolutions, max-pooling and a flatten of several channels before the dense head. */
 static const fm_layer_spec flatten_net[] = {
-    {.kind = FM_LAYER_CONV2D, .units = 2, .kh = 3},
-    {.kind = FM_LAYER_RELU},
-    {.kind = FM_LAYER_MAXPOOL, .pool = 2},
-    {.kind = FM_LAYER_FLATTEN},
+    {.kind = FM_LAYER_CONV2D, .units = 2, .kh = 3}, {.kind = FM_LAYER_RELU},
+    {.kind = FM_LAYER_MAXPOOL, .pool = 2},          {.kind = FM_LAYER_FLATTEN},
     {.kind = FM_LAYER_DENSE, .units = 4},
 };
 
@@ -333,15 +331,17 @@ static void test_conv_net(void) {
   CHECK(strcmp(value_info(graph, GRAPH_OUTPUT, 0), "probabilities N,5") == 0 &&
             strcmp(value_info(graph, GRAPH_OUTPUT, 1), "logits N,5") == 0,
         "outputs: probabilities and logits, N x 5");
-  CHECK(strcmp(ops(graph), "Conv BatchNormalization Clip Conv Add GlobalAveragePool Flatten Gemm "
-                           "Identity Softmax") == 0,
+  CHECK(strcmp(ops(graph),
+               "Conv BatchNormalization Clip Conv Add GlobalAveragePool Flatten Gemm "
+               "Identity Softmax") == 0,
         "the operators in order (%s)", ops(graph));
   msg conv1 = node_named(graph, "1_conv2d"), conv4 = node_named(graph, "04_conv2d");
   CHECK(conv1.n == 0 && node_named(graph, "01_conv2d").n > 0, "layer numbers have two digits");
   conv1 = node_named(graph, "01_conv2d");
   /* 6 -> 3 with stride 2 and a 3x3 kernel: 2 * 2 + 3 - 6 = 1 padding row, at the bottom */
   CHECK(strcmp(attr(conv1, "pads"), "0,0,1,1") == 0 && strcmp(attr(conv1, "strides"), "2,2") == 0 &&
-            strcmp(attr(conv1, "kernel_shape"), "3,3") == 0 && strcmp(attr(conv1, "group"), "1") == 0,
+            strcmp(attr(conv1, "kernel_shape"), "3,3") == 0 &&
+            strcmp(attr(conv1, "group"), "1") == 0,
         "a strided same convolution: the odd padding at the bottom/right (pads %s)",
         attr(conv1, "pads"));
   CHECK(strcmp(attr(conv4, "pads"), "1,1,1,1") == 0 && strcmp(attr(conv4, "group"), "4") == 0 &&
@@ -361,8 +361,8 @@ static void test_conv_net(void) {
             raw_float(hi, 0) == 6.0f && msg_count(lo, 1) == 0,
         "relu6: Clip between scalars 0 and 6");
   msg w = init_named(graph, "01_conv2d_weight");
-  CHECK(strcmp(dims(w), "4,3,3,3") == 0 && msg_int(w, 2, 0) == 1, "conv weights: float, OIHW dims (%s)",
-        dims(w));
+  CHECK(strcmp(dims(w), "4,3,3,3") == 0 && msg_int(w, 2, 0) == 1,
+        "conv weights: float, OIHW dims (%s)", dims(w));
   /* engine HWIO [ky][kx][ci][co]; ONNX OIHW [co][ci][ky][kx] */
   const float *hwio = fm_net_weights(&m.net, 0);
   int same = 1;
@@ -377,7 +377,8 @@ static void test_conv_net(void) {
   CHECK(strcmp(dims(dw), "4,1,3,3") == 0 &&
             raw_float(dw, (2 * 3 + 1) * 3 + 0) == fm_net_weights(&m.net, 3)[(1 * 3 + 0) * 4 + 2],
         "depthwise weights: 4 x 1 x 3 x 3");
-  msg mean = init_named(graph, "02_batchnorm_running_mean"), var = init_named(graph, "02_batchnorm_running_var");
+  msg mean = init_named(graph, "02_batchnorm_running_mean"),
+      var = init_named(graph, "02_batchnorm_running_var");
   CHECK(raw_float(mean, 1) == m.state[m.layers[1].state_offset + 1] &&
             raw_float(var, 3) == m.state[m.layers[1].state_offset + 4 + 3],
         "batch norm's running statistics come from the state");
@@ -403,13 +404,15 @@ static void test_dense_and_flatten(void) {
   msg t = node_named(graph, "input_nhwc"), g3 = node_named(graph, "03_dense");
   CHECK(strcmp(attr(t, "perm"), "0,2,3,1") == 0 && node_named(graph, "input_flat").n > 0,
         "Transpose to NHWC, then Flatten");
-  CHECK(strcmp(msg_str(g3, NODE_INPUT, 0), "01_dense") == 0, "the dense after dropout reads the dense before it");
+  CHECK(strcmp(msg_str(g3, NODE_INPUT, 0), "01_dense") == 0,
+        "the dense after dropout reads the dense before it");
   CHECK(strcmp(metadata(model, "model_kind"), "Model") == 0 &&
             strcmp(metadata(model, "classes"), "[\"class 0\", \"class 1\", \"class 2\"]") == 0,
         "without info: kind Model, classes numbered");
   model_close(&m);
 
-  CHECK(model_open(&m, flatten_net, 5, 8, 8, 1) == FM_OK, "the flatten net builds (%s)", fm_error());
+  CHECK(model_open(&m, flatten_net, 5, 8, 8, 1) == FM_OK, "the flatten net builds (%s)",
+        fm_error());
   fm_onnx_info info = {NULL, "bad\xff\xc3(", NULL, 0};
   CHECK(fm_onnx_write(&m.net, path, &info) == FM_OK, "written (%s)", fm_error());
   model = load(path);
@@ -418,7 +421,10 @@ static void test_dense_and_flatten(void) {
         "flatten of two channels: Transpose to NHWC first (%s)", ops(graph));
   CHECK(strcmp(msg_str(node_named(graph, "05_dense"), NODE_INPUT, 0), "03_maxpool_flat") == 0,
         "the flatten layer is the maxpool's flat form");
-  CHECK(strcmp(metadata(model, "model_kind"), "bad?" "?(") == 0 && msg_count(model, 3) == 0,
+  CHECK(strcmp(metadata(model, "model_kind"),
+               "bad?"
+               "?(") == 0 &&
+            msg_count(model, 3) == 0,
         "bytes that are not UTF-8 become '?'; no producer version when none is given (%s)",
         metadata(model, "model_kind"));
   model_close(&m);
@@ -435,7 +441,8 @@ static void test_errors(void) {
   fputs("keep", f);
   fclose(f);
   if (symlink(target, link) != 0) printf("Bail out! symlink: %s\n", strerror(errno));
-  CHECK_FAILS(fm_onnx_write(&m.net, link, NULL), "link: is a symbolic link", "a symlink is refused");
+  CHECK_FAILS(fm_onnx_write(&m.net, link, NULL), "link: is a symbolic link",
+              "a symlink is refused");
   msg kept = load(target);
   CHECK(kept.n == 4 && memcmp(kept.p, "keep", 4) == 0, "the link's target is untouched");
   CHECK_FAILS(fm_onnx_write(&m.net, tpath("none/x.onnx"), NULL),
