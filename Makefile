@@ -1,6 +1,7 @@
 # fmnist-lua: build, test, bench, install.
 #   make            engine (build/libfmnist.a), Lua module (fmnist.so), host (./fmnist-lua)
-#   make deps       install missing Debian packages (as root), or print the command
+#   make deps       install missing Debian packages (as root), or print the command; and ONNX
+#                   Runtime for Node.js into build/onnxruntime (tests/onnx/install_ort.sh)
 #   make test       build and run the whole suite; the last line is "N passed, N failed"
 #   make test SANITIZE=1   the same suite in an AddressSanitizer + UBSan build (build-san/)
 #   make bench      speed and memory figures
@@ -13,7 +14,7 @@ CC       ?= cc
 PKGS      = lua5.4 libpng zlib openblas
 DEB_PKGS  = liblua5.4-dev lua5.4 gnuplot-nox libpng-dev zlib1g-dev libopenblas-dev libreadline-dev \
             pkg-config dataset-fashion-mnist make gcc procps parallel tmux clang-14 \
-            libclang-rt-14-dev libomp-14-dev
+            libclang-rt-14-dev libomp-14-dev python3-onnx python3-numpy
 
 ifeq ($(SANITIZE),1)
 BUILD    ?= build-san
@@ -88,8 +89,11 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libfmnist.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< $(BUILD)/libfmnist.a -o $@ $(LIBS_ALL)
 
+# python3-onnx (with python3-numpy) and onnxruntime-node check what model:export_onnx and
+# model:export_npy write (tests/lua/test_export.lua); without them those checks are skipped.
 deps:
 	@sh tools/deps.sh $(DEB_PKGS)
+	@sh tests/onnx/install_ort.sh build/onnxruntime
 
 test: all $(CTEST_BIN)
 	@FMNIST_SANITIZE=$(SANITIZE) sh tests/run.sh $(BUILD) $(HOST) $(MODULE)

@@ -209,6 +209,7 @@ int luaopen_fmnist(lua_State *L) {
   lfm_open_dataset(L);
   lfm_open_metrics(L);
   lfm_open_model(L);
+  lfm_open_export(L);
   lfm_open_png(L);
   lfm_open_image(L);
   lfm_open_gnuplot(L);

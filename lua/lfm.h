@@ -69,6 +69,9 @@ const fm_net *lfm_checkmodel(lua_State *L, int arg, const char **kind);
 /* Adds methods to fmnist.Model (from another binding file, e.g. exports). */
 void lfm_model_methods(lua_State *L, const luaL_Reg *methods);
 
+/* ---- exports (l_export.c): model:export_onnx, model:export_npy ---- */
+void lfm_open_export(lua_State *L); /* after lfm_open_model: adds Model methods */
+
 /* ---- shared helpers (fmnist.c) ---- */
 /* Raises a Lua error with the engine's message, prefixed by the calling function's name. */
 int lfm_engine_error(lua_State *L, const char *fname);
