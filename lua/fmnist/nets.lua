@@ -17,8 +17,13 @@ local M = {}
 
 local CONTAINER = {} -- the metatable marking containers
 
+-- Raises at the caller of the function that called fail (level 3), or further up when asked.
 local function fail(fname, fmt, ...)
   error(fname .. ": " .. string.format(fmt, ...), 3)
+end
+
+local function fail_at(level, fname, fmt, ...)
+  error(fname .. ": " .. string.format(fmt, ...), level)
 end
 
 local function check_opts(fname, opts, known)
@@ -160,7 +165,18 @@ end
 -- The CIFAR ResNet (He et al. 2016, section 4.2) sized for 28x28: a 3x3 stem of `width` channels,
 -- three stages of (depth - 2) / 6 basic blocks at width, 2 width and 4 width channels, stride 2
 -- entering stages 2 and 3 with 1x1 projection shortcuts, global average pooling, dense 10.
+local function resnet_size(fname, depth, width)
+  if math.type(depth) ~= "integer" or depth < 8 or depth > 302 or (depth - 2) % 6 ~= 0 then
+    fail_at(4, fname, "depth must be 6n + 2 from 8 to 302 (8, 14, 20, 32, 44, 56, 110, ...), got %s",
+      tostring(depth))
+  end
+  if math.type(width) ~= "integer" or width < 1 or width > 1024 then
+    fail_at(4, fname, "width must be an integer from 1 to 1024, got %s", tostring(width))
+  end
+end
+
 function M.resnet_layers(depth, width)
+  resnet_size("nets.resnet_layers", depth, width)
   local per_stage = (depth - 2) // 6
   local layers = {}
   conv_bn(layers, width, 3, 1, "relu")
@@ -188,6 +204,12 @@ end
 -- 3x3 + batch norm + ReLU6, pointwise 1x1 + batch norm + ReLU6), stride 2 at 28 -> 14 -> 7,
 -- global average pooling, dropout, dense 10. width scales every channel count.
 function M.mobilenet_layers(width, dropout)
+  if type(width) ~= "number" or not (width >= 0.125 and width <= 8) then
+    fail("nets.mobilenet_layers", "width must be a number from 0.125 to 8, got %s", tostring(width))
+  end
+  if type(dropout) ~= "number" or not (dropout >= 0 and dropout < 1) then
+    fail("nets.mobilenet_layers", "dropout must be a number in [0, 1), got %s", tostring(dropout))
+  end
   local function ch(c) return math.max(8, math.floor(c * width + 0.5)) end
   local layers = {}
   conv_bn(layers, ch(32), 3, 1, "relu6")
@@ -239,10 +261,8 @@ function M.install(fm)
   fm.ResNet = function(opts)
     opts = check_opts("ResNet", opts, { depth = true, width = true, seed = true, l2 = true })
     local depth = int_opt("ResNet", opts, "depth", 20, 8, 302)
-    if (depth - 2) % 6 ~= 0 then
-      fail("ResNet", "depth must be 6n + 2 (8, 14, 20, 32, 44, 56, 110, ...), got %d", depth)
-    end
     local width = int_opt("ResNet", opts, "width", 16, 1, 1024)
+    resnet_size("ResNet", depth, width)
     local ok, model = pcall(graph_model, { kind = "ResNet", seed = opts.seed, l2 = opts.l2,
                                            layers = M.compile(M.resnet_layers(depth, width)) })
     if not ok then error(model, 2) end
