@@ -390,8 +390,12 @@ end
 
 -- nb.data(o) -> fit, val, test: the training set split 90/10 (stratified, o.seed) into the images
 -- trained on and the validation images, and the test set. Quick: a stratified sample of each.
+-- Prints which files each set came from (and fm.load's warning when they come from different
+-- places).
 function M.data(o)
   local train, test = fm.load("train"), fm.load("test")
+  print(train)
+  print(test)
   if o.quick then
     train = (train:split(M.QUICK.train / #train, { seed = o.seed, stratify = true }))
     test = (test:split(M.QUICK.test / #test, { seed = o.seed, stratify = true }))
