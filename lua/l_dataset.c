@@ -911,6 +911,7 @@ static int ds_len(lua_State *L) {
  * images in the view when not all have, and a warning about mixed sets on a line of its own. */
 static int ds_tostring(lua_State *L) {
   dataset *d = check_ds(L, 1);
+  lua_settop(L, 1); /* the storage at 2 */
   storage *s = push_storage(L, 1);
   int64_t counts[FM_MAX_CLASSES];
   fm_dataset_counts(&d->view, s->classes, counts);

@@ -566,8 +566,15 @@ local function caption(classes, label, pred, confidence)
 end
 
 -- A deterministic shuffle of a list (Fisher-Yates on Lua's generator seeded here).
+-- The list is read raw: a __len or __index of a table passed in would decide how long the copy is
+-- (2^62 entries) and what it holds.
 local function shuffled(list, seed)
-  local out = table.move(list, 1, #list, 1, {})
+  if type(list) ~= "table" then error("shuffled: a list expected, got " .. type(list), 2) end
+  if math.type(seed) ~= "integer" then
+    error("shuffled: the seed must be an integer, got " .. tostring(seed), 2)
+  end
+  local out = {}
+  for i = 1, rawlen(list) do out[i] = rawget(list, i) end
   math.randomseed(seed)
   for i = #out, 2, -1 do
     local j = math.random(i)
