@@ -176,9 +176,10 @@ static int64_t square_side(int64_t p) {
 static int layout_size(const csv_reader *r, csv_layout *lay) {
   int64_t p = lay->columns - 1, side = square_side(p);
   if (side == 0)
-    return fm_fail("%s: line %lld: %lld columns, a label and %lld pixels, which make no square "
-                   "image (Fashion-MNIST has 785: a label and 28x28 pixels)",
-                   r->path, (long long)r->line, (long long)lay->columns, (long long)p);
+    return fm_fail(
+        "%s: line %lld: %lld columns, a label and %lld pixels, which make no square "
+        "image (Fashion-MNIST has 785: a label and 28x28 pixels)",
+        r->path, (long long)r->line, (long long)lay->columns, (long long)p);
   lay->rows = lay->cols = side;
   return FM_OK;
 }
@@ -224,15 +225,16 @@ static int header_label(const csv_reader *r, const char *s, const char *e, csv_l
                    r->path, (long long)r->line, (long long)other[0] + 1,
                    shown(other_f[0], a, sizeof a));
   if (others > 1)
-    return fm_fail("%s: line %lld: cannot tell the label column: columns %lld ('%s') and %lld "
-                   "('%s') are not named like pixelN (name the label column 'label')",
-                   r->path, (long long)r->line, (long long)other[0] + 1,
-                   shown(other_f[0], a, sizeof a), (long long)other[1] + 1,
-                   shown(other_f[1], b, sizeof b));
+    return fm_fail(
+        "%s: line %lld: cannot tell the label column: columns %lld ('%s') and %lld "
+        "('%s') are not named like pixelN (name the label column 'label')",
+        r->path, (long long)r->line, (long long)other[0] + 1, shown(other_f[0], a, sizeof a),
+        (long long)other[1] + 1, shown(other_f[1], b, sizeof b));
   if (named < 0 && others == 0)
-    return fm_fail("%s: line %lld: the header has no label column (every column is named like "
-                   "pixelN; name the label column 'label')",
-                   r->path, (long long)r->line);
+    return fm_fail(
+        "%s: line %lld: the header has no label column (every column is named like "
+        "pixelN; name the label column 'label')",
+        r->path, (long long)r->line);
   lay->label_column = named >= 0 ? named : other[0];
   return FM_OK;
 }
@@ -269,10 +271,11 @@ static int header_pixels(const csv_reader *r, const char *s, const char *e, csv_
     if (stray >= 0)
       snprintf(extra, sizeof extra, "; column %lld is pixel%lld", (long long)stray + 1,
                (long long)stray_number);
-    return fm_fail("%s: line %lld: pixel%lld is missing (%lld pixel columns, so pixel%lld to "
-                   "pixel%lld%s)",
-                   r->path, (long long)r->line, (long long)(i + lay->base), (long long)p,
-                   (long long)lay->base, (long long)(p - 1 + lay->base), extra);
+    return fm_fail(
+        "%s: line %lld: pixel%lld is missing (%lld pixel columns, so pixel%lld to "
+        "pixel%lld%s)",
+        r->path, (long long)r->line, (long long)(i + lay->base), (long long)p, (long long)lay->base,
+        (long long)(p - 1 + lay->base), extra);
   }
   return FM_OK;
 }
@@ -417,9 +420,10 @@ static int same_layout(const csv_reader *r, const fm_csv_info *info, const csv_l
     return fm_fail("%s: file changed while being loaded (it %s a header line now)", r->path,
                    header ? "has" : "no longer has");
   if (lay->columns != info->columns || lay->label_column != info->label_column)
-    return fm_fail("%s: file changed while being loaded (its first line is not the one read "
-                   "before)",
-                   r->path);
+    return fm_fail(
+        "%s: file changed while being loaded (its first line is not the one read "
+        "before)",
+        r->path);
   return FM_OK;
 }
 

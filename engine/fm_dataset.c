@@ -305,7 +305,8 @@ int fm_dataset_split(const fm_dataset *d, double fraction, fm_rng *rng, int stra
 
 /* ---- datasets made from other data ---- */
 
-/* "what[i][j][k]" for element k of t, counting from 1 in t's own shape, as a Lua user indexes it. */
+/* "what[i][j][k]" for element k of t, counting from 1 in t's own shape, as a Lua user indexes it.
+ */
 static const char *element_name(const fm_tensor *t, int64_t k, const char *what, char *buf,
                                 size_t size) {
   int64_t at[FM_MAX_DIMS];
@@ -359,17 +360,18 @@ int fm_pixels_from_tensor(const fm_tensor *t, fm_pixel_scale scale, const char *
     element_name(t, k, what, at, sizeof at);
     if (isnan(v)) v = NAN; /* printed "nan", whatever its sign bit */
     if (decider >= 0 && strcmp(why, "a fraction") == 0)
-      return fm_fail("%s is %.9g: a fraction, but the pixels are read as integers 0-255 because "
-                     "%s is %.9g (above 1)",
-                     at, (double)v, element_name(t, decider, what, by, sizeof by),
-                     (double)t->data[decider]);
+      return fm_fail(
+          "%s is %.9g: a fraction, but the pixels are read as integers 0-255 because "
+          "%s is %.9g (above 1)",
+          at, (double)v, element_name(t, decider, what, by, sizeof by), (double)t->data[decider]);
     return fm_fail("%s is %.9g: %s (pixels are %s)", at, (double)v, why, kinds);
   }
   if (used) *used = scale;
   return FM_OK;
 }
 
-int fm_labels_from_floats(const float *y, int64_t n, int classes, const char *what, uint8_t *out) {
+int fm_labels_from_floats(const float *y, int64_t n, int classes, const char *what, uint8_t *out,
+                          int64_t *bad) {
   if (classes < 1 || classes > FM_MAX_CLASSES)
     return fm_fail("%s: %d classes (1 to %d)", what, classes, FM_MAX_CLASSES);
   for (int64_t i = 0; i < n; i++) {
@@ -378,6 +380,7 @@ int fm_labels_from_floats(const float *y, int64_t n, int classes, const char *wh
       out[i] = (uint8_t)v;
       continue;
     }
+    if (bad) *bad = i;
     if (isnan(v)) v = NAN; /* printed "nan", whatever its sign bit */
     return fm_fail("%s[%lld] is %.9g, not a class id (an integer 0 to %d: %d classes)", what,
                    (long long)(i + 1), (double)v, classes - 1, classes);
@@ -396,9 +399,10 @@ int fm_dataset_concat_size(const fm_dataset *const *parts, int64_t count, int64_
                      (long long)parts[0]->rows, (long long)parts[0]->cols);
     /* Each step stays below 2 * FM_MAX_IMAGES, so the sum cannot overflow. */
     if (p->n < 0 || p->n > FM_MAX_IMAGES - sum)
-      return fm_fail("concat: more than %lld images in all (%lld before dataset %lld, which has "
-                     "%lld)",
-                     (long long)FM_MAX_IMAGES, (long long)sum, (long long)(i + 1), (long long)p->n);
+      return fm_fail(
+          "concat: more than %lld images in all (%lld before dataset %lld, which has "
+          "%lld)",
+          (long long)FM_MAX_IMAGES, (long long)sum, (long long)(i + 1), (long long)p->n);
     sum += p->n;
   }
   *total = sum;

@@ -140,8 +140,9 @@ typedef enum { FM_PIXELS_DETECT = 0, FM_PIXELS_UNIT = 1, FM_PIXELS_BYTE = 255 } 
 int fm_pixels_from_tensor(const fm_tensor *t, fm_pixel_scale scale, const char *what, uint8_t *out,
                           fm_pixel_scale *used);
 /* Converts n class ids y[0..n) (floats) to bytes, each an integer 0 to classes - 1. Fails on the
- * first that is not, naming it as what[i] (counting from 1). */
-int fm_labels_from_floats(const float *y, int64_t n, int classes, const char *what, uint8_t *out);
+ * first that is not, naming it as what[i] (counting from 1); *bad (may be NULL) gets its index. */
+int fm_labels_from_floats(const float *y, int64_t n, int classes, const char *what, uint8_t *out,
+                          int64_t *bad);
 
 /* The number of images of the parts joined end to end (count views, at least one). Fails when
  * their images differ in size (naming both) or the total is above FM_MAX_IMAGES. */

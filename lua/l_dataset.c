@@ -1,11 +1,11 @@
 /* l_dataset.c: the userdata fmnist.Dataset, and fm.load, fm.dataset and fm.concat that make one.
  *
- * Pixels and labels live in a storage userdata (uint8, one block, counted by the garbage collector).
- * A Dataset is a view of a storage: it keeps the storage alive as its user value and, for subsets,
- * shuffles and splits, holds an index array of storage rows inline. Views of one storage share its
- * pixels, so splitting 60,000 images costs 240 KB, not 47 MB. Whatever filled a storage (files,
- * tensors, other datasets), it is the same kind of object, so every method and every model takes
- * every dataset.
+ * Pixels and labels live in a storage userdata (uint8, one block, counted by the garbage
+ * collector). A Dataset is a view of a storage: it keeps the storage alive as its user value and,
+ * for subsets, shuffles and splits, holds an index array of storage rows inline. Views of one
+ * storage share its pixels, so splitting 60,000 images costs 240 KB, not 47 MB. Whatever filled a
+ * storage (files, tensors, other datasets), it is the same kind of object, so every method and
+ * every model takes every dataset.
  *
  * A storage also knows its classes (how many, and their names unless they are Fashion-MNIST's ten)
  * and where its images came from (the source table: the files, the directory searched, a warning
@@ -139,11 +139,10 @@ static const char *type_name(lua_State *L, int idx) {
 
 /* The message for a value that is not a dataset, with the way to make one from a tensor. */
 static int not_a_dataset(lua_State *L, int arg) {
-  const char *hint = lfm_totensor(L, arg) ? "; fm.dataset(images, labels) makes one from tensors"
-                                          : "";
-  return dataset_argerror(L, arg,
-                          lua_pushfstring(L, "%s expected, got %s%s", LFM_DATASET,
-                                          type_name(L, arg), hint));
+  const char *hint =
+      lfm_totensor(L, arg) ? "; fm.dataset(images, labels) makes one from tensors" : "";
+  return dataset_argerror(
+      L, arg, lua_pushfstring(L, "%s expected, got %s%s", LFM_DATASET, type_name(L, arg), hint));
 }
 
 static dataset *check_ds(lua_State *L, int arg) {
@@ -263,15 +262,20 @@ static void add_file(lua_State *L, const char *path) {
   lua_pop(L, 1);
 }
 
-/* Pushes a copy of the table at idx; tables inside are copied too, down to `depth` levels (a
- * source is at most four deep: concat, parts, a part, its files). */
+/* Pushes a copy of the table at idx; tables inside are copied too, down to `depth` levels, and
+ * left out below (a source is at most four deep: concat, parts, a part, its files), so that no
+ * table of a storage is ever handed out. */
 static void copy_table(lua_State *L, int idx, int depth) {
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 6, "copying a dataset's source");
   lua_newtable(L);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    if (lua_type(L, -1) == LUA_TTABLE && depth > 1) {
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      if (depth <= 1) {
+        lua_pop(L, 1);
+        continue;
+      }
       copy_table(L, -1, depth - 1);
       lua_replace(L, -2);
     }
@@ -302,15 +306,18 @@ static void push_source_text(lua_State *L, int src) {
     const char *images = string_field(L, src, "images", "?");
     const char *labels = string_field(L, src, "labels", "?");
     size_t dir = (size_t)(base_name(images) - images);
-    int beside = strlen(labels) > dir && strncmp(images, labels, dir) == 0 && !strchr(labels + dir, '/');
+    int beside =
+        strlen(labels) > dir && strncmp(images, labels, dir) == 0 && !strchr(labels + dir, '/');
     lua_pushfstring(L, "from %s and %s", images, beside ? labels + dir : labels);
   } else if (strcmp(kind, "csv") == 0) {
     lua_pushfstring(L, "from %s", string_field(L, src, "file", "?"));
     lua_getfield(L, src, "label_column");
     lua_Integer col = lua_tointeger(L, -1);
     lua_pop(L, 1);
-    if (col > 1) lua_pushfstring(L, " (labels in column %I)", col);
-    else lua_pushliteral(L, "");
+    if (col > 1)
+      lua_pushfstring(L, " (labels in column %I)", col);
+    else
+      lua_pushliteral(L, "");
     lua_concat(L, 2);
   } else if (strcmp(kind, "tensors") == 0) {
     lua_pushfstring(L, "made from tensors (pixels given as %s)",
@@ -468,8 +475,9 @@ static void load_split(lua_State *L, const char *split) {
       luaL_addstring(&b, places[i].dir);
     }
     if (!getenv("FMNIST_DATA")) luaL_addstring(&b, " ($FMNIST_DATA is not set)");
-    luaL_addstring(&b, ". Install it with: apt-get install dataset-fashion-mnist (or put the IDX "
-                       "or CSV files in ./data)");
+    luaL_addstring(&b,
+                   ". Install it with: apt-get install dataset-fashion-mnist (or put the IDX "
+                   "or CSV files in ./data)");
     luaL_pushresult(&b);
     lua_error(L);
   }
@@ -492,8 +500,9 @@ static void load_split(lua_State *L, const char *split) {
  * tensor gets the way to make a dataset from tensors. */
 static const char *check_path(lua_State *L, int arg) {
   if (lfm_totensor(L, arg))
-    luaL_argerror(L, arg, "a file name, \"train\" or \"test\" expected, got fmnist.Tensor "
-                          "(fm.dataset(images, labels) makes a dataset from tensors)");
+    luaL_argerror(L, arg,
+                  "a file name, \"train\" or \"test\" expected, got fmnist.Tensor "
+                  "(fm.dataset(images, labels) makes a dataset from tensors)");
   size_t len;
   const char *path = luaL_checklstring(L, arg, &len);
   if (strlen(path) != len) luaL_argerror(L, arg, "a file name must not contain a zero byte");
@@ -598,11 +607,15 @@ static void images_shape(lua_State *L, const fm_tensor *t, int64_t *n, int64_t *
     *rows = t->shape[1];
     *cols = t->shape[2];
   } else if (t->ndim == 4) {
-    luaL_error(L, "dataset: images of %s have %I channels: only grayscale images are taken "
-                  "(N x H x W x 1)", s, (lua_Integer)t->shape[3]);
+    luaL_error(L,
+               "dataset: images of %s have %I channels: only grayscale images are taken "
+               "(N x H x W x 1)",
+               s, (lua_Integer)t->shape[3]);
   } else if (t->ndim == 2) {
-    luaL_error(L, "dataset: images of %s: a 2-D tensor must be N x 784 (28x28 images, one a "
-                  "row); give other sizes as N x H x W", s);
+    luaL_error(L,
+               "dataset: images of %s: a 2-D tensor must be N x 784 (28x28 images, one a "
+               "row); give other sizes as N x H x W",
+               s);
   } else {
     luaL_error(L, "dataset: images of %s: expected N x 784, N x H x W or N x H x W x 1 (N images)",
                s);
@@ -630,8 +643,9 @@ static int classes_option(lua_State *L, int opts) {
       luaL_error(L, "dataset: option 'classes' lists %I names (1 to %d expected)%s", k,
                  FM_MAX_CLASSES, raw_note(L, v));
   } else if (!isint || k < 1 || k > FM_MAX_CLASSES) {
-    luaL_error(L, "dataset: option 'classes' must be a list of 1 to %d class names or a count, "
-                  "got %s",
+    luaL_error(L,
+               "dataset: option 'classes' must be a list of 1 to %d class names or a count, "
+               "got %s",
                FM_MAX_CLASSES, push_shown(L, v));
   }
   lua_createtable(L, (int)k, 0);
@@ -646,8 +660,9 @@ static int classes_option(lua_State *L, int opts) {
         luaL_error(L, "dataset: classes[%I] is %s (a class name expected)", c, push_shown(L, -1));
       const char *s = lua_tolstring(L, -1, &len);
       if (!is_name(s, len))
-        luaL_error(L, "dataset: classes[%I] is %s: a class name has 1 to %d characters, none of "
-                      "them a control character",
+        luaL_error(L,
+                   "dataset: classes[%I] is %s: a class name has 1 to %d characters, none of "
+                   "them a control character",
                    c, push_shown(L, -1), MAX_NAME);
       lua_pushvalue(L, -1);
       if (lua_rawget(L, names + 1) != LUA_TNIL)
@@ -673,8 +688,9 @@ static fm_pixel_scale range_option(lua_State *L, int opts) {
   int isint = 0;
   lua_Integer v = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : 0;
   if (!isint || (v != 1 && v != 255))
-    luaL_error(L, "dataset: option 'range' must be 1 (pixels are numbers in [0, 1]) or 255 "
-                  "(integers 0-255), got %s",
+    luaL_error(L,
+               "dataset: option 'range' must be 1 (pixels are numbers in [0, 1]) or 255 "
+               "(integers 0-255), got %s",
                push_shown(L, -1));
   lua_pop(L, 1);
   return v == 1 ? FM_PIXELS_UNIT : FM_PIXELS_BYTE;
@@ -690,8 +706,9 @@ static void name_option(lua_State *L, int opts, char *buf, size_t size) {
   size_t len = 0;
   const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
   if (!s || !is_name(s, len))
-    luaL_error(L, "dataset: option 'name' must be a name of 1 to %d characters without control "
-                  "characters, got %s",
+    luaL_error(L,
+               "dataset: option 'name' must be a name of 1 to %d characters without control "
+               "characters, got %s",
                MAX_NAME, push_shown(L, -1));
   snprintf(buf, size, "%s", s);
   lua_pop(L, 1);
@@ -710,8 +727,11 @@ static void check_labels_arg(lua_State *L, int arg, int64_t n) {
     return;
   }
   if (!lua_istable(L, arg))
-    luaL_argerror(L, arg, lua_pushfstring(L, "labels expected: a tensor or a list of class ids, "
-                                             "got %s", type_name(L, arg)));
+    luaL_argerror(L, arg,
+                  lua_pushfstring(L,
+                                  "labels expected: a tensor or a list of class ids, "
+                                  "got %s",
+                                  type_name(L, arg)));
   lua_Unsigned len = lua_rawlen(L, arg);
   if (len != (lua_Unsigned)n)
     luaL_error(L, "dataset: %I labels for %I images%s", (lua_Integer)len, (lua_Integer)n,
@@ -719,20 +739,26 @@ static void check_labels_arg(lua_State *L, int arg, int64_t n) {
 }
 
 /* Copies the n labels at arg (checked by check_labels_arg) into out, each an integer 0 to
- * classes - 1. */
-static void copy_labels(lua_State *L, int arg, int64_t n, int classes, uint8_t *out) {
+ * classes - 1. Without opts.classes (named), a label of 10 or more gets the way to name more
+ * classes. */
+static void copy_labels(lua_State *L, int arg, int64_t n, int classes, int named, uint8_t *out) {
+  const char *hint = named ? "" : "; opts.classes names more classes";
   fm_tensor *t = lfm_totensor(L, arg);
   if (t) {
-    if (fm_labels_from_floats(t->data, n, classes, "labels", out) != FM_OK)
-      lfm_engine_error(L, "dataset");
+    int64_t bad = 0;
+    if (fm_labels_from_floats(t->data, n, classes, "labels", out, &bad) != FM_OK) {
+      float v = t->data[bad];
+      luaL_error(L, "dataset: %s%s", fm_error(), v >= (float)classes && v == floorf(v) ? hint : "");
+    }
     return;
   }
   for (int64_t i = 0; i < n; i++) {
     int isint = 0;
     lua_Integer v = lua_rawgeti(L, arg, i + 1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : -1;
     if (!isint || v < 0 || v >= classes)
-      luaL_error(L, "dataset: labels[%I] is %s, not a class id (an integer 0 to %d: %d classes)",
-                 (lua_Integer)(i + 1), push_shown(L, -1), classes - 1, classes);
+      luaL_error(L, "dataset: labels[%I] is %s, not a class id (an integer 0 to %d: %d classes)%s",
+                 (lua_Integer)(i + 1), push_shown(L, -1), classes - 1, classes,
+                 isint && v >= classes ? hint : "");
     out[i] = (uint8_t)v;
     lua_pop(L, 1);
   }
@@ -755,9 +781,11 @@ static int ds_from_tensors(lua_State *L) {
   int names = lua_gettop(L);
   fm_tensor *images = lfm_totensor(L, 1);
   if (!images)
-    return luaL_argerror(L, 1, lua_pushfstring(L, "a tensor of images expected (N x 784, "
-                                                  "N x H x W or N x H x W x 1), got %s",
-                                               type_name(L, 1)));
+    return luaL_argerror(L, 1,
+                         lua_pushfstring(L,
+                                         "a tensor of images expected (N x 784, "
+                                         "N x H x W or N x H x W x 1), got %s",
+                                         type_name(L, 1)));
   int64_t n = 0, rows = 0, cols = 0;
   images_shape(L, images, &n, &rows, &cols);
   check_labels_arg(L, 2, n);
@@ -766,7 +794,7 @@ static int ds_from_tensors(lua_State *L) {
   fm_pixel_scale used;
   if (fm_pixels_from_tensor(images, scale, "images", s->pixels, &used) != FM_OK)
     return lfm_engine_error(L, "dataset");
-  copy_labels(L, 2, n, classes, s->labels);
+  copy_labels(L, 2, n, classes, !lua_isnil(L, names), s->labels);
   lua_pushvalue(L, names);
   lua_setiuservalue(L, sidx, STORAGE_NAMES);
   new_source(L, "tensors");
@@ -783,8 +811,7 @@ static void check_same_classes(lua_State *L, int first, int count) {
   int k = class_count(L, first);
   for (int i = 1; i < count; i++) {
     int ki = class_count(L, first + i);
-    if (ki != k)
-      luaL_error(L, "concat: dataset %d has %d classes, dataset 1 has %d", i + 1, ki, k);
+    if (ki != k) luaL_error(L, "concat: dataset %d has %d classes, dataset 1 has %d", i + 1, ki, k);
     for (int c = 0; c < k; c++) {
       const char *a = push_class_name(L, first, c), *b = push_class_name(L, first + i, c);
       if (strcmp(a, b) != 0)
@@ -884,12 +911,13 @@ static int ds_concat(lua_State *L) {
 /* fm.concat{a, b, ...}: the datasets of a list (read raw), joined. */
 static int ds_concat_list(lua_State *L) {
   if (!lua_istable(L, 1))
-    return luaL_argerror(L, 1, lua_pushfstring(L, "a list of datasets expected, got %s",
-                                               type_name(L, 1)));
+    return luaL_argerror(
+        L, 1, lua_pushfstring(L, "a list of datasets expected, got %s", type_name(L, 1)));
   lua_settop(L, 1);
   lua_Unsigned n = lua_rawlen(L, 1);
   if (n == 0) return luaL_error(L, "concat: the list of datasets is empty%s", raw_note(L, 1));
-  if (n > 100000) return luaL_error(L, "concat: %I datasets, at most 100000 are joined at once", (lua_Integer)n);
+  if (n > 100000)
+    return luaL_error(L, "concat: %I datasets, at most 100000 are joined at once", (lua_Integer)n);
   luaL_checkstack(L, (int)n + 8, "concat: too many datasets");
   for (lua_Unsigned i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, (lua_Integer)i);
@@ -1233,11 +1261,19 @@ static int ds_batches(lua_State *L) {
 
 void lfm_open_dataset(lua_State *L) {
   static const luaL_Reg meta[] = {{"__len", ds_len}, {"__tostring", ds_tostring}, {NULL, NULL}};
-  static const luaL_Reg methods[] = {
-      {"labels", ds_labels}, {"label", ds_label}, {"images", ds_images}, {"image", ds_image},
-      {"counts", ds_counts}, {"mean_image", ds_mean_image}, {"std_image", ds_std_image},
-      {"subset", ds_subset}, {"shuffle", ds_shuffle}, {"split", ds_split},
-      {"batches", ds_batches}, {"concat", ds_concat}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"labels", ds_labels},
+                                     {"label", ds_label},
+                                     {"images", ds_images},
+                                     {"image", ds_image},
+                                     {"counts", ds_counts},
+                                     {"mean_image", ds_mean_image},
+                                     {"std_image", ds_std_image},
+                                     {"subset", ds_subset},
+                                     {"shuffle", ds_shuffle},
+                                     {"split", ds_split},
+                                     {"batches", ds_batches},
+                                     {"concat", ds_concat},
+                                     {NULL, NULL}};
   static const luaL_Reg functions[] = {
       {"load", ds_load}, {"dataset", ds_from_tensors}, {"concat", ds_concat_list}, {NULL, NULL}};
   luaL_newmetatable(L, LFM_STORAGE);

@@ -732,7 +732,8 @@ static void write_layout_csv(const char *path, int label_at, const char *label_n
     for (int c = 1; c <= PIXELS + 1; c++) {
       if (c > 1) fputc(',', f);
       int k = c < label_at ? c - 1 : c - 2;
-      fprintf(f, "%u", c == label_at ? small_lb[i] : small_px[i * PIXELS + (reversed ? PIXELS - 1 - k : k)]);
+      fprintf(f, "%u",
+              c == label_at ? small_lb[i] : small_px[i * PIXELS + (reversed ? PIXELS - 1 - k : k)]);
     }
     fputs(eol, f);
   }
@@ -811,33 +812,62 @@ static void test_csv_layouts(void) {
     const char *names[3];
     const char *expect, *what;
   } bad[] = {
-      {"no-label.csv", 785, {0}, {NULL},
+      {"no-label.csv",
+       785,
+       {0},
+       {NULL},
        "no-label.csv: line 1: the header has no label column (every column is named like pixelN; "
        "name the label column 'label')",
        "a header of pixel columns only"},
-      {"two-labels.csv", 786, {1, 786, 0}, {"label", "Label"},
-       "two-labels.csv: line 1: columns 1 and 786 are both named 'label'", "two label columns"},
-      {"two-others.csv", 786, {1, 2, 0}, {"id", "target"},
+      {"two-labels.csv",
+       786,
+       {1, 786, 0},
+       {"label", "Label"},
+       "two-labels.csv: line 1: columns 1 and 786 are both named 'label'",
+       "two label columns"},
+      {"two-others.csv",
+       786,
+       {1, 2, 0},
+       {"id", "target"},
        "two-others.csv: line 1: cannot tell the label column: columns 1 ('id') and 2 ('target') "
        "are not named like pixelN (name the label column 'label')",
        "two columns that could be the label"},
-      {"label-and-other.csv", 786, {1, 2, 0}, {"id", "label"},
+      {"label-and-other.csv",
+       786,
+       {1, 2, 0},
+       {"id", "label"},
        "label-and-other.csv: line 1: column 1 ('id') is neither the label nor a pixel (pixelN)",
        "a label column and another that is no pixel"},
-      {"dup-pixel.csv", 785, {1, 785, 0}, {"label", "pixel5"},
-       "dup-pixel.csv: line 1: pixel5 appears twice (columns 6 and 785)", "a pixel named twice"},
-      {"missing-pixel.csv", 785, {1, 785, 0}, {"label", "pixel785"},
+      {"dup-pixel.csv",
+       785,
+       {1, 785, 0},
+       {"label", "pixel5"},
+       "dup-pixel.csv: line 1: pixel5 appears twice (columns 6 and 785)",
+       "a pixel named twice"},
+      {"missing-pixel.csv",
+       785,
+       {1, 785, 0},
+       {"label", "pixel785"},
        "missing-pixel.csv: line 1: pixel784 is missing (784 pixel columns, so pixel1 to pixel784; "
        "column 785 is pixel785)",
        "a pixel beyond the image instead of the last one"},
-      {"too-many-pixels.csv", 786, {1, 0}, {"label"},
+      {"too-many-pixels.csv",
+       786,
+       {1, 0},
+       {"label"},
        "too-many-pixels.csv: line 1: 786 columns, a label and 785 pixels, which make no square "
        "image",
        "785 pixel columns"},
-      {"number-names.csv", 785, {1, 785, 0}, {"0", "label"},
+      {"number-names.csv",
+       785,
+       {1, 785, 0},
+       {"0", "label"},
        "number-names.csv: line 1: column 1 ('0') is neither the label nor a pixel (pixelN)",
        "a header of numbers is told from data by its 'label'"},
-      {"binary-name.csv", 786, {1, 2, 0}, {"\x01\xfflabel", "x"},
+      {"binary-name.csv",
+       786,
+       {1, 2, 0},
+       {"\x01\xfflabel", "x"},
        "binary-name.csv: line 1: cannot tell the label column: columns 1 ('??label') and 2 ('x')",
        "control bytes in a header name are shown as '?'"},
   };
@@ -949,8 +979,7 @@ static void test_from_data(void) {
       {4, 300, FM_PIXELS_DETECT, "images[1][2][2] is 300: above 255", "a value above 255"},
       {4, 1.5f, FM_PIXELS_UNIT, "images[1][2][2] is 1.5: above 1 (pixels are numbers in [0, 1])",
        "above 1 when [0, 1] is asked for"},
-      {4, 0.5f, FM_PIXELS_BYTE,
-       "images[1][2][2] is 0.5: a fraction (pixels are integers 0-255)",
+      {4, 0.5f, FM_PIXELS_BYTE, "images[1][2][2] is 0.5: a fraction (pixels are integers 0-255)",
        "a fraction when 0-255 is asked for"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -968,31 +997,35 @@ static void test_from_data(void) {
               "the first fraction, and the value that made integers expected");
   int64_t shape2[2] = {3, 4};
   t = tensor_of(mixed, 2, shape2);
-  CHECK_FAILS(fm_pixels_from_tensor(&t, FM_PIXELS_DETECT, "x", out, NULL),
-              "x[1][1] is 0.5: a fraction, but the pixels are read as integers 0-255 because x[2][4] "
-              "is 200",
-              "places in a 2-D tensor");
+  CHECK_FAILS(
+      fm_pixels_from_tensor(&t, FM_PIXELS_DETECT, "x", out, NULL),
+      "x[1][1] is 0.5: a fraction, but the pixels are read as integers 0-255 because x[2][4] "
+      "is 200",
+      "places in a 2-D tensor");
   CHECK_FAILS(fm_pixels_from_tensor(&t, (fm_pixel_scale)7, "x", out, NULL),
               "x: pixel scale 7 (expected 1 or 255)", "an unknown scale");
 
   /* Labels from floats. */
   float y[5] = {0, 9, 3, 3, 1};
   uint8_t ly[5];
-  CHECK(fm_labels_from_floats(y, 5, 10, "labels", ly) == FM_OK && ly[1] == 9 && ly[4] == 1,
+  CHECK(fm_labels_from_floats(y, 5, 10, "labels", ly, NULL) == FM_OK && ly[1] == 9 && ly[4] == 1,
         "labels 0-9 of 10 classes");
-  CHECK_FAILS(fm_labels_from_floats(y, 5, 9, "labels", ly),
-              "labels[2] is 9, not a class id (an integer 0 to 8: 9 classes)", "a label of 9 with 9 classes");
+  CHECK_FAILS(fm_labels_from_floats(y, 5, 9, "labels", ly, NULL),
+              "labels[2] is 9, not a class id (an integer 0 to 8: 9 classes)",
+              "a label of 9 with 9 classes");
   float ybad[4] = {1, 2.5f, NAN, -1};
-  CHECK_FAILS(fm_labels_from_floats(ybad, 4, 10, "y", ly), "y[2] is 2.5, not a class id",
+  int64_t bad_at = -1;
+  CHECK_FAILS(fm_labels_from_floats(ybad, 4, 10, "y", ly, &bad_at), "y[2] is 2.5, not a class id",
               "a fractional label");
-  CHECK_FAILS(fm_labels_from_floats(ybad + 2, 2, 10, "y", ly), "y[1] is nan, not a class id",
+  CHECK(bad_at == 1, "the index of the bad label is given (%lld)", (long long)bad_at);
+  CHECK_FAILS(fm_labels_from_floats(ybad + 2, 2, 10, "y", ly, NULL), "y[1] is nan, not a class id",
               "a NaN label");
-  CHECK_FAILS(fm_labels_from_floats(ybad + 3, 1, 10, "y", ly), "y[1] is -1, not a class id",
+  CHECK_FAILS(fm_labels_from_floats(ybad + 3, 1, 10, "y", ly, NULL), "y[1] is -1, not a class id",
               "a negative label");
   float y255[1] = {255};
-  CHECK(fm_labels_from_floats(y255, 1, 256, "y", ly) == FM_OK && ly[0] == 255,
+  CHECK(fm_labels_from_floats(y255, 1, 256, "y", ly, NULL) == FM_OK && ly[0] == 255,
         "label 255 of 256 classes");
-  CHECK_FAILS(fm_labels_from_floats(y, 1, 257, "y", ly), "y: 257 classes (1 to 256)",
+  CHECK_FAILS(fm_labels_from_floats(y, 1, 257, "y", ly, NULL), "y: 257 classes (1 to 256)",
               "more classes than a byte holds");
 
   /* Views joined end to end. */

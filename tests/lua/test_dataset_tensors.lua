@@ -155,8 +155,13 @@ T.err("dataset: labels of 2 for 3 images (a 1-D tensor of 3 class ids expected)"
 T.err("dataset: labels of 3x2 for 3 images", function() return fm.dataset(x3, fm.zeros(3, 2)) end)
 T.err("dataset: 2 labels for 3 images", function() return fm.dataset(x3, { 0, 1 }) end)
 T.err("dataset: 4 labels for 3 images", function() return fm.dataset(x3, { 0, 1, 2, 3 }) end)
-T.err("dataset: labels[2] is 10, not a class id (an integer 0 to 9: 10 classes)",
+T.err("dataset: labels[2] is 10, not a class id (an integer 0 to 9: 10 classes); opts.classes names more classes",
   function() return fm.dataset(x3, { 0, 10, 1 }) end)
+T.err("dataset: labels[3] is 12, not a class id (an integer 0 to 9: 10 classes); opts.classes names more classes",
+  function() return fm.dataset(x3, fm.tensor { 0, 1, 12 }) end)
+T.ok(not T.err("dataset: labels[3] is 1.5, not a class id (an integer 0 to 9: 10 classes)",
+  function() return fm.dataset(x3, fm.tensor { 0, 1, 1.5 }) end):find("opts.classes", 1, true),
+  "a fraction gets no word about more classes")
 T.err("dataset: labels[3] is -1, not a class id", function() return fm.dataset(x3, { 0, 1, -1 }) end)
 T.err("dataset: labels[1] is 2.5, not a class id", function() return fm.dataset(x3, { 2.5, 1, 1 }) end)
 T.err("dataset: labels[2] is the string '3', not a class id", function() return fm.dataset(x3, { 0, "3", 1 }) end)
