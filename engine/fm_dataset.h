@@ -15,13 +15,23 @@
 #include <stdint.h>
 
 #include "fm_rng.h"
+#include "fm_tensor.h"
 
+/* Fashion-MNIST's classes; a dataset made from tensors may have up to FM_MAX_CLASSES (a label is
+ * a byte). */
 #define FM_CLASSES 10
-/* Refused as absurd: more images than this, or images wider or taller than FM_MAX_SIDE. */
+#define FM_MAX_CLASSES 256
+/* Refused as absurd: more images than this, or images wider or taller than FM_MAX_SIDE. The
+ * largest dataset, FM_MAX_IMAGES * FM_MAX_SIDE^2 bytes (2^51), still fits in int64, and every
+ * row of a view fits in int32. */
 #define FM_MAX_IMAGES ((int64_t)1 << 27)
 #define FM_MAX_SIDE 4096
 
 extern const char *const fm_class_names[FM_CLASSES];
+
+/* Checks the size of a dataset to be made: n images (0 to FM_MAX_IMAGES) of rows x cols (each 1 to
+ * FM_MAX_SIDE). Fails naming `what` and the size; after it, n * rows * cols cannot overflow. */
+int fm_dataset_check_size(int64_t n, int64_t rows, int64_t cols, const char *what);
 
 /* ---- IDX files (raw, or gzip-compressed; detected from the content, not the name) ---- */
 typedef struct fm_idx_info {
@@ -38,18 +48,29 @@ int fm_idx_probe(const char *path, fm_idx_info *info);
  * truncated), longer, or its header no longer matches info. */
 int fm_idx_read(const char *path, const fm_idx_info *info, uint8_t *dst);
 
-/* ---- CSV files in the Kaggle layout: label,pixel1,...,pixel784, optional header ---- */
+/* ---- CSV files: one image a row, a label and the pixels (Kaggle: label,pixel1,...,pixel784) ----
+ *
+ * The first non-blank line is a header when its first field does not start like a number or any
+ * field is named "label" or like "pixelN". A header decides the layout: the label is the column
+ * named "label" (any case), or else the only column not named like pixelN; every other column
+ * must be a pixel, pixel1..pixelP (or pixel0..pixelP-1), each once, in any order. Without a
+ * header the label comes first and the pixels follow in order. P pixels make a square image (784:
+ * 28 x 28). Anything else is an error naming the file, the line and the columns. */
 typedef struct fm_csv_info {
-  int64_t count;     /* data rows */
+  int64_t count;        /* data rows */
   int has_header;
+  int64_t columns;      /* fields in every row: the label and rows * cols pixels */
+  int64_t label_column; /* where the label is, from 0 (0 without a header) */
+  int64_t rows, cols;   /* the image size */
 } fm_csv_info;
 
-/* Counts the data rows and detects a header line (a first non-blank line whose first field does not
- * start like a number; it must have 785 columns too). A gzip-compressed CSV is read as well. */
+/* Reads the header (or the first row) and counts the data rows. A gzip-compressed CSV is read as
+ * well. */
 int fm_csv_probe(const char *path, fm_csv_info *info);
-/* Parses every row into pixels (count * 784 bytes) and labels (count bytes). LF or CRLF line ends,
- * a missing final newline and blank trailing lines are fine. Fails, naming the file and line, on a
- * wrong number of columns, a non-integer value, a pixel outside 0-255 or a label outside 0-9. */
+/* Parses every row into pixels (count * rows * cols bytes, row-major, pixelN at N - 1 or N) and
+ * labels (count bytes). LF or CRLF line ends, a missing final newline and blank lines are fine.
+ * Fails, naming the file and line, on a wrong number of columns, a non-integer value, a pixel
+ * outside 0-255, a label outside 0-9, or a header that is not the one probed. */
 int fm_csv_read(const char *path, const fm_csv_info *info, uint8_t *pixels, uint8_t *labels);
 
 /* Fails naming `what` and the first position (counting from 1) of a label outside 0..9. */
@@ -79,10 +100,11 @@ static inline int64_t fm_dataset_row(const fm_dataset *d, int64_t i) {
 }
 static inline int64_t fm_dataset_pixels(const fm_dataset *d) { return d->rows * d->cols; }
 
-/* Images per class. */
-void fm_dataset_counts(const fm_dataset *d, int64_t counts[FM_CLASSES]);
-/* Mean image (rows*cols floats in [0,1]) of the whole view, or of one class (class_id 0..9; -1 for
- * all). Fails if that class has no image. */
+/* Images of each class 0..classes-1 (1 to FM_MAX_CLASSES) into counts[classes]; labels from
+ * `classes` up are not counted. */
+void fm_dataset_counts(const fm_dataset *d, int classes, int64_t *counts);
+/* Mean image (rows*cols floats in [0,1]) of the whole view, or of one class (class_id 0 to
+ * FM_MAX_CLASSES - 1; -1 for all). Fails if that class has no image. */
 int fm_dataset_mean_image(const fm_dataset *d, int class_id, float *out);
 /* Per-pixel standard deviation in [0,1] units (population). */
 int fm_dataset_std_image(const fm_dataset *d, int class_id, float *out);
@@ -99,8 +121,35 @@ void fm_dataset_storage_rows(const fm_dataset *d, int32_t *out);
  * split in the same proportion (the first part holds round(fraction * count) of every class), and
  * each part keeps a shuffled order. first and second must each have room for n entries (a
  * stratified first part can differ from round(fraction * n)); *n_first tells the split. Fails on
- * a fraction outside [0, 1] and, when stratified, on a label outside 0..9. */
+ * a fraction outside [0, 1]. Every label value 0..255 is a class of its own. */
 int fm_dataset_split(const fm_dataset *d, double fraction, fm_rng *rng, int stratify,
                      int32_t *first, int32_t *second, int64_t *n_first);
+
+/* ---- datasets made from other data ---- */
+
+/* How float pixels become bytes: UNIT takes values in [0, 1] (each rounded to the nearest of 256
+ * levels, v * 255), BYTE takes integers 0..255 as they are, DETECT is BYTE when any value is above
+ * 1 and UNIT otherwise. */
+typedef enum { FM_PIXELS_DETECT = 0, FM_PIXELS_UNIT = 1, FM_PIXELS_BYTE = 255 } fm_pixel_scale;
+
+/* Converts every value of t (any shape; its first dimension the images) to a byte in out
+ * (t->numel bytes). *used (may be NULL) gets the scale taken. Fails on the first bad value in
+ * order, naming it as what[i][j]... (counting from 1, in t's own shape) and why: NaN, infinite,
+ * negative, above the range, or a fraction where integers are expected (and, when detected, which
+ * value made them expected). */
+int fm_pixels_from_tensor(const fm_tensor *t, fm_pixel_scale scale, const char *what, uint8_t *out,
+                          fm_pixel_scale *used);
+/* Converts n class ids y[0..n) (floats) to bytes, each an integer 0 to classes - 1. Fails on the
+ * first that is not, naming it as what[i] (counting from 1); *bad (may be NULL) gets its index. */
+int fm_labels_from_floats(const float *y, int64_t n, int classes, const char *what, uint8_t *out,
+                          int64_t *bad);
+
+/* The number of images of the parts joined end to end (count views, at least one). Fails when
+ * their images differ in size (naming both) or the total is above FM_MAX_IMAGES. */
+int fm_dataset_concat_size(const fm_dataset *const *parts, int64_t count, int64_t *total);
+/* Copies the images and labels of the parts, in view order, one after the other: pixels needs
+ * total * rows * cols bytes, labels total bytes (the sizes fm_dataset_concat_size checked). */
+void fm_dataset_concat(const fm_dataset *const *parts, int64_t count, uint8_t *pixels,
+                       uint8_t *labels);
 
 #endif

@@ -64,6 +64,7 @@ end)
 
 nb:cell("Data", function()
   test = fm.load("test")
+  print(test)
   -- Occlusion runs every model over many hidden-patch copies of these images: a stratified sample.
   sample = test:split(math.min(1, (nb.o.quick and 200 or 1000) / #test), { seed = nb.o.seed, stratify = true })
   print(("%d test images; %d of them (stratified) for the averages and the occlusion maps"):format(#test, #sample))

@@ -222,7 +222,7 @@ tools {
   sig = "fm.help.fields(class_name) -> {name, ...}",
   text = [[The field names of a class (what Tab completes after model. besides the methods).]],
   example = [[
-print(table.concat(fm.help.fields("Dataset"), " "))   --> classes
+print(table.concat(fm.help.fields("Dataset"), " "))   --> classes num_classes source
 ]],
 }
 

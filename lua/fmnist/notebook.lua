@@ -390,8 +390,12 @@ end
 
 -- nb.data(o) -> fit, val, test: the training set split 90/10 (stratified, o.seed) into the images
 -- trained on and the validation images, and the test set. Quick: a stratified sample of each.
+-- Prints which files each set came from (and fm.load's warning when they come from different
+-- places).
 function M.data(o)
   local train, test = fm.load("train"), fm.load("test")
+  print(train)
+  print(test)
   if o.quick then
     train = (train:split(M.QUICK.train / #train, { seed = o.seed, stratify = true }))
     test = (test:split(M.QUICK.test / #test, { seed = o.seed, stratify = true }))
@@ -564,8 +568,15 @@ local function caption(classes, label, pred, confidence)
 end
 
 -- A deterministic shuffle of a list (Fisher-Yates on Lua's generator seeded here).
+-- The list is read raw: a __len or __index of a table passed in would decide how long the copy is
+-- (2^62 entries) and what it holds.
 local function shuffled(list, seed)
-  local out = table.move(list, 1, #list, 1, {})
+  if type(list) ~= "table" then error("shuffled: a list expected, got " .. type(list), 2) end
+  if math.type(seed) ~= "integer" then
+    error("shuffled: the seed must be an integer, got " .. tostring(seed), 2)
+  end
+  local out = {}
+  for i = 1, rawlen(list) do out[i] = rawget(list, i) end
   math.randomseed(seed)
   for i = #out, 2, -1 do
     local j = math.random(i)

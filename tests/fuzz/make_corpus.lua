@@ -50,6 +50,9 @@ for p = 1, 784 do head[#head + 1] = "pixel" .. p end
 write("csv/header-2-rows", table.concat(head, ",") .. "\n" .. csv_row(1) .. "\n" .. csv_row(2) .. "\n")
 write("csv/crlf-no-header", csv_row(3) .. "\r\n")
 write("csv/bom-no-newline", "\xEF\xBB\xBF" .. csv_row(4))
+-- headers that place the label and the pixels: label last; quoted, pixel0-based, shuffled
+write("csv/header-label-last", "pixel1,pixel2,pixel3,pixel4,label\n0,255,17,3,7\n1,2,3,4,0\n")
+write("csv/header-quoted-pixel0", '"pixel3","Label","pixel0","pixel2","pixel1"\r\n9,4,0,0,255\r\n')
 
 -- .npy: float32 through save_npy, and a uint8 array with a version 2 header by hand
 local tmp = os.tmpname()

@@ -1,5 +1,7 @@
--- Datasets through fm.load: small fixture files made here, bad files refused with clear errors, the
--- views (subset, shuffle, split, batches), and the real Fashion-MNIST when it is installed.
+-- Datasets through fm.load: small fixture files made here, bad files refused with clear errors, CSV
+-- files with the label wherever their header puts it, where the files came from (ds.source, print,
+-- the warning when "train" and "test" come from different places), the views (subset, shuffle,
+-- split, batches), and the real Fashion-MNIST when it is installed.
 local T = require "testlib"
 local fm = require "fmnist"
 
@@ -175,6 +177,169 @@ T.err("a file name must not contain a zero byte", function() return fm.load(imag
 local sneaky = setmetatable({}, {__index = function() churn() end})
 T.eq(#fm.load(images, sneaky), 20, "an options table whose __index collects garbage")
 
+-- ---- CSV layouts: the header decides where the label is ----
+-- The 20 images of `ds` as a CSV: label at column `at` (1-based) named `label_name`, pixel k
+-- named pixel<k + base>, pixels in reverse order when `reversed`; no header when label_name is
+-- false (then the label must be first).
+local function layout_csv(name, at, label_name, base, reversed, eol)
+  local x, y = ds:images(), ds:labels()
+  local lines = {}
+  local function order(k) return reversed and 785 - k or k end
+  if label_name then
+    local head = {}
+    for c = 1, 785 do
+      local k = c < at and c or c - 1
+      head[c] = c == at and label_name or ("pixel" .. (order(k) - 1 + base))
+    end
+    lines[1] = table.concat(head, ",")
+  end
+  for i = 1, 20 do
+    local row = {}
+    for c = 1, 785 do
+      local k = c < at and c or c - 1
+      row[c] = c == at and tostring(math.tointeger(y:get(i)))
+        or tostring(math.floor(x:get(i, order(k)) * 255 + 0.5))
+    end
+    lines[#lines + 1] = table.concat(row, ",")
+  end
+  return write(name, table.concat(lines, eol or "\n") .. (eol or "\n"))
+end
+for _, case in ipairs {
+  { "label-last.csv", 785, "label", 1, false, "\n" },
+  { "label-middle-crlf.csv", 300, "label", 1, false, "\r\n" },
+  { "label-first-quoted-reversed.csv", 1, '"Label"', 1, true, "\r\n" },
+  { "pixel0-label-last.csv", 785, "LABEL", 0, false, "\n" },
+  { "unnamed-label.csv", 2, "class", 1, true, "\n" },
+  { "no-header.csv", 1, false, 1, false, "\r\n" },
+} do
+  local path = layout_csv(table.unpack(case))
+  local ok, got = pcall(fm.load, path)
+  T.ok(ok and got:images() == ds:images() and got:labels() == ds:labels(),
+    case[1] .. ": the same images and labels as the IDX files" .. (ok and "" or (": " .. tostring(got))))
+  if ok then
+    T.eq(got.source.label_column, case[2], case[1] .. ": source.label_column")
+    T.eq(got.source.header, case[3] and true or false, case[1] .. ": source.header")
+    T.eq(got.num_classes, 10, case[1] .. ": ten classes")
+    T.eq(tostring(got):find("(labels in column " .. case[2] .. ")", 1, true) ~= nil, case[2] > 1,
+      case[1] .. ": print(ds) says where the labels were when not first")
+  end
+end
+T.eq(tostring(fm.load(dir .. "/label-last.csv")),
+  "fmnist.Dataset 'label-last.csv': 20 images of 28x28, 10 classes, from " .. dir .. "/label-last.csv (labels in column 785)",
+  "a CSV with the label last: all ten classes, and where the labels were")
+-- headers that leave the label in doubt, or are wrong: named file and line
+local row = "1," .. string.rep("0,", 783) .. "0"
+local function header(first, last, n)
+  local h = { first }
+  for i = 1, (n or 784) do h[#h + 1] = "pixel" .. i end
+  if last then h[#h + 1] = last end
+  return table.concat(h, ",")
+end
+for _, case in ipairs {
+  { "no-label.csv", header("pixel785") .. "\n" .. row .. "\n",
+    "no-label.csv: line 1: the header has no label column (every column is named like pixelN; name the label column 'label')" },
+  { "two-labels.csv", header("label", "label") .. "\n" .. row .. ",1\n",
+    "two-labels.csv: line 1: columns 1 and 786 are both named 'label'" },
+  { "two-candidates.csv", header("id", "target") .. "\n" .. row .. ",1\n",
+    "two-candidates.csv: line 1: cannot tell the label column: columns 1 ('id') and 786 ('target') are not named like pixelN (name the label column 'label')" },
+  { "label-and-id.csv", header("id", "label", 783) .. "\n" .. row .. "\n",
+    "label-and-id.csv: line 1: column 1 ('id') is neither the label nor a pixel (pixelN)" },
+  { "pixel-twice.csv", header("label", "pixel3", 783) .. "\n" .. row .. "\n",
+    "pixel-twice.csv: line 1: pixel3 appears twice (columns 4 and 785)" },
+  { "pixel-missing.csv", header("label", "pixel785", 783) .. "\n" .. row .. "\n",
+    "pixel-missing.csv: line 1: pixel784 is missing (784 pixel columns, so pixel1 to pixel784; column 785 is pixel785)" },
+  { "short-row.csv", header(nil, "label") .. "\r\n" .. row .. "\r\n1,2\r\n",
+    "short-row.csv: line 3: 2 columns, expected 785 (a label and 784 pixels)" },
+  { "long-row.csv", row .. "\n" .. row .. ",5\n",
+    "long-row.csv: line 2: 786 columns, expected 785" },
+  { "label-10-last.csv", header(nil, "label") .. "\n" .. string.rep("0,", 784) .. "10\n",
+    "label-10-last.csv: line 2, column 785 (label): value 10 is outside 0-9" },
+  { "not-square.csv", "1,2,3\n",
+    "not-square.csv: line 1: 3 columns, a label and 2 pixels, which make no square image" },
+} do
+  T.err(case[3], function() return fm.load(write(case[1], case[2])) end)
+end
+local tiny = fm.load(write("tiny.csv", "3,0,255,0,255\n5,255,255,255,255\n"))
+T.eq(tostring(tiny), "fmnist.Dataset 'tiny.csv': 2 images of 2x2, 10 classes (2 with images here), from "
+  .. dir .. "/tiny.csv", "a CSV of 2x2 images without a header")
+T.eq(tiny:image(1):totable(), { { 0, 1 }, { 0, 1 } }, "its pixels")
+
+-- ---- where the files came from ----
+T.eq(ds.source.kind, "idx", "source.kind of an IDX pair")
+T.eq(ds.source.images, images, "source.images")
+T.eq(ds.source.labels, dir .. "/small-labels-idx1-ubyte", "source.labels: the standard name beside it")
+T.eq(ds.source.files, { images, dir .. "/small-labels-idx1-ubyte" }, "source.files")
+T.eq(tostring(ds), "fmnist.Dataset 'small-images-idx3-ubyte': 20 images of 28x28, 10 classes, from "
+  .. images .. " and small-labels-idx1-ubyte", "print(ds) names the files")
+T.eq(tostring(labels_opt):match("from .*$"), "from " .. dir .. "/other-name and small-labels-idx1-ubyte",
+  "labels of another name in the same directory: its name")
+os.execute("mkdir -p " .. dir .. "/elsewhere")
+T.write(dir .. "/elsewhere/y", idx_labels(20))
+T.eq(tostring(fm.load(images, {labels = dir .. "/elsewhere/y"})):match("from .*$"),
+  "from " .. images .. " and " .. dir .. "/elsewhere/y", "labels in another directory: named in full")
+T.eq(ds:subset(1, 3).source.images, images, "a view shares the source")
+local src = ds.source
+src.images, src.files[1] = "changed", "changed"
+T.eq(ds.source.images, images, "ds.source is a copy: changing it changes nothing")
+T.ok(tostring(ds):find(images, 1, true), "and print(ds) still names the file")
+T.eq(fromcsv.source.file, csv, "source.file of a CSV")
+
+-- "train" and "test" from $FMNIST_DATA: from one place, nothing to say; from two, a warning
+local host = os.getenv("FMNIST_HOST") or "./fmnist-lua"
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local function run_with_data(data_dir, code)
+  local err = dir .. "/stderr.txt"
+  local p = io.popen(("FMNIST_DATA=%s %s -e %s 2>%s"):format(shell_quote(data_dir), host,
+    shell_quote(code), shell_quote(err)))
+  local out = p:read("a")
+  p:close()
+  return out, T.read(err) or ""
+end
+local both = dir .. "/both"
+os.execute("mkdir -p " .. shell_quote(both))
+T.write(both .. "/fashion-mnist_train.csv", T.read(dir .. "/label-last.csv"))
+T.write(both .. "/fashion-mnist_test.csv", T.read(dir .. "/no-header.csv"))
+local out, err = run_with_data(both, [[
+local fm = require "fmnist"
+local train, test = fm.load("train"), fm.load("test")
+print(#train, train.source.split, train.source.dir, train.source.file, tostring(train.source.warning))
+print(#test, test.source.split, test.source.file, tostring(test.source.warning))
+print(train)
+]])
+T.eq(out, ("20\ttrain\t%s\t%s/fashion-mnist_train.csv\tnil\n20\ttest\t%s/fashion-mnist_test.csv\tnil\n"
+  .. "fmnist.Dataset 'train': 20 images of 28x28, 10 classes, from %s/fashion-mnist_train.csv (labels in column 785)\n")
+  :format(both, both, both, both), "both sets in $FMNIST_DATA: split, dir and file recorded, no warning")
+T.eq(err, "", "nothing on stderr")
+local only_train = dir .. "/only-train"
+os.execute("mkdir -p " .. shell_quote(only_train))
+T.write(only_train .. "/fashion-mnist_train.csv", T.read(dir .. "/label-last.csv"))
+local system_test = io.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
+if system_test then
+  system_test:close()
+  out, err = run_with_data(only_train, [[
+local fm = require "fmnist"
+local train = fm.load("train")
+local test = fm.load("test")
+fm.load("train")
+print(train.source.warning)
+print(test.source.warning)
+print(test)
+]])
+  local want_train = ("the train set comes from %s ($FMNIST_DATA) but the test set from "
+    .. "/usr/share/datasets/fashion-mnist (the system-wide copy): they may not belong together "
+    .. "(keep both sets in one directory)"):format(only_train)
+  local want_test = ("the test set comes from /usr/share/datasets/fashion-mnist (the system-wide "
+    .. "copy) but the train set from %s ($FMNIST_DATA): they may not belong together (keep both "
+    .. "sets in one directory)"):format(only_train)
+  T.eq(out, want_train .. "\n" .. want_test .. "\n"
+    .. "fmnist.Dataset 'test': 10000 images of 28x28, 10 classes, from /usr/share/datasets/fashion-mnist/"
+    .. "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz\n  warning: " .. want_test .. "\n",
+    "only a train CSV in $FMNIST_DATA: both sets say the test set comes from elsewhere, and print(ds) too")
+  T.eq(err, "fmnist: warning: " .. want_train .. "\n", "one warning on stderr for three loads")
+else
+  T.skip("a train CSV in $FMNIST_DATA and the system-wide test set", "Fashion-MNIST is not installed in /usr/share/datasets/fashion-mnist")
+end
+
 -- the real Fashion-MNIST, when installed
 local ok, test = pcall(fm.load, "test")
 if ok then
@@ -194,7 +359,7 @@ if ok then
   T.eq(p:read("a"), "10000\t1000\n", "the issue's one-liner")
   p:close()
 else
-  T.ok(true, "# skip real dataset: " .. tostring(test))
+  T.skip("the real Fashion-MNIST", tostring(test))
 end
 
 T.done()

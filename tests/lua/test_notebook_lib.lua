@@ -43,6 +43,11 @@ T.eq(nb.model_path("out", "cnn"), "out/cnn/cnn.fmn", "where a notebook's model l
 local c0 = nb.clock()
 T.ok(type(c0) == "number" and nb.clock() >= c0, "a wall clock")
 T.eq(nb.shuffled({ 1, 2, 3, 4, 5 }, 3), nb.shuffled({ 1, 2, 3, 4, 5 }, 3), "a seeded shuffle repeats")
+local endless = setmetatable({ 1, 2 }, { __len = function() return 1 << 62 end,
+  __index = function(_, i) return i end })
+T.eq(#nb.shuffled(endless, 1), 2, "shuffled reads a list raw: a __len of 2^62 is not asked")
+T.err("shuffled: the seed must be an integer, got nil", nb.shuffled, { 1 })
+T.err("shuffled: a list expected, got string", nb.shuffled, "abc", 1)
 
 -- ---- a small dataset: the label says whether the top-left 4x4 corner is lit ----
 -- 12 images: class 1 with the corner at 1.0 (255), class 0 dark, every image lit at the centre.

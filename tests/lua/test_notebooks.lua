@@ -9,7 +9,7 @@ local host = os.getenv("FMNIST_HOST") or "./fmnist-lua"
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 if not pcall(fm.load, "test") then
-  T.ok(true, "# skip the model notebooks: the Fashion-MNIST dataset is not installed")
+  T.skip("the model notebooks", "the Fashion-MNIST dataset is not installed")
   T.done()
   return
 end
@@ -60,6 +60,10 @@ local function has_report(out)
   return out:find("macro avg", 1, true) and out:find("weighted avg", 1, true), "the averages"
 end
 
+-- What the data cells print of the two sets: their files.
+local train_line = tostring(fm.load("train"))
+local test_line = tostring(fm.load("test"))
+
 -- The quick test set the notebooks use, to score the saved models again.
 local quick_test = fm.load("test"):split(500 / 10000, { seed = 1, stratify = true })
 
@@ -82,6 +86,8 @@ for _, nbk in ipairs(NOTEBOOKS) do
   T.ok(seconds <= 60, nbk.name .. ": quick means seconds, not minutes (" .. seconds .. " s)")
   T.ok(out:find("Data: 2000 training images (1800 trained on, 200 held out for validation, "
     .. "stratified), 500 test images", 1, true), nbk.name .. ": the quick data and the split")
+  T.ok(out:find(train_line, 1, true) and out:find(test_line, 1, true),
+    nbk.name .. ": the data cell says which files each set came from")
   T.ok(out:find("epoch    loss  accuracy  val loss  val accuracy", 1, true)
     and out:find("\n    1  %d%.%d%d%d%d    %d%.%d%d%d%d    %d%.%d%d%d%d        %d%.%d%d%d%d"),
     nbk.name .. ": the table of epochs, one row")
@@ -119,6 +125,7 @@ do
   local out, stderr, ok, seconds = run("explain.lua",
     shell_quote(outdir) .. " --models " .. shell_quote(dir) .. " --quick")
   T.ok(ok, "explain.lua runs to the end (" .. seconds .. " s)")
+  T.ok(out:find(test_line, 1, true), "explain: the data cell says which files the test set came from")
   if not ok then show_failure(out, stderr) end
   T.ok(out:find("\nLogReg%s+%S+logreg%.fmn%s+7850%s+1 epoch ") and out:find("\nMLP%s+%S+mlp%.fmn")
     and out:find("\nCNN%s+%S+cnn%.fmn"), "explain: the three models are found")
