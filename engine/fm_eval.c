@@ -17,9 +17,11 @@ _Static_assert(FM_NET_MAX_CLASSES <= 256 && FM_NET_MAX_CLASSES <= FM_METRICS_MAX
 static int eval_chunks(const fm_net *net, fm_work *w, const fm_dataset *d, float *x, uint8_t *y,
                        int64_t chunk, float *probs, uint8_t *pred, int per_chunk,
                        int64_t *confusion, double *loss_sum, int64_t *correct) {
-  if (fm_dataset_pixels(d) != net->in_size)
+  if (d->rows != net->in_h || d->cols != net->in_w || net->in_c != 1)
     return fm_fail("images of %lldx%lld do not fit a network taking %dx%dx%d", (long long)d->rows,
                    (long long)d->cols, net->in_h, net->in_w, net->in_c);
+  /* predictions alone need no labels (a dataset may have classes the network has not) */
+  const int scored = confusion || loss_sum || correct;
   if (chunk < 1) return fm_fail("chunk of %lld images", (long long)chunk);
   const int k = net->classes;
   double loss = 0.0;
@@ -31,7 +33,8 @@ static int eval_chunks(const fm_net *net, fm_work *w, const fm_dataset *d, float
     int64_t c = 0;
     uint8_t *p = pred && !per_chunk ? pred + i0 : pred;
     /* fm_net_predict checks every label against the classes, and predictions are classes */
-    if (fm_net_predict(net, w, x, cnt, probs ? probs + i0 * k : NULL, p, y, &l, &c) != FM_OK)
+    if (fm_net_predict(net, w, x, cnt, probs ? probs + i0 * k : NULL, p, scored ? y : NULL,
+                       scored ? &l : NULL, scored ? &c : NULL) != FM_OK)
       return FM_ERR;
     for (int64_t j = 0; confusion && j < cnt; j++) {
       FM_ASSERT(y[j] < k && p[j] < k);

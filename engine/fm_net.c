@@ -1146,7 +1146,7 @@ int fm_net_train_step_rows(fm_net *net, fm_work *w, fm_optim *opt, float *opt_st
                            fm_batch_stats *st) {
   memset(st, 0, sizeof *st);
   if (check_step(net, w, opt, opt_state, rows, n) != FM_OK) return FM_ERR;
-  if (fm_dataset_pixels(d) != net->in_size)
+  if (d->rows != net->in_h || d->cols != net->in_w || net->in_c != 1)
     return fm_fail("train step: images of %lldx%lld do not fit a network taking %dx%dx%d",
                    (long long)d->rows, (long long)d->cols, net->in_h, net->in_w, net->in_c);
   for (int i = 0; i < n; i++) {
@@ -1155,8 +1155,8 @@ int fm_net_train_step_rows(fm_net *net, fm_work *w, fm_optim *opt, float *opt_st
                      i, (long long)d->n - 1);
     uint8_t label = d->labels[fm_dataset_row(d, rows[i])];
     if (label >= net->classes)
-      return fm_fail("train step: label %d of row %d is not a class of this network (0 to %d)",
-                     label, rows[i], net->classes - 1);
+      return fm_fail("train step: label %d of image %d is not a class of this network (0 to %d)",
+                     label, rows[i] + 1, net->classes - 1);
   }
   if (w->model_parallel && !fm_augment_active(&w->augment)) {
     fm_net_mp_step(net, w, NULL, d, rows, NULL, n, seed, opt, opt_state, st);

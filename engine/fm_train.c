@@ -19,7 +19,7 @@ int fm_train_epoch(fm_net *net, fm_work *w, fm_optim *opt, float *opt_state, con
   memset(st, 0, sizeof *st);
   if (batch < 1 || batch > w->batch)
     return fm_fail("train: batch size %d must be 1 to %d (the workspace's)", batch, w->batch);
-  if (fm_dataset_pixels(d) != net->in_size)
+  if (d->rows != net->in_h || d->cols != net->in_w || net->in_c != 1)
     return fm_fail("train: images of %lldx%lld do not fit a network taking %dx%dx%d",
                    (long long)d->rows, (long long)d->cols, net->in_h, net->in_w, net->in_c);
   if (count < 0 || count > d->n)

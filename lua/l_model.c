@@ -679,6 +679,21 @@ static int model_evaluate(lua_State *L) {
   double loss, accuracy;
   evaluate_dataset(L, m, d, threads, "evaluate", &loss, &accuracy, confusion);
   lfm_push_result(L, confusion, (int)k, loss);
+  /* The dataset's own class names, where it has them for the model's classes (checked: a
+   * dataset's fields are read through its metatable, which debug code could replace). */
+  int result = lua_gettop(L);
+  if (lua_getfield(L, 2, "classes") == LUA_TTABLE) {
+    int names = lua_gettop(L);
+    lua_getfield(L, result, "classes");
+    int mine = lua_gettop(L);
+    for (lua_Integer c = 1; c <= k; c++) {
+      if (lua_rawgeti(L, names, c) == LUA_TSTRING)
+        lua_rawseti(L, mine, c);
+      else
+        lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, result);
   return 1;
 }
 
@@ -1030,7 +1045,7 @@ static void check_sets(lua_State *L, const model *m, const fm_dataset *train,
   const char *which[2] = {"training", "validation"};
   const fm_dataset *sets[2] = {train, val};
   for (int k = 0; k < 2; k++)
-    if (sets[k] && fm_dataset_pixels(sets[k]) != m->net.in_size)
+    if (sets[k] && (sets[k]->rows != m->net.in_h || sets[k]->cols != m->net.in_w || m->net.in_c != 1))
       luaL_error(L, "fit: %s images of %Ix%I do not fit the model's %dx%dx%d input", which[k],
                  (lua_Integer)sets[k]->rows, (lua_Integer)sets[k]->cols, m->net.in_h,
                  m->net.in_w, m->net.in_c);

@@ -341,4 +341,27 @@ do
   T.ok(acc > 0.9, ("an MLP learns them too (%.3f)"):format(acc))
 end
 
+-- a dataset with classes a model does not have: predictions need no labels; evaluation uses the
+-- dataset's own class names; images of another shape with as many pixels are refused
+do
+  local x = fm.rand(40, 28, 28)
+  local y = {}
+  for i = 1, 40 do y[i] = (i - 1) % 12 end
+  local names = { "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l" }
+  local ds12 = fm.dataset(x, y, { classes = names })
+  local ten = fm.MLP{ hidden = { 8 }, seed = 1 }
+  T.eq(ten:predict(ds12):numel(), 40, "a 10-class model predicts a 12-class dataset (no labels needed)")
+  local twelve = fm.Model{ seed = 1, layers = { { "dense", 12 } } }
+  local r = twelve:evaluate(ds12)
+  T.eq({ r.classes[1], r.classes[12], #r.classes }, { "a", "l", 12 }, "evaluate names the dataset's classes")
+  T.err("is not a class of this network (0 to 9)", function()
+    ten:fit(ds12, { epochs = 1, verbose = false })
+  end)
+  local odd = fm.dataset(fm.rand(4, 16, 49), { 0, 1, 2, 3 })
+  T.err("predict: images of 16x49 do not fit a network taking 28x28x1", function() return ten:predict(odd) end)
+  T.err("fit: training images of 16x49 do not fit the model's 28x28x1 input", function()
+    ten:fit(odd, { epochs = 1, verbose = false })
+  end)
+end
+
 T.done()
