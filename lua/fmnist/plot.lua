@@ -275,7 +275,15 @@ local function wrap(text, width)
   end
   return out
 end
-M._wrap = wrap
+-- For the tests, with its arguments checked (an internal caller always gives a width of 10 or
+-- more; a width of 0 would never end).
+function M._wrap(text, width)
+  if type(text) ~= "string" then fail("plot._wrap", "text must be a string, got %s", type(text)) end
+  if math.type(width) ~= "integer" or width < 1 then
+    fail("plot._wrap", "width must be a whole number from 1, got %s", tostring(width))
+  end
+  return wrap(text, width)
+end
 
 -- Pixels a character of the title (13 points) takes, about: what wraps a title to a figure.
 local TITLE_CHAR_PIXELS = 9
@@ -624,8 +632,8 @@ local function set_range(cmds, axis, a, b, log)
 end
 
 -- The x axis of whole numbers (epochs, trial numbers): the range is min..max with a margin of
--- 2% (at least a quarter of a step), not stretched to the next round tic (15 epochs do not run
--- to 16); tics on whole numbers a round step apart (1, 2, 5, 10, 20, ...; at most about 15),
+-- 2% of the span (at least a quarter of one), not stretched to the next round tic (15 epochs do
+-- not run to 16); tics on whole numbers a round step apart (1, 2, 5, 10, 20, ...; at most about 15),
 -- with both ends labelled.
 local function whole_x_axis(cmds, xmin, xmax)
   local span = xmax - xmin
@@ -847,7 +855,10 @@ local function to_text_terminal(fname, opts)
 end
 
 -- The columns a figure drawn by fm.termimage may take: opts.size's width, else the terminal's.
+-- The options gnuplot would have read are checked as for a figure drawn by gnuplot.
 local function text_columns(fname, opts)
+  opt_int(fname, opts, "fontsize", 11, 4, 72)
+  for _, key in ipairs { "title", "xlabel", "ylabel" } do opt_string(fname, opts, key) end
   local w = opt_size(fname, opts)
   if w and w > TEXT_MAX[1] then
     fail(fname, "a text figure of %d characters across is wider than %d", w, TEXT_MAX[1])

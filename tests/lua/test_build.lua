@@ -25,15 +25,16 @@ local printed = run((os.getenv("FMNIST_HOST") or "./fmnist-lua")
   .. [[ -e 'print(require("fmnist.host").build().git)']])
 T.eq(printed, (recorded or "nil") .. "\n", "the program prints it")
 
--- Recording it does not make the build out of date: with nothing changed, make has nothing to do
--- (a stamp rewritten only when the description changes, not a rule run every time).
+-- Recording it does not make the build out of date: with the commit unchanged, make has nothing
+-- to do for host.o (a stamp rewritten only when the description changes, not a rule run every
+-- time). Only host.o is asked about, so that an edit elsewhere during the run is no failure.
 local sanitize = os.getenv("FMNIST_SANITIZE") or ""
 local build = os.getenv("FMNIST_BUILD") or "build"
 if run("command -v make") == "" then
   T.skip("make -q: the build is up to date", "make is not installed")
 else
-  local _, status = run("make -q SANITIZE=" .. sanitize .. " BUILD=" .. build .. " all")
-  T.eq(status, 0, "make -q all: the build is up to date after recording the commit")
+  local _, status = run("make -q SANITIZE=" .. sanitize .. " BUILD=" .. build .. " " .. build .. "/lua/host.o")
+  T.eq(status, 0, "make -q " .. build .. "/lua/host.o: up to date after recording the commit")
 end
 local stamp = io.open(build .. "/git-describe.stamp", "r")
 T.eq(stamp and stamp:read("a"), describe .. "\n", "the stamp holds the description")

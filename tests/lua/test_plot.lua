@@ -871,6 +871,8 @@ T.eq(fm.plot._wrap("the first three test images", 10), { "the first", "three tes
 T.eq(fm.plot._wrap("abcdefghijklmnop qr\nst", 6), { "abcdef", "ghijkl", "mnop", "qr", "st" },
   "wrap: a long word is broken, line breaks kept")
 T.eq(fm.plot._wrap("na\195\175ve na\195\175ve", 6), { "na\195\175ve", "na\195\175ve" }, "wrap: characters, not bytes")
+T.err("plot._wrap: width must be a whole number from 1, got 0", fm.plot._wrap, "x.txt", 0)
+T.err("plot._wrap: text must be a string, got nil", fm.plot._wrap, nil, 5)
 do
   local long = "CNN: the test images it got wrong, with their true and predicted classes"
   local narrow = fm.load_png(fm.plot.images({ ten[1], ten[2] }, { title = long, file = path("narrow.png") }))
@@ -940,6 +942,13 @@ fm.plot.image(t:image(1))]])
   T.eq(out, "a title\ntoo long\nfor ten\ncolumns\n  \nx\n", "the title broken to the width given")
   out = run([[print(pcall(fm.plot.image, fm.zeros(2, 2), {palette = "nope"}))]], "NO_COLOR=1")
   T.ok(out:find("false\tplot.image: unknown palette 'nope'", 1, true), "options are checked before drawing")
+  out = run([[print(pcall(fm.plot.images, {fm.zeros(2, 2)}, {fontsize = 100}))
+print(pcall(fm.plot.heatmap, fm.zeros(2, 2), {xlabel = {}}))
+print(pcall(fm.plot.image, fm.zeros(2, 2), {size = {5000, 10}}))]], "NO_COLOR=1")
+  T.eq(out, "false\tplot.images: option 'fontsize' must be 4..72, got 100\n"
+    .. "false\tplot.heatmap: option 'xlabel' must be a string, got table\n"
+    .. "false\tplot.image: a text figure of 5000 characters across is wider than 2000\n",
+    "on a text terminal too, every option is checked, and nothing is drawn")
 end
 
 T.done()
