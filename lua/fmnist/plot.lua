@@ -2,13 +2,16 @@
 --
 --   fm.plot.bar(values, opts)        bars per category; several series side by side
 --   fm.plot.hist(t, opts)            histogram of a tensor's values (bins, range, logy)
---   fm.plot.lines(series, opts)      named series over x (loss and accuracy per epoch)
---   fm.plot.scatter(x, y, opts)      points, coloured by group (groups, labels)
+--   fm.plot.lines(series, opts)      named series over x (loss and accuracy per epoch); a series
+--                                    may be drawn as lines, points or both (style)
+--   fm.plot.scatter(x, y, opts)      points, coloured by group (groups, labels); logx, logy, and
+--                                    categories naming x = 1, 2, ...
 --   fm.plot.heatmap(m, opts)         a matrix with row/column labels, values in cells, colour scale
 --   fm.plot.image(t, opts)           one grayscale image
 --   fm.plot.images(list, opts)       a grid of images with a caption under each (captions may
 --                                    have several lines; colorbox, cblabel for a colour scale)
 --   fm.plot.close()                  ends the gnuplot process now (it also ends with the program)
+--   fm.plot.PALETTES                 the palettes, as data (fm.termimage draws with them too)
 --
 -- Series (bar, lines) are given as a tensor or list of numbers (one series), a list of series
 -- {{name = "train", values = t1}, {name = "test", values = t2}}, or a table of named series
@@ -17,7 +20,15 @@
 -- Options shared by every figure: title, xlabel, ylabel, palette, size = {width, height}, file.
 -- The extension of file picks the terminal: .png (pngcairo), .svg, .pdf (pdfcairo), .txt (dumb
 -- text). Each figure returns the path of its file. Without file the figure is drawn on standard
--- output: text (dumb) by default, sixel graphics when FMNIST_PLOT=sixel.
+-- output: sixel graphics when FMNIST_PLOT=sixel and the terminal says it shows them, else text —
+-- gnuplot's dumb terminal for bars, histograms, lines and points, fm.termimage (colour half
+-- blocks) for images, grids and heatmaps, which the dumb terminal cannot draw.
+--
+-- Axes are set here rather than left to gnuplot's autoscale where it misleads: whole-number x
+-- (epochs) runs from the first to the last value with a small margin and whole-number tics;
+-- a flat range (one point, one value) gets a range around it; scatter pads x by 5%. Titles
+-- wider than the figure are broken into lines. SVG draws images pixel by pixel (crisp when
+-- scaled) up to SVG_PIXELS_MAX pixels.
 --
 -- Every string a user gives is text, drawn exactly as given:
 --   * it reaches gnuplot only through fm.gnuplot.quote, which leaves nothing gnuplot could run;
@@ -26,7 +37,7 @@
 --     ^ _ @ { } & are characters, not markup;
 --   * file names never reach gnuplot at all (fm.gnuplot.run draws into a private file and copies
 --     it to the name given, whole or not at all).
--- Numbers are formatted here and palettes picked from a fixed list. Lists given by the user are
+-- Numbers are formatted here; palettes are checked as they are read (PALETTES can be changed). Lists given by the user are
 -- read raw (their metatables are not consulted); option tables through their __index.
 local fm = require "fmnist"
 local gp = fm.gnuplot
