@@ -60,6 +60,22 @@ $(BUILD)/%.o: %.c $(wildcard engine/*.h lua/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
+# The commit the program is built from, for host.build().git and the reports: `git describe`
+# of this checkout (nothing outside one, or without git), kept to the characters a tag or a
+# hash has. The stamp file is rewritten, when make reads this file, only if the description
+# changed: a new commit (or edits that make it -dirty) rebuild host.o alone, and an unchanged
+# tree nothing.
+GIT_DESCRIBE := $(if $(wildcard .git),$(shell git describe --always --dirty --tags 2>/dev/null | tr -cd 'A-Za-z0-9._/+-'))
+GIT_STAMP    := $(BUILD)/git-describe.stamp
+ifneq ($(GIT_DESCRIBE),$(shell cat $(GIT_STAMP) 2>/dev/null))
+$(shell mkdir -p $(BUILD) && printf '%s\n' '$(GIT_DESCRIBE)' > $(GIT_STAMP))
+endif
+HOST_DEFS = $(if $(GIT_DESCRIBE),-DLFM_GIT_DESCRIBE='"$(GIT_DESCRIBE)"')
+
+$(BUILD)/lua/host.o: lua/host.c $(GIT_STAMP) $(wildcard engine/*.h lua/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(HOST_DEFS) -c $< -o $@
+
 $(BUILD)/libfmnist.a: $(ENGINE_OBJ)
 	rm -f $@; ar rcs $@ $^
 

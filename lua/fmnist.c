@@ -162,6 +162,14 @@ static int fm_clock(lua_State *L) {
   return 1;
 }
 
+/* fm.threads() -> the threads training uses by default: OMP_NUM_THREADS, else the cores this
+ * process may run on (its affinity mask), at most the engine's shard limit. fit's threads option
+ * overrides it for one call. */
+static int fm_threads(lua_State *L) {
+  lua_pushinteger(L, fm_default_threads());
+  return 1;
+}
+
 /* package.preload loader for an embedded module; upvalue 1 is its index in lfm_lua_modules. */
 static int load_embedded(lua_State *L) {
   const lfm_lua_module *m = &lfm_lua_modules[lua_tointeger(L, lua_upvalueindex(1))];
@@ -201,7 +209,8 @@ static void install_embedded(lua_State *L) {
 }
 
 int luaopen_fmnist(lua_State *L) {
-  static const luaL_Reg functions[] = {{"versions", fm_versions}, {"clock", fm_clock}, {NULL, NULL}};
+  static const luaL_Reg functions[] = {
+      {"versions", fm_versions}, {"clock", fm_clock}, {"threads", fm_threads}, {NULL, NULL}};
   luaL_newlib(L, functions);
   lua_pushstring(L, LFM_VERSION);
   lua_setfield(L, -2, "version");

@@ -3,9 +3,12 @@
 local doc = require("fmnist.help").section("Figures", 60, [[
 Figures are drawn by one gnuplot process (gnuplot-nox). The extension of opts.file picks the
 kind: .png, .svg, .pdf or .txt; each figure returns the path of its file. Without a file the
-figure is drawn on standard output: as text, or as sixel graphics when FMNIST_PLOT=sixel. Every
-figure takes title, xlabel, ylabel, size = {width, height} (pixels) and file; unknown options are
-errors that list the known ones.]])
+figure is drawn on standard output: as text (images, image grids and heatmaps in coloured Unicode
+half blocks through fm.termimage), or as sixel graphics when FMNIST_PLOT=sixel and the terminal
+says it shows them (else as text, with a word on stderr). Every figure takes title (broken into
+lines when it is wider than the figure), xlabel, ylabel, size = {width, height} (pixels) and
+file; unknown options are errors that list the known ones. SVG figures draw images pixel by pixel,
+so that they stay sharp when scaled.]])
 
 local COMMON = {
   { "title", "the title (may have several lines)" },
@@ -27,7 +30,8 @@ doc {
   text = [[
 The figures: bar, hist, lines, scatter, heatmap, image, images, and close. Series (bar, lines) are
 a tensor or list of numbers, a list of series {{name = "train", values = t1}, ...}, or a table of
-named series {train = t1, test = t2} (drawn in name order).]],
+named series {train = t1, test = t2} (drawn in name order). fm.plot.PALETTES holds the palettes
+as data ({stops = {{position, "#rrggbb"}, ...}}), shared with fm.termimage.]],
   example = [[
 local path = fm.plot.lines({loss = {0.9, 0.5, 0.4}}, {title = "Loss", file = "loss.png"})
 print(path)   --> loss.png
@@ -38,7 +42,9 @@ print(path)   --> loss.png
 doc {
   name = "fm.plot.bar",
   sig = "fm.plot.bar(values [, opts]) -> path",
-  text = [[Bars per category; several series side by side, with a key beside the plot.]],
+  text = [[
+Bars per category; several series side by side, with a key beside the plot. Long category names
+are turned 30 degrees, each ending under its bar.]],
   options = with_common {
     { "labels", "the category names under the bars" },
     { "values", "true: write each bar's value above it" },
@@ -72,7 +78,11 @@ print(fm.plot.hist(fm.randn(1000), {bins = 30, file = "normal.svg"}))   --> norm
 doc {
   name = "fm.plot.lines",
   sig = "fm.plot.lines(series [, opts]) -> path",
-  text = [[Named series over x (1, 2, ... unless given): learning curves, for one.]],
+  text = [[
+Named series over x (1, 2, ... unless given): learning curves, for one. A series table may say
+how it is drawn: style = "lines", "points" or "linespoints" (the default: lines with points up to
+60 values). Whole-number x (epochs, trials) gets an axis from the first to the last with a small
+margin and tics on whole numbers; a flat series (one point, or one value) gets a range around it.]],
   options = with_common {
     { "x", "the x values shared by every series (a series may have its own, series.x)" },
     { "logy", "true: a logarithmic y axis" },
@@ -86,6 +96,9 @@ local h = {loss = {0.9, 0.6, 0.5}, val_loss = {0.8, 0.7, 0.7}}
 local path = fm.plot.lines({{name = "training", values = h.loss}, {name = "validation", values = h.val_loss}},
   {xlabel = "epoch", file = "curves.png"})
 print(path)   --> curves.png
+local trials = {{name = "trial", values = {0.8, 0.9, 0.85}, style = "points"},
+  {name = "best so far", values = {0.8, 0.9, 0.9}, style = "lines"}}
+print(fm.plot.lines(trials, {xlabel = "trial", file = "trials.png"}))   --> trials.png
 ]],
   needs = "gnuplot",
 }
@@ -93,17 +106,28 @@ print(path)   --> curves.png
 doc {
   name = "fm.plot.scatter",
   sig = "fm.plot.scatter(x, y [, opts]) -> path",
-  text = [[Points (x[i], y[i]), coloured by group when opts.groups gives one id per point.]],
+  text = [[
+Points (x[i], y[i]), coloured by group when opts.groups gives one id per point. The x axis runs
+from the least x to the greatest with 5% on each side (in decades with logx); with categories,
+x = i is the category categories[i] (a choice of values: "relu", "tanh"), named under its place.
+One point, or one y value, is drawn in a range around it.]],
   options = with_common {
     { "groups", "a group id per point (class ids, drawn in their own colours)" },
     { "labels", "names of the groups, group id g at position g + 1" },
     { "pointsize", "the size of the points, up to 10 (default 0.5)" },
-    { "logy", "true: a logarithmic y axis" },
+    { "logx", "true: a logarithmic x axis (every x above 0)" },
+    { "logy", "true: a logarithmic y axis (every y above 0)" },
+    { "categories", "names for x = 1, 2, ...: the tics of the x axis" },
     { "fontsize", "the font size" },
   },
   example = [[
 fm.seed(2)
 print(fm.plot.scatter(fm.randn(100), fm.randn(100), {file = "points.png"}))   --> points.png
+local lr, score = {1e-4, 1e-3, 1e-2}, {0.81, 0.86, 0.84}
+print(fm.plot.scatter(lr, score, {logx = true, xlabel = "lr", file = "lr.png"}))   --> lr.png
+local choice = {1, 2, 2, 3}   -- the index of each trial's activation
+local opts = {categories = {"relu", "tanh", "gelu"}, file = "activation.png"}
+print(fm.plot.scatter(choice, {0.8, 0.85, 0.84, 0.83}, opts))   --> activation.png
 ]],
   needs = "gnuplot",
 }
@@ -113,7 +137,9 @@ doc {
   sig = "fm.plot.heatmap(matrix [, opts]) -> path",
   text = [[
 A matrix as coloured cells with a colour scale, row 1 at the top, the values written in the cells
-when it is small (20 x 20 or less): confusion matrices, maps of pixels.]],
+when it is small (20 x 20 or less): confusion matrices, maps of pixels. Without a file, in a
+terminal: fm.termimage.heatmap (values in coloured cells), or the matrix as an image with its
+colour scale when it is too large for its values.]],
   options = with_common {
     { "labels", "names of the rows and the columns (the same list)" },
     { "row_labels", "names of the rows" },
@@ -134,7 +160,9 @@ print(fm.plot.heatmap(fm.tensor{{5, 1}, {2, 7}}, {labels = {"a", "b"}, file = "c
 doc {
   name = "fm.plot.image",
   sig = "fm.plot.image(t [, opts]) -> path",
-  text = [[One grayscale image: a 2-D tensor, or a 1-D one of square length (a row of ds:images()).]],
+  text = [[
+One grayscale image: a 2-D tensor, or a 1-D one of square length (a row of ds:images()). Without
+a file, in a terminal: drawn by fm.termimage.image in half blocks.]],
   options = with_common {
     { "palette", "gray (default) or another palette" },
     { "range", "{low, high} of the grey scale (default [0, 1] when the values fit)" },
@@ -153,7 +181,8 @@ doc {
   text = [[
 A grid of images, each with a caption under it (captions may have several lines): a list of
 tensors of one size, an n x h x w tensor, or an n x (k*k) tensor whose rows are square images.
-cblabel (or colorbox) adds a colour scale.]],
+cblabel (or colorbox) adds a colour scale. Without a file, in a terminal: fm.termimage.images, as
+many side by side as fit.]],
   options = with_common {
     { "cols", "images per row (default up to 10)" },
     { "captions", "a caption per image (labels is the same)" },

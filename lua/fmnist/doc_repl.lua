@@ -323,7 +323,7 @@ in the foreground colour and its bottom one in the background), in 24-bit colour
 says so, else the 256-colour palette, else characters of growing ink (NO_COLOR, TERM=dumb).
 io.write it.]],
   options = {
-    { "palette", "gray (default), gray_r, magma, viridis, blues, diverging" },
+    { "palette", "a name in fm.plot.PALETTES: gray (default), gray_r, magma, viridis, blues, diverging" },
     { "range", "{low, high} of the colour scale (default [0, 1] when the values fit)" },
     { "colors", "\"24bit\", \"256\" or \"none\" (default: from the environment)" },
     { "scale", "characters per pixel across (default 2 when it fits)" },
@@ -338,7 +338,9 @@ print(s:find("\u{2580}") ~= nil)   --> true
 tools {
   name = "fm.termimage.images",
   sig = "fm.termimage.images(list [, opts]) -> string",
-  text = [[Images side by side, as many as fit the terminal's width a row, each with its caption under it.]],
+  text = [[
+Images side by side, as many as fit the terminal's width a row, each with its caption under it (a
+caption's lines one under the other, each cut to the image's width).]],
   options = {
     { "captions", "a caption per image" },
     { "cols", "images per row" },
@@ -359,7 +361,8 @@ tools {
   sig = "fm.termimage.heatmap(m [, opts]) -> string",
   text = [[
 A matrix as coloured cells with its values written in them, row labels on the left, column
-numbers above and their names listed under: a confusion matrix that reads in a terminal.]],
+numbers above and their names listed under: a confusion matrix that reads in a terminal.
+fm.plot.heatmap draws with it when there is no file and no sixel.]],
   options = {
     { "labels", "names of the rows and columns" },
     { "row_labels", "names of the rows" },
@@ -433,6 +436,30 @@ tools {
   example = [[
 local c = fm.termimage.colors()
 print(c == "24bit" or c == "256" or c == "none")   --> true
+]],
+}
+
+tools {
+  name = "fm.termimage.columns",
+  sig = "fm.termimage.columns() -> integer",
+  text = [[
+The width of the terminal in characters: its size when standard output is one, else COLUMNS,
+else 80. What images and grids are fitted to.]],
+  example = [[
+print(fm.termimage.columns() >= 1)   --> true
+]],
+}
+
+tools {
+  name = "fm.termimage.sixel_wanted",
+  sig = "fm.termimage.sixel_wanted(requested) -> boolean",
+  text = [[
+Whether to draw with sixel: true when requested and the terminal says it shows sixel
+(sixel_supported); when requested and it does not, false and, the first time, a line on stderr
+saying why (a terminal without sixel would show nothing, or garbage). fm.plot and show ask it
+when FMNIST_PLOT=sixel.]],
+  example = [[
+print(fm.termimage.sixel_wanted(false))   --> false
 ]],
 }
 

@@ -2,13 +2,16 @@
 --
 --   fm.plot.bar(values, opts)        bars per category; several series side by side
 --   fm.plot.hist(t, opts)            histogram of a tensor's values (bins, range, logy)
---   fm.plot.lines(series, opts)      named series over x (loss and accuracy per epoch)
---   fm.plot.scatter(x, y, opts)      points, coloured by group (groups, labels)
+--   fm.plot.lines(series, opts)      named series over x (loss and accuracy per epoch); a series
+--                                    may be drawn as lines, points or both (style)
+--   fm.plot.scatter(x, y, opts)      points, coloured by group (groups, labels); logx, logy, and
+--                                    categories naming x = 1, 2, ...
 --   fm.plot.heatmap(m, opts)         a matrix with row/column labels, values in cells, colour scale
 --   fm.plot.image(t, opts)           one grayscale image
 --   fm.plot.images(list, opts)       a grid of images with a caption under each (captions may
 --                                    have several lines; colorbox, cblabel for a colour scale)
 --   fm.plot.close()                  ends the gnuplot process now (it also ends with the program)
+--   fm.plot.PALETTES                 the palettes, as data (fm.termimage draws with them too)
 --
 -- Series (bar, lines) are given as a tensor or list of numbers (one series), a list of series
 -- {{name = "train", values = t1}, {name = "test", values = t2}}, or a table of named series
@@ -17,7 +20,15 @@
 -- Options shared by every figure: title, xlabel, ylabel, palette, size = {width, height}, file.
 -- The extension of file picks the terminal: .png (pngcairo), .svg, .pdf (pdfcairo), .txt (dumb
 -- text). Each figure returns the path of its file. Without file the figure is drawn on standard
--- output: text (dumb) by default, sixel graphics when FMNIST_PLOT=sixel.
+-- output: sixel graphics when FMNIST_PLOT=sixel and the terminal says it shows them, else text —
+-- gnuplot's dumb terminal for bars, histograms, lines and points, fm.termimage (colour half
+-- blocks) for images, grids and heatmaps, which the dumb terminal cannot draw.
+--
+-- Axes are set here rather than left to gnuplot's autoscale where it misleads: whole-number x
+-- (epochs) runs from the first to the last value with a small margin and whole-number tics;
+-- a flat range (one point, one value) gets a range around it; scatter pads x by 5%. Titles
+-- wider than the figure are broken into lines. SVG draws images pixel by pixel (crisp when
+-- scaled) up to SVG_PIXELS_MAX pixels.
 --
 -- Every string a user gives is text, drawn exactly as given:
 --   * it reaches gnuplot only through fm.gnuplot.quote, which leaves nothing gnuplot could run;
@@ -26,7 +37,7 @@
 --     ^ _ @ { } & are characters, not markup;
 --   * file names never reach gnuplot at all (fm.gnuplot.run draws into a private file and copies
 --     it to the name given, whole or not at all).
--- Numbers are formatted here and palettes picked from a fixed list. Lists given by the user are
+-- Numbers are formatted here; palettes are checked as they are read (PALETTES can be changed). Lists given by the user are
 -- read raw (their metatables are not consulted); option tables through their __index.
 local fm = require "fmnist"
 local gp = fm.gnuplot
@@ -43,21 +54,27 @@ local TEXT_MAX = { 2000, 1000 }
 local COLOURS = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                   "#7f7f7f", "#bcbd22", "#17becf" }
 
--- Palettes: gnuplot stops, and which end is dark (for the colour of text written on cells).
+-- Palettes: colour stops {position in [0, 1], "#rrggbb"}, and which end is dark (for the colour
+-- of text written on cells). Exported as plot.PALETTES: fm.termimage draws with the same colours.
 local PALETTES = {
-  gray = { stops = '(0 "#000000", 1 "#ffffff")', dark = "low" },
-  gray_r = { stops = '(0 "#ffffff", 1 "#000000")', dark = "high" },
-  blues = { stops = '(0 "#f7fbff", 0.25 "#c6dbef", 0.5 "#6baed6", 0.75 "#2171b5", 1 "#08306b")',
-            dark = "high" },
-  viridis = { stops = '(0 "#440154", 0.25 "#3b528b", 0.5 "#21918c", 0.75 "#5ec962", 1 "#fde725")',
-              dark = "low" },
-  magma = { stops = '(0 "#000004", 0.25 "#51127c", 0.5 "#b73779", 0.75 "#fc8961", 1 "#fcfdbf")',
-            dark = "low" },
-  diverging = { stops = '(0 "#2166ac", 0.25 "#92c5de", 0.5 "#f7f7f7", 0.75 "#f4a582", 1 "#b2182b")',
-                dark = "ends", symmetric = true },
+  gray = { stops = { { 0, "#000000" }, { 1, "#ffffff" } }, dark = "low" },
+  gray_r = { stops = { { 0, "#ffffff" }, { 1, "#000000" } }, dark = "high" },
+  blues = { stops = { { 0, "#f7fbff" }, { 0.25, "#c6dbef" }, { 0.5, "#6baed6" },
+                      { 0.75, "#2171b5" }, { 1, "#08306b" } }, dark = "high" },
+  viridis = { stops = { { 0, "#440154" }, { 0.25, "#3b528b" }, { 0.5, "#21918c" },
+                        { 0.75, "#5ec962" }, { 1, "#fde725" } }, dark = "low" },
+  magma = { stops = { { 0, "#000004" }, { 0.25, "#51127c" }, { 0.5, "#b73779" },
+                      { 0.75, "#fc8961" }, { 1, "#fcfdbf" } }, dark = "low" },
+  diverging = { stops = { { 0, "#2166ac" }, { 0.25, "#92c5de" }, { 0.5, "#f7f7f7" },
+                          { 0.75, "#f4a582" }, { 1, "#b2182b" } }, dark = "ends", symmetric = true },
 }
 PALETTES.binary = PALETTES.gray_r
 PALETTES.rdbu = PALETTES.diverging
+M.PALETTES = PALETTES
+
+-- The figure functions leave the commands of their last gnuplot figure here (strings only, data
+-- blocks left out), so that tests can read what was asked of gnuplot.
+M._last_commands = nil
 
 local COMMON = { title = true, xlabel = true, ylabel = true, size = true, file = true }
 
@@ -170,7 +187,12 @@ local function as_tensor(fname, v, what)
   return fm.tensor(list)
 end
 
--- The series of bar and lines as a list of {name =, values = tensor, x = tensor|nil}.
+-- The keys of a series table, and the styles a series of lines may have.
+local SERIES_KEYS = { name = true, values = true, x = true, style = true }
+local SERIES_STYLES = { lines = "lines", points = "points pt 7 ps 0.8",
+  linespoints = "linespoints pt 7 ps 0.6" }
+
+-- The series of bar and lines as a list of {name =, values = tensor, x = tensor|nil, style =}.
 local function series_list(fname, values)
   local list = {}
   if is_tensor(values) then
@@ -188,11 +210,21 @@ local function series_list(fname, values)
       if is_tensor(s) or (type(s) == "table" and svalues == nil and type(rawget(s, 1)) == "number") then
         list[i] = { name = "series " .. i, values = as_tensor(fname, s, "series " .. i) }
       elseif type(s) == "table" and svalues ~= nil then
-        local name, x = rawget(s, "name"), rawget(s, "x")
+        for k in next, s do
+          if not SERIES_KEYS[k] then
+            fail(fname, "series %d: unknown key '%s' (known: name, style, values, x)", i,
+              tostring(k))
+          end
+        end
+        local name, x, style = rawget(s, "name"), rawget(s, "x"), rawget(s, "style")
+        if style ~= nil and not SERIES_STYLES[style] then
+          fail(fname, "series %d: style must be \"lines\", \"points\" or \"linespoints\", got %s",
+            i, tostring(style))
+        end
         list[i] = { name = name ~= nil and check_text(fname, name, "series " .. i .. ": name")
                       or ("series " .. i),
                     values = as_tensor(fname, svalues, "series " .. i),
-                    x = x and as_tensor(fname, x, "series " .. i .. " x") }
+                    x = x and as_tensor(fname, x, "series " .. i .. " x"), style = style }
       else
         fail(fname, "series %d must be a tensor or {name =, values =}", i)
       end
@@ -222,34 +254,94 @@ local function num(v)
   return string.format("%.17g", v)
 end
 
+-- Characters of a string (bytes when it is not UTF-8).
+local function text_len(s) return utf8.len(s) or #s end
+
+-- The first n characters of s (bytes when it is not UTF-8).
+local function text_prefix(s, n)
+  if not utf8.len(s) then return s:sub(1, n) end
+  local stop = utf8.offset(s, n + 1)
+  return stop and s:sub(1, stop - 1) or s
+end
+
+-- Text in lines of at most `width` characters, broken at spaces; a longer word is broken where
+-- the line ends. The text's own line breaks are kept.
+local function wrap(text, width)
+  local out = {}
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    local cur = nil
+    for word in line:gmatch("%S+") do
+      if cur and text_len(cur) + 1 + text_len(word) <= width then
+        cur = cur .. " " .. word
+      else
+        if cur then out[#out + 1] = cur end
+        while text_len(word) > width do
+          out[#out + 1] = text_prefix(word, width)
+          word = word:sub(#text_prefix(word, width) + 1)
+        end
+        cur = word
+      end
+    end
+    out[#out + 1] = cur or ""
+  end
+  return out
+end
+-- For the tests, with its arguments checked (an internal caller always gives a width of 10 or
+-- more; a width of 0 would never end).
+function M._wrap(text, width)
+  if type(text) ~= "string" then fail("plot._wrap", "text must be a string, got %s", type(text)) end
+  if math.type(width) ~= "integer" or width < 1 then
+    fail("plot._wrap", "width must be a whole number from 1, got %s", tostring(width))
+  end
+  return wrap(text, width)
+end
+
+-- Pixels a character of the title (13 points) takes, about: what wraps a title to a figure.
+local TITLE_CHAR_PIXELS = 9
+
 -- ---- the terminal and the figure ----
 
 local EXTENSIONS = { png = "png", svg = "svg", pdf = "pdf", txt = "txt" }
 
--- The `set terminal` argument for opts.file (or standard output) at a size in pixels.
-local function terminal(fname, opts, width, height)
-  local file = opt_string(fname, opts, "file")
+-- opts.size as whole numbers, or nil.
+local function opt_size(fname, opts)
   local size = opts.size
-  if size ~= nil then
-    local w = type(size) == "table" and type(size[1]) == "number" and math.tointeger(size[1])
-    local h = type(size) == "table" and type(size[2]) == "number" and math.tointeger(size[2])
-    if not (w and h and w >= 1 and h >= 1 and w <= MAX_PIXELS and h <= MAX_PIXELS) then
-      fail(fname, "option 'size' must be {width, height}: whole numbers of pixels (characters "
-        .. "for text) from 1 to %d", MAX_PIXELS)
-    end
-    width, height = w, h
+  if size == nil then return nil end
+  local w = type(size) == "table" and type(size[1]) == "number" and math.tointeger(size[1])
+  local h = type(size) == "table" and type(size[2]) == "number" and math.tointeger(size[2])
+  if not (w and h and w >= 1 and h >= 1 and w <= MAX_PIXELS and h <= MAX_PIXELS) then
+    fail(fname, "option 'size' must be {width, height}: whole numbers of pixels (characters "
+      .. "for text) from 1 to %d", MAX_PIXELS)
   end
-  local kind
+  return w, h
+end
+
+-- What a figure becomes, and its file: "png", "svg", "pdf" or "txt" from opts.file's extension;
+-- without a file, "sixel" when FMNIST_PLOT=sixel and the terminal says it shows sixel graphics,
+-- else "txt" on standard output (and, when sixel was asked for, a word on stderr saying why not,
+-- once: fm.termimage asks the terminal).
+local function output_kind(fname, opts)
+  local file = opt_string(fname, opts, "file")
   if file then
     local ext = file:match("%.([%w]+)$")
-    kind = ext and EXTENSIONS[ext:lower()]
+    local kind = ext and EXTENSIONS[ext:lower()]
     if not kind then
       fail(fname, "cannot tell the kind of figure from the file name '%s' (use .png, .svg, .pdf "
         .. "or .txt)", file)
     end
-  else
-    kind = os.getenv("FMNIST_PLOT") == "sixel" and "sixel" or "txt"
+    return kind, file
   end
+  if os.getenv("FMNIST_PLOT") == "sixel" and require("fmnist.termimage").sixel_wanted(true) then
+    return "sixel", nil
+  end
+  return "txt", nil
+end
+
+-- The `set terminal` argument for opts.file (or standard output) at a size in pixels.
+local function terminal(fname, opts, width, height)
+  local kind, file = output_kind(fname, opts)
+  local w, h = opt_size(fname, opts)
+  if w then width, height = w, h end
   local fontsize = opt_int(fname, opts, "fontsize", 11, 4, 72)
   local font = Q("Sans," .. fontsize)
   if kind ~= "txt" and (width > MAX_PIXELS or height > MAX_PIXELS) then
@@ -270,7 +362,7 @@ local function terminal(fname, opts, width, height)
   end
   -- Text: characters, not pixels.
   local cols, rows = 100, 30
-  if size then cols, rows = width, height end
+  if w then cols, rows = w, h end
   if cols > TEXT_MAX[1] or rows > TEXT_MAX[2] then
     fail(fname, "a text figure of %dx%d characters is larger than %dx%d", cols, rows,
       TEXT_MAX[1], TEXT_MAX[2])
@@ -282,6 +374,20 @@ end
 -- on standard output.
 -- expected: warnings that are known and harmless for this figure (plain substrings).
 local function draw(fname, opts, width, height, commands, expected)
+  -- A title longer than the figure is wide goes on several lines; a figure of the default size
+  -- grows by a line's height for each line more.
+  local given_size = opt_size(fname, opts)
+  for i, c in ipairs(commands) do
+    if type(c) == "table" and c.title then
+      local kind = output_kind(fname, opts)
+      local chars = kind == "txt" and ((given_size or 100) - 4) or ((given_size or width) - 20)
+        // TITLE_CHAR_PIXELS
+      local lines = wrap(c.title, math.max(10, chars))
+      if not given_size and kind ~= "txt" then height = height + 18 * (#lines - 1) end
+      commands[i] = "set title " .. Q(table.concat(lines, "\n")) .. " font " .. Q(",13")
+        .. " noenhanced"
+    end
+  end
   local term, file, kind = terminal(fname, opts, width, height)
   commands.terminal = term
   commands.output = file
@@ -294,6 +400,11 @@ local function draw(fname, opts, width, height, commands, expected)
     -- the plot itself).
     table.insert(commands, #commands, "unset colorbox; unset grid")
   end
+  local record = {}
+  for _, c in ipairs(commands) do
+    if type(c) == "string" then record[#record + 1] = c end
+  end
+  M._last_commands = record
   local ok, result, warnings = pcall(gp.run, commands)
   if not ok then error(fname .. ": " .. tostring(result), 0) end
   if warnings then
@@ -311,27 +422,43 @@ local function draw(fname, opts, width, height, commands, expected)
   return nil
 end
 
--- Title and axis labels, when given.
+-- Title and axis labels, when given. The title goes in as {title = text}: draw breaks it into
+-- lines that fit the figure once its size is known.
 local function labels(fname, opts, cmds, defaults)
   defaults = defaults or {}
   local title = opt_string(fname, opts, "title") or defaults.title
   local xlabel = opt_string(fname, opts, "xlabel") or defaults.xlabel
   local ylabel = opt_string(fname, opts, "ylabel") or defaults.ylabel
-  if title then cmds[#cmds + 1] = "set title " .. Q(title) .. " font " .. Q(",13") .. " noenhanced" end
+  if title then cmds[#cmds + 1] = { title = title } end
   if xlabel then cmds[#cmds + 1] = "set xlabel " .. Q(xlabel) .. " noenhanced" end
   if ylabel then cmds[#cmds + 1] = "set ylabel " .. Q(ylabel) .. " noenhanced" end
 end
 
+-- The palette named by opts.palette, and the gnuplot command that sets it. PALETTES can be
+-- changed from Lua (it is exported), so its stops are checked as they are used.
 local function palette(fname, opts, default)
   local name = opts.palette or default
-  local p = PALETTES[name]
+  local p = type(name) == "string" and rawget(PALETTES, name)
   if not p then
     local names = {}
-    for k in pairs(PALETTES) do names[#names + 1] = k end
+    for k in next, PALETTES do names[#names + 1] = tostring(k) end
     table.sort(names)
     fail(fname, "unknown palette '%s' (known: %s)", tostring(name), table.concat(names, ", "))
   end
-  return p, "set palette defined " .. p.stops
+  local stops = type(p) == "table" and type(rawget(p, "stops")) == "table" and rawget(p, "stops")
+  local parts, n = {}, stops and rawlen(stops) or 0
+  for i = 1, n do
+    local stop = rawget(stops, i)
+    local pos = type(stop) == "table" and rawget(stop, 1)
+    local colour = type(stop) == "table" and rawget(stop, 2)
+    if not (finite(pos) and pos >= 0 and pos <= 1 and type(colour) == "string"
+        and colour:match("^#%x%x%x%x%x%x$")) then
+      fail(fname, "palette '%s': stop %d is not {position in [0, 1], \"#rrggbb\"}", name, i)
+    end
+    parts[i] = num(pos) .. " " .. Q(colour)
+  end
+  if n < 2 then fail(fname, "palette '%s' needs at least two stops", name) end
+  return p, "set palette defined (" .. table.concat(parts, ", ") .. ")"
 end
 
 -- `set xtics (...)` placing text labels at 0, 1, 2, ... (or at the given positions). gnuplot
@@ -360,7 +487,8 @@ end
 local function xtics_rotation(names, width)
   local chars = 0
   for _, n in ipairs(names) do chars = math.max(chars, #n) end
-  if (chars + 1) * 7 * #names > width * 0.8 then return " rotate by -30 left" end
+  -- Turned about their right end, which stays under the tic: each name ends under its bar.
+  if (chars + 1) * 7 * #names > width * 0.8 then return " rotate by 30 right offset 0.6,-0.3" end
   return ""
 end
 
@@ -476,6 +604,75 @@ function M.hist(values, opts)
   return draw(fname, opts, 800, 500, cmds)
 end
 
+-- ---- axes ----
+
+-- The finite values of a tensor or list, their least and greatest (nil, nil when there is none).
+local function finite_range(t, lo, hi)
+  for _, v in ipairs(is_tensor(t) and t:totable() or t) do
+    if finite(v) then
+      lo = lo and math.min(lo, v) or v
+      hi = hi and math.max(hi, v) or v
+    end
+  end
+  return lo, hi
+end
+
+-- A range around lo..hi for an axis: `pad` of the span on each side (in log10 for a log axis),
+-- and a range around a single value (gnuplot would warn about an empty range and pick one).
+local function padded_range(lo, hi, pad, log)
+  if log then
+    local a, b = padded_range(math.log(lo, 10), math.log(hi, 10), pad, false)
+    if lo == hi then a, b = math.log(lo, 10) - 0.3, math.log(hi, 10) + 0.3 end
+    return 10 ^ a, 10 ^ b
+  end
+  if lo == hi then
+    local d = lo == 0 and 1 or math.abs(lo) * 0.1
+    return lo - d, hi + d
+  end
+  local m = (hi - lo) * pad
+  return lo - m, hi + m
+end
+
+-- `set xrange [a:b]` (axis "x", "y", "y2"), when a and b make a range gnuplot can draw: finite,
+-- a < b, above 0 on a log axis (values near the ends of the doubles can make them not); else
+-- nothing, and gnuplot picks the range.
+local function set_range(cmds, axis, a, b, log)
+  if finite(a) and finite(b) and a < b and (not log or a > 0) then
+    cmds[#cmds + 1] = string.format("set %srange [%s:%s]", axis, num(a), num(b))
+  end
+end
+
+-- The x axis of whole numbers (epochs, trial numbers): the range is min..max with a margin of
+-- 2% of the span (at least a quarter of one), not stretched to the next round tic (15 epochs do
+-- not run to 16); tics on whole numbers a round step apart (1, 2, 5, 10, 20, ...; at most about 15),
+-- with both ends labelled.
+local function whole_x_axis(cmds, xmin, xmax)
+  local span = xmax - xmin
+  local nice, i, power, step = { 1, 2, 5 }, 1, 1, 1
+  while span / step > 15 do
+    i = i + 1
+    if i > 3 then i, power = 1, power * 10 end
+    step = nice[i] * power
+  end
+  local margin = span == 0 and 1 or math.max(span * 0.02, 0.25)
+  set_range(cmds, "x", xmin - margin, xmax + margin)
+  local places = {}
+  local first = math.ceil(xmin / step) * step
+  for v = first, xmax, step do places[#places + 1] = v end
+  -- the ends, in place of a neighbouring tic closer than half a step
+  if places[1] ~= xmin then
+    if places[1] and places[1] - xmin < step / 2 then table.remove(places, 1) end
+    table.insert(places, 1, xmin)
+  end
+  if places[#places] ~= xmax then
+    if #places > 1 and xmax - places[#places] < step / 2 then table.remove(places) end
+    places[#places + 1] = xmax
+  end
+  local names = {}
+  for i, v in ipairs(places) do names[i] = string.format("%d", v) end
+  cmds[#cmds + 1] = tics("xtics", names, places, " nomirror")
+end
+
 -- ---- lines ----
 
 function M.lines(series, opts)
@@ -491,6 +688,7 @@ function M.lines(series, opts)
   local cmds, plots = {}, {}
   local any_y2 = false
   local xmin, xmax, whole = math.huge, -math.huge, true
+  local ylo, yhi, y2lo, y2hi
   for i, s in ipairs(list) do
     local n = s.values:numel()
     local x = s.x or shared_x
@@ -513,22 +711,35 @@ function M.lines(series, opts)
     if s.name and on_y2[s.name] then
       axes = " axes x1y2"
       any_y2 = true
+      y2lo, y2hi = finite_range(s.values, y2lo, y2hi)
+    else
+      ylo, yhi = finite_range(s.values, ylo, yhi)
     end
-    local style = (opts.points == false or n > 60) and "lines" or "linespoints pt 7 ps 0.6"
-    plots[i] = string.format("%s using 1:2 with %s lc %d%s %s", block, style, i, axes,
-      s.name and ("title " .. Q(s.name) .. " noenhanced") or "notitle")
+    local style = s.style
+    if not style then
+      style = (opts.points == false or n > 60) and "lines" or "linespoints"
+    end
+    plots[i] = string.format("%s using 1:2 with %s lc %d%s %s", block, SERIES_STYLES[style], i,
+      axes, s.name and ("title " .. Q(s.name) .. " noenhanced") or "notitle")
   end
   cmds[#cmds + 1] = "set grid lc rgb " .. Q("#dddddd")
   cmds[#cmds + 1] = "set key outside right top"
   cmds[#cmds + 1] = "set xtics nomirror"
-  if whole and xmax - xmin <= 1e6 then
-    -- Whole x (epochs): tics on whole numbers only, never 1.5.
-    cmds[#cmds + 1] = string.format("set xtics %d", math.max(1, math.ceil((xmax - xmin) / 10)))
+  if whole and xmax - xmin <= 1e6 and math.abs(xmin) < 2 ^ 53 and math.abs(xmax) < 2 ^ 53 then
+    whole_x_axis(cmds, xmin, xmax)
+  else
+    set_range(cmds, "x", padded_range(xmin, xmax, 0.02))
   end
-  if xmin == xmax then
-    -- One point: a range around it, instead of gnuplot's warning about an empty range.
-    cmds[#cmds + 1] = string.format("set xrange [%s:%s]", num(xmin - 1), num(xmax + 1))
+  -- All values equal (or one point): a range around them, instead of gnuplot's warning.
+  if ylo and ylo == yhi and not (opts.logy and ylo <= 0) then
+    local a, b = padded_range(ylo, yhi, 0, opts.logy)
+    set_range(cmds, "y", a, b, opts.logy)
   end
+  if y2lo and y2lo == y2hi then
+    set_range(cmds, "y2", padded_range(y2lo, y2hi, 0, false))
+  end
+  -- Room above and below the curves, so that no point sits on the border.
+  cmds[#cmds + 1] = "set offsets 0, 0, graph 0.05, graph 0.05"
   labels(fname, opts, cmds)
   if any_y2 then
     cmds[#cmds + 1] = "set ytics nomirror"
@@ -545,8 +756,9 @@ end
 
 function M.scatter(x, y, opts)
   local fname = "plot.scatter"
-  opts = check_opts(fname, opts, { groups = true, labels = true, logy = true, pointsize = true,
-    fontsize = true })
+  opts = check_opts(fname, opts, { groups = true, labels = true, logx = true, logy = true,
+    pointsize = true, fontsize = true, categories = true })
+  opt_bool(fname, opts, "logx")
   opt_bool(fname, opts, "logy")
   x = as_tensor(fname, x, "x")
   y = as_tensor(fname, y, "y")
@@ -557,9 +769,46 @@ function M.scatter(x, y, opts)
   if type(ps) ~= "number" or not (ps > 0 and ps <= 10) then
     fail(fname, "option 'pointsize' must be a number above 0 and at most 10")
   end
+  local categories = opt_strings(fname, opts, "categories")
+  if categories and #categories == 0 then fail(fname, "option 'categories' is empty") end
+  if categories and opts.logx then
+    fail(fname, "options 'categories' and 'logx' do not go together (categories are at x = 1, 2, ...)")
+  end
+  local xlo, xhi = finite_range(x)
+  local ylo, yhi = finite_range(y)
+  if opts.logx and xlo and xlo <= 0 then
+    fail(fname, "option 'logx': every x must be above 0, got %s", num(xlo))
+  end
+  if opts.logy and ylo and ylo <= 0 then
+    fail(fname, "option 'logy': every y must be above 0, got %s", num(ylo))
+  end
   local cmds = { "set grid lc rgb " .. Q("#eeeeee"), "set key outside right top" }
   labels(fname, opts, cmds)
+  if opts.logx then
+    cmds[#cmds + 1] = "set logscale x"
+    cmds[#cmds + 1] = "set format x " .. Q("%g") -- 0.001, not 0.00100
+  end
   if opts.logy then cmds[#cmds + 1] = "set logscale y" end
+  -- x: the points' range with 5% on each side (no point on the border), or the categories, each
+  -- named under its place; y: gnuplot's own, with room above and below the points.
+  if categories then
+    local positions = {}
+    for i = 1, #categories do positions[i] = i end
+    local lo = math.min(1, xlo or 1)
+    local hi = math.max(#categories, xhi or 1)
+    set_range(cmds, "x", lo - 0.5, hi + 0.5)
+    cmds[#cmds + 1] = tics("xtics", categories, positions,
+      " nomirror" .. xtics_rotation(categories, 800))
+  elseif xlo then
+    local a, b = padded_range(xlo, xhi, 0.05, opts.logx)
+    set_range(cmds, "x", a, b, opts.logx)
+  end
+  if ylo and ylo == yhi then
+    local a, b = padded_range(ylo, yhi, 0, opts.logy)
+    set_range(cmds, "y", a, b, opts.logy)
+  elseif ylo then
+    cmds[#cmds + 1] = "set offsets 0, 0, graph 0.05, graph 0.05"
+  end
   if opts.groups == nil then
     cmds[#cmds + 1] = { name = "$points", columns = { x, y }, digits = 7 }
     cmds[#cmds + 1] = string.format("plot $points using 1:2 with points pt 7 ps %s lc 1 notitle",
@@ -594,6 +843,65 @@ function M.scatter(x, y, opts)
   end
   cmds[#cmds + 1] = "plot " .. table.concat(plots, ", ")
   return draw(fname, opts, 800, 600, cmds)
+end
+
+-- ---- images and matrices: crisp in SVG, drawn by fm.termimage on a text terminal ----
+
+-- SVG figures draw their images pixel by pixel (`with image pixels`): gnuplot would otherwise put
+-- each image in as a small PNG that viewers stretch and blur. A pixel costs about 100 bytes of
+-- SVG; past this many a figure keeps the embedded image (which the HTML report shows pixelated).
+local SVG_PIXELS_MAX = 65536
+
+-- "with image", or "with image pixels" for an SVG figure of up to SVG_PIXELS_MAX pixels.
+local function image_style(kind, pixels)
+  if kind == "svg" and pixels <= SVG_PIXELS_MAX then return "with image pixels" end
+  return "with image"
+end
+
+-- Whether the figure goes to a text terminal: gnuplot's text terminal cannot draw images (an
+-- image came out as blank lines), so fm.termimage draws them there.
+local function to_text_terminal(fname, opts)
+  local kind, file = output_kind(fname, opts)
+  return kind == "txt" and file == nil
+end
+
+-- The columns a figure drawn by fm.termimage may take: opts.size's width, else the terminal's.
+-- The options gnuplot would have read are checked as for a figure drawn by gnuplot.
+local function text_columns(fname, opts)
+  opt_int(fname, opts, "fontsize", 11, 4, 72)
+  for _, key in ipairs { "title", "xlabel", "ylabel" } do opt_string(fname, opts, key) end
+  local w = opt_size(fname, opts)
+  if w and w > TEXT_MAX[1] then
+    fail(fname, "a text figure of %d characters across is wider than %d", w, TEXT_MAX[1])
+  end
+  return w or require("fmnist.termimage").columns()
+end
+
+-- A line of colours from lo to hi with the two values at its ends: the colour scale of a
+-- figure drawn by fm.termimage.
+local function text_colour_scale(palette_name, lo, hi, label)
+  local ti = require "fmnist.termimage"
+  local steps = {}
+  for i = 1, 24 do steps[i] = lo + (hi - lo) * (i - 1) / 23 end
+  local bar = ti.image(fm.tensor { steps, steps }, { palette = palette_name, range = { lo, hi },
+    scale = 1, width = 24 })
+  return string.format("%.4g %s %.4g%s", lo, (bar:gsub("\n$", "")), hi,
+    label and ("  " .. label) or "")
+end
+
+-- Writes what fm.termimage drew, under the title (broken to the columns). Returns nothing, as a
+-- figure drawn on standard output does.
+local function show_text(fname, opts, columns, drawing, notes)
+  local out = {}
+  local title = opt_string(fname, opts, "title")
+  if title then
+    for _, line in ipairs(wrap(title, math.max(10, columns))) do out[#out + 1] = line .. "\n" end
+  end
+  out[#out + 1] = drawing
+  for _, line in ipairs(notes or {}) do out[#out + 1] = line .. "\n" end
+  io.stdout:write(table.concat(out))
+  io.stdout:flush()
+  return nil
 end
 
 -- ---- heatmap ----
@@ -656,6 +964,29 @@ function M.heatmap(matrix, opts)
     "set border lw 0.5",
   }
   local cblabel = opt_string(fname, opts, "cblabel")
+  local show_values = opts.values
+  if show_values == nil then show_values = nr <= 20 and nc <= 20 end
+  local digits = opts.digits ~= nil and opt_int(fname, opts, "digits", 2, 0, 10)
+    or (all_integers(m) and 0 or 2)
+  local palette_name = opts.palette or "blues"
+  if to_text_terminal(fname, opts) then
+    local ti = require "fmnist.termimage"
+    local columns = text_columns(fname, opts)
+    local xlabel, ylabel = opt_string(fname, opts, "xlabel"), opt_string(fname, opts, "ylabel")
+    local notes = {}
+    if xlabel or ylabel then
+      notes[1] = "rows: " .. (ylabel or "-") .. "; columns: " .. (xlabel or "-")
+    end
+    if show_values then
+      return show_text(fname, opts, columns, ti.heatmap(m, { row_labels = row_names,
+        col_labels = col_names, digits = digits, palette = palette_name, range = { lo, hi } }),
+        notes)
+    end
+    -- Too many cells for their values: the matrix as an image, with its colour scale.
+    table.insert(notes, 1, text_colour_scale(palette_name, lo, hi, cblabel))
+    return show_text(fname, opts, columns, ti.image(m, { palette = palette_name,
+      range = { lo, hi }, width = columns }), notes)
+  end
   if cblabel then cmds[#cmds + 1] = "set cblabel " .. Q(cblabel) .. " noenhanced" end
   local width = 720
   if col_names then
@@ -669,18 +1000,10 @@ function M.heatmap(matrix, opts)
     cmds[#cmds + 1] = index_tics("ytics", nr)
   end
   labels(fname, opts, cmds)
-  local plot = "plot $m matrix using 1:2:3 with image notitle"
-  local show_values = opts.values
-  if show_values == nil then show_values = nr <= 20 and nc <= 20 end
+  local plot = "plot $m matrix using 1:2:3 " .. image_style(output_kind(fname, opts), nr * nc)
+    .. " notitle"
   if show_values then
-    local fmt
-    if opts.digits ~= nil then
-      fmt = "%." .. opt_int(fname, opts, "digits", 2, 0, 10) .. "f"
-    elseif all_integers(m) then
-      fmt = "%.0f"
-    else
-      fmt = "%.2f"
-    end
+    local fmt = "%." .. digits .. "f"
     -- White text where the palette is dark, black elsewhere.
     local z = string.format("(($3 - %s) / %s)", num(lo), num(hi - lo))
     local dark
@@ -757,9 +1080,17 @@ function M.image(t, opts)
     "unset ytics",
     "set border 0",
   }
+  if to_text_terminal(fname, opts) then
+    local columns = text_columns(fname, opts)
+    local palette_name = opts.palette or "gray"
+    return show_text(fname, opts, columns, require("fmnist.termimage").image(img, {
+      palette = palette_name, range = { lo, hi }, width = columns }),
+      opts.colorbox and { text_colour_scale(palette_name, lo, hi) } or nil)
+  end
   if not opts.colorbox then cmds[#cmds + 1] = "unset colorbox" end
   labels(fname, opts, cmds)
-  cmds[#cmds + 1] = "plot $img matrix using 1:2:3 with image notitle"
+  cmds[#cmds + 1] = "plot $img matrix using 1:2:3 "
+    .. image_style(output_kind(fname, opts), shape[1] * shape[2]) .. " notitle"
   return draw(fname, opts, opts.colorbox and 560 or 480, 480, cmds)
 end
 
@@ -825,6 +1156,16 @@ function M.images(list, opts)
   -- A colour scale on the right when asked for (maps of weights, saliency, activations).
   local colorbox = opts.colorbox or opts.cblabel ~= nil
   local cblabel = opt_string(fname, opts, "cblabel")
+  if to_text_terminal(fname, opts) then
+    local columns = text_columns(fname, opts)
+    local palette_name = opts.palette or "gray"
+    local imgs = {}
+    for i = 1, n do imgs[i] = as_image(fname, list[i], "image " .. i) end
+    return show_text(fname, opts, columns, require("fmnist.termimage").images(imgs, {
+      captions = captions, palette = palette_name, range = { lo, hi }, width = columns,
+      cols = opts.cols ~= nil and cols or nil }),
+      colorbox and { text_colour_scale(palette_name, lo, hi, cblabel) } or nil)
+  end
   local cmds = {
     { name = "$grid", matrix = canvas, digits = 4 },
     palette_cmd,
@@ -852,7 +1193,8 @@ function M.images(list, opts)
     end
   end
   labels(fname, opts, cmds)
-  cmds[#cmds + 1] = "plot $grid matrix using 1:2:3 with image notitle"
+  cmds[#cmds + 1] = "plot $grid matrix using 1:2:3 " .. image_style(output_kind(fname, opts), n * h * w)
+    .. " notitle"
   local width = math.floor(W * scale + 40 + (colorbox and (cblabel and 150 or 110) or 0))
   local height = math.floor(H * scale + (opts.title and 70 or 30))
   -- The gaps are NaN on purpose.

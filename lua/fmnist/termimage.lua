@@ -13,12 +13,15 @@
 --                                             else blocks; says so on stderr when sixel was asked
 --                                             for and the terminal cannot
 --   termimage.colors() -> "24bit" | "256" | "none"
+--   termimage.columns() -> the terminal's width in characters (COLUMNS, else 80, without one)
 --   termimage.sixel_supported() -> boolean    the terminal's answer to ESC [ c (DA1) lists 4
+--   termimage.sixel_wanted(requested) -> boolean   sixel when requested and supported; else a
+--                                             word on stderr (once) and false (fm.plot asks too)
 --
 -- Colours: 24-bit when COLORTERM is truecolor or 24bit, else the 256-colour palette, and none
 -- (characters of growing ink " .:-=+*#%@") when NO_COLOR is set or TERM is dumb; opts.colors
--- chooses. Values map to colours through a palette (gray, gray_r, magma, viridis, blues,
--- diverging) over opts.range ({0, 1} when the values fit, else their own); NaN is left blank.
+-- chooses. Values map to colours through a palette of fm.plot's (gray, gray_r, magma, viridis,
+-- blues, diverging) over opts.range ({0, 1} when the values fit, else their own); NaN is left blank.
 -- Sixel is never sent to a terminal that did not say it shows it: it would print garbage.
 local M = {}
 
@@ -31,23 +34,9 @@ local function is_tensor(v)
   return type(v) == "userdata" and type(mt) == "table" and mt.__name == TENSOR
 end
 
--- The colour stops of the palettes, as {position, r, g, b} (0..255): the same colours as the
--- figures of fm.plot.
-local PALETTES = {
-  gray = { { 0, 0, 0, 0 }, { 1, 255, 255, 255 } },
-  gray_r = { { 0, 255, 255, 255 }, { 1, 0, 0, 0 } },
-  blues = { { 0, 0xf7, 0xfb, 0xff }, { 0.25, 0xc6, 0xdb, 0xef }, { 0.5, 0x6b, 0xae, 0xd6 },
-    { 0.75, 0x21, 0x71, 0xb5 }, { 1, 0x08, 0x30, 0x6b } },
-  viridis = { { 0, 0x44, 0x01, 0x54 }, { 0.25, 0x3b, 0x52, 0x8b }, { 0.5, 0x21, 0x91, 0x8c },
-    { 0.75, 0x5e, 0xc9, 0x62 }, { 1, 0xfd, 0xe7, 0x25 } },
-  magma = { { 0, 0x00, 0x00, 0x04 }, { 0.25, 0x51, 0x12, 0x7c }, { 0.5, 0xb7, 0x37, 0x79 },
-    { 0.75, 0xfc, 0x89, 0x61 }, { 1, 0xfc, 0xfd, 0xbf } },
-  diverging = { { 0, 0x21, 0x66, 0xac }, { 0.25, 0x92, 0xc5, 0xde }, { 0.5, 0xf7, 0xf7, 0xf7 },
-    { 0.75, 0xf4, 0xa5, 0x82 }, { 1, 0xb2, 0x18, 0x2b } },
-}
-PALETTES.binary = PALETTES.gray_r
-PALETTES.rdbu = PALETTES.diverging
-M.PALETTES = PALETTES
+-- The palettes are fm.plot's (plot.PALETTES: stops {position, "#rrggbb"}), so that a figure and
+-- its drawing in the terminal have the same colours.
+local PALETTES = require("fmnist.plot").PALETTES
 
 local RAMP = " .:-=+*#%@"
 
@@ -111,23 +100,40 @@ local function value_range(fname, opts, lists)
   return lo, hi
 end
 
+-- The stops of the palette opts.palette (default gray) as {position, r, g, b} (0..255). The
+-- palettes can be changed from Lua, so they are checked as they are read.
 local function palette_of(fname, opts)
   local name = opts.palette or "gray"
-  local p = PALETTES[name]
+  local p = type(name) == "string" and rawget(PALETTES, name)
   if not p then
     local names = {}
-    for k in pairs(PALETTES) do names[#names + 1] = k end
+    for k in next, PALETTES do names[#names + 1] = tostring(k) end
     table.sort(names)
     fail(fname, "unknown palette '%s' (known: %s)", tostring(name), table.concat(names, ", "))
   end
-  return p
+  local stops = type(p) == "table" and type(rawget(p, "stops")) == "table" and rawget(p, "stops")
+  local out = {}
+  for i = 1, stops and rawlen(stops) or 0 do
+    local stop = rawget(stops, i)
+    local pos = type(stop) == "table" and rawget(stop, 1)
+    local hex = type(stop) == "table" and rawget(stop, 2)
+    hex = type(hex) == "string" and hex:match("^#(%x%x%x%x%x%x)$")
+    if type(pos) ~= "number" or not (pos >= 0 and pos <= 1) or not hex then
+      fail(fname, "palette '%s': stop %d is not {position in [0, 1], \"#rrggbb\"}", name, i)
+    end
+    out[i] = { pos, tonumber(hex:sub(1, 2), 16), tonumber(hex:sub(3, 4), 16),
+      tonumber(hex:sub(5, 6), 16) }
+  end
+  if #out < 2 then fail(fname, "palette '%s' needs at least two stops", name) end
+  return out
 end
 
 -- r, g, b (0..255) of a value through a palette over [lo, hi]; nil for NaN.
 local function colour(p, lo, hi, v)
   if v ~= v then return nil end
   local z = (v - lo) / (hi - lo)
-  z = z < 0 and 0 or (z > 1 and 1 or z)
+  -- NaN too (a range so wide that hi - lo overflows) becomes 0
+  if not (z >= 0) then z = 0 elseif z > 1 then z = 1 end
   for i = 2, #p do
     if z <= p[i][1] or i == #p then
       local a, b = p[i - 1], p[i]
@@ -137,7 +143,7 @@ local function colour(p, lo, hi, v)
     end
   end
 end
-M.colour = function(palette, lo, hi, v) return colour(PALETTES[palette], lo, hi, v) end
+M.colour = function(palette, lo, hi, v) return colour(palette_of("colour", { palette = palette }), lo, hi, v) end
 
 -- The nearest colour of the 256-colour palette: the 6x6x6 cube or the 24 greys.
 local CUBE = { 0, 95, 135, 175, 215, 255 }
@@ -185,12 +191,14 @@ local function sgr(mode, fg, r, g, b)
   return ("\27[%d;5;%dm"):format(fg and 38 or 48, xterm256(r, g, b))
 end
 
--- The columns of the terminal (or 80).
+-- The columns of the terminal: its size, else COLUMNS, else 80.
 local function terminal_columns()
   local ok, host = pcall(require, "fmnist.host")
   local cols = ok and host.terminal_size and host.terminal_size()
-  return cols or tonumber(os.getenv("COLUMNS")) or 80
+  local env = math.tointeger(tonumber(os.getenv("COLUMNS") or ""))
+  return cols or (env and env >= 1 and env) or 80
 end
+M.columns = terminal_columns
 
 -- Each pixel repeated scale x scale.
 local function scaled(rows, scale)
@@ -223,12 +231,13 @@ local function block_lines(rows, p, lo, hi, mode)
         if #vals == 0 then
           parts[x] = " "
         else
-          local v = 0
-          for _, u in ipairs(vals) do v = v + u end
-          v = v / #vals
-          local z = (v - lo) / (hi - lo)
-          z = z < 0 and 0 or (z > 1 and 1 or z)
-          if p == PALETTES.gray_r then z = 1 - z end
+          -- ink for light: the mean luminance of the pixels' colours in the palette
+          local z = 0
+          for _, u in ipairs(vals) do
+            local r, g, b = colour(p, lo, hi, u)
+            z = z + (0.299 * r + 0.587 * g + 0.114 * b) / 255
+          end
+          z = z / #vals
           local i = math.floor(z * (#RAMP - 1) + 0.5) + 1
           parts[x] = RAMP:sub(i, i)
         end
@@ -258,6 +267,20 @@ local function block_lines(rows, p, lo, hi, mode)
   return lines
 end
 
+-- A whole-number option from lo to hi, or nil when absent.
+local function opt_int(fname, opts, key, lo, hi)
+  local v = opts[key]
+  if v == nil then return nil end
+  if math.type(v) ~= "integer" and not (type(v) == "number" and math.tointeger(v)) then
+    fail(fname, "option '%s' must be a whole number %d..%d, got %s", key, lo, hi, tostring(v))
+  end
+  v = math.tointeger(v)
+  if v < lo or v > hi then
+    fail(fname, "option '%s' must be a whole number %d..%d, got %d", key, lo, hi, v)
+  end
+  return v
+end
+
 -- The scale that makes an image of width w fit in `columns` (at most 2, at least 1).
 local function fit_scale(opts, w, columns)
   if opts.scale ~= nil then
@@ -275,7 +298,8 @@ function M.image(t, opts)
   local p = palette_of("image", opts)
   local lo, hi = value_range("image", opts, { rows })
   local mode = colors_of("image", opts)
-  local scale = fit_scale(opts, #rows[1], opts.width or terminal_columns())
+  local scale = fit_scale(opts, #rows[1], opt_int("image", opts, "width", 1, 10000)
+    or terminal_columns())
   return table.concat(block_lines(scaled(rows, scale), p, lo, hi, mode), "\n") .. "\n"
 end
 
@@ -283,6 +307,13 @@ end
 local function width_of(s)
   s = s:gsub("\27%[[%d;]*m", "")
   return utf8.len(s) or #s
+end
+
+-- The first `width` characters of s (bytes when it is not UTF-8).
+local function cut(s, width)
+  if width_of(s) <= width then return s end
+  if not utf8.len(s) then return s:sub(1, width) end
+  return s:sub(1, utf8.offset(s, width + 1) - 1)
 end
 
 function M.images(list, opts)
@@ -304,10 +335,11 @@ function M.images(list, opts)
   local p = palette_of("images", opts)
   local lo, hi = value_range("images", opts, all)
   local mode = colors_of("images", opts)
-  local columns = opts.width or terminal_columns()
+  local columns = opt_int("images", opts, "width", 1, 10000) or terminal_columns()
   local scale = opts.scale and fit_scale(opts, w, columns) or 1
   local cell = w * scale
-  local cols = opts.cols or math.max(1, math.min(#list, (columns + 1) // (cell + 1)))
+  local cols = opt_int("images", opts, "cols", 1, 10000)
+    or math.max(1, math.min(#list, (columns + 1) // (cell + 1)))
   local out = {}
   for first = 1, #list, cols do
     local blocks = {}
@@ -320,13 +352,24 @@ function M.images(list, opts)
       out[#out + 1] = table.concat(parts, " ")
     end
     if captions then
-      local parts = {}
+      -- a caption's lines under its image, each cut to the image's width
+      local lines, count = {}, 1
       for i = first, math.min(#list, first + cols - 1) do
-        local c = tostring(captions[i]):gsub("\n", " ")
-        if width_of(c) > cell then c = c:sub(1, cell) end
-        parts[#parts + 1] = c .. (" "):rep(cell - width_of(c))
+        local list_i = {}
+        for line in (tostring(captions[i]) .. "\n"):gmatch("([^\n]*)\n") do
+          list_i[#list_i + 1] = cut(line, cell)
+        end
+        lines[#lines + 1] = list_i
+        count = math.max(count, #list_i)
       end
-      out[#out + 1] = (table.concat(parts, " "):gsub("%s+$", ""))
+      for k = 1, count do
+        local parts = {}
+        for b, list_i in ipairs(lines) do
+          local c = list_i[k] or ""
+          parts[b] = c .. (" "):rep(cell - width_of(c))
+        end
+        out[#out + 1] = (table.concat(parts, " "):gsub("%s+$", ""))
+      end
     end
   end
   return table.concat(out, "\n") .. "\n"
@@ -361,7 +404,8 @@ function M.heatmap(m, opts)
   for _, row in ipairs(rows) do
     for _, v in ipairs(row) do integers = integers and v == math.floor(v) end
   end
-  local fmt = opts.digits and ("%." .. opts.digits .. "f") or (integers and "%.0f" or "%.2f")
+  local digits = opt_int("heatmap", opts, "digits", 0, 10)
+  local fmt = digits and ("%." .. digits .. "f") or (integers and "%.0f" or "%.2f")
   local cw = 1
   for _, row in ipairs(rows) do
     for _, v in ipairs(row) do cw = math.max(cw, #fmt:format(v)) end
@@ -512,6 +556,21 @@ end
 
 local warned = false
 
+-- Whether to draw with sixel when it was asked for (requested true: opts.sixel or
+-- FMNIST_PLOT=sixel): only when the terminal says it shows sixel; else false, and the first time
+-- a word on stderr saying why (a terminal without sixel would show nothing, or garbage).
+function M.sixel_wanted(requested)
+  if not requested then return false end
+  if M.sixel_supported() then return true end
+  if not warned then
+    warned = true
+    io.stderr:write("FMNIST_PLOT=sixel: this terminal does not say it shows sixel graphics (its "
+      .. "answer to ESC [ c has no 4); drawing as text instead\n")
+    io.stderr:flush()
+  end
+  return false
+end
+
 function M.show(x, opts)
   opts = opts or {}
   if type(opts) ~= "table" then fail("show", "options must be a table, got %s", type(opts)) end
@@ -521,19 +580,12 @@ function M.show(x, opts)
   for k, v in pairs(opts) do
     if k ~= "sixel" then rest[k] = v end
   end
-  if want_sixel and is_tensor(x) then
-    if M.sixel_supported() then
-      local so = {}
-      for _, k in ipairs { "palette", "range", "scale" } do so[k] = rest[k] end
-      io.stdout:write(M.sixel(x, so), "\n")
-      io.stdout:flush()
-      return
-    end
-    if not warned then
-      warned = true
-      io.stderr:write("FMNIST_PLOT=sixel: this terminal does not say it shows sixel graphics (its "
-        .. "answer to ESC [ c has no 4); drawing with text blocks instead\n")
-    end
+  if is_tensor(x) and M.sixel_wanted(want_sixel) then
+    local so = {}
+    for _, k in ipairs { "palette", "range", "scale" } do so[k] = rest[k] end
+    io.stdout:write(M.sixel(x, so), "\n")
+    io.stdout:flush()
+    return
   end
   if is_tensor(x) then
     io.stdout:write(M.image(x, rest))

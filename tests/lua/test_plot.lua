@@ -124,9 +124,27 @@ print(fm.plot.bar({3, 1, 2}, {title = "on the terminal"}))]]
 local out, ok = capture(host .. " -e " .. shell_quote(code))
 T.ok(ok and out:find("on the terminal", 1, true) and out:find("nil\n$"),
   "no file: drawn as text on stdout, returns nil")
-out = capture("FMNIST_PLOT=sixel " .. host .. " -e " .. shell_quote(code))
+-- FMNIST_PLOT=sixel: sixel only where the terminal says it shows it (here it is faked: stdout
+-- is a pipe); elsewhere the text drawing, and a word on stderr, once for all figures.
+out = capture("FMNIST_PLOT=sixel " .. host .. " -e " .. shell_quote(
+  "require('fmnist.termimage')._set_sixel_support(true)\n" .. code))
 T.ok(out:sub(1, 3) == "\27Pq" and out:find("\27\\", 1, true),
-  "FMNIST_PLOT=sixel: sixel graphics on stdout")
+  "FMNIST_PLOT=sixel in a terminal that shows sixel: sixel graphics on stdout")
+do
+  local err_file = path("sixel_err.txt")
+  local two = code .. "\nprint(fm.plot.lines({1, 2, 3}, {title = 'second'}))"
+  local p = io.popen("FMNIST_PLOT=sixel " .. host .. " -e " .. shell_quote(two) .. " 2>" .. shell_quote(err_file))
+  out = p:read("a")
+  p:close()
+  local err = read(err_file) or ""
+  T.ok(not out:find("\27P", 1, true) and out:find("on the terminal", 1, true)
+    and out:find("second", 1, true) and out:find("nil\n.*nil\n$"),
+    "FMNIST_PLOT=sixel in a terminal without sixel: both figures drawn as text")
+  local _, warnings = err:gsub("does not say it shows sixel graphics", "")
+  T.eq(warnings, 1, "and said on stderr once (" .. err:gsub("\n", " ") .. ")")
+  T.ok(err:find("FMNIST_PLOT=sixel: this terminal does not say it shows sixel graphics (its "
+    .. "answer to ESC [ c has no 4); drawing as text instead", 1, true), "the words say why")
+end
 
 -- ---- escaping: user text is drawn, nothing runs ----
 local evil = 'a"; system("touch ' .. path("x") .. '"); "\n`touch ' .. path("y") .. '`\'; '
@@ -680,5 +698,257 @@ T.ok(out:find("does not run as gnuplot", 1, true), "a program that is not gnuplo
 out = capture("PATH=/nonexistent " .. host .. " -e " .. shell_quote(missing))
 T.ok(out:find("gnuplot not found: install gnuplot-nox", 1, true), "gnuplot not on PATH")
 T.ok(os.time() - t0 <= 10, "no hang")
+
+-- ---- axes: whole-number x, flat ranges, log x, categories, styles ----
+-- The commands of the last figure, and numbers read from one of them.
+local function last_command(prefix)
+  for _, c in ipairs(fm.plot._last_commands or {}) do
+    if c:sub(1, #prefix) == prefix then return c end
+  end
+end
+local function xrange()
+  local c = last_command("set xrange [") or ""
+  local a, b = c:match("^set xrange %[([^:]+):([^%]]+)%]")
+  return tonumber(a), tonumber(b)
+end
+local function tic_places(axis)
+  local c = last_command("set " .. axis .. " (") or ""
+  local places = {}
+  for label, at in c:gmatch('"([^"]*)" ([%-%d%.e]+)') do places[#places + 1] = label .. "@" .. at end
+  return table.concat(places, " ")
+end
+do
+  local loss, val = {}, {}
+  for i = 1, 15 do loss[i], val[i] = 1 / i, 1.1 / i end
+  local file = path("curve15.svg")
+  fm.plot.lines({ { name = "training", values = loss }, { name = "validation", values = val } },
+    { xlabel = "epoch", file = file })
+  local a, b = xrange()
+  T.near({ a, b }, { 0.72, 15.28 }, 1e-9, "15 epochs: the x axis is 1..15 with a margin of 2% (not 0..16)")
+  T.eq(tic_places("xtics"), "1@1 2@2 3@3 4@4 5@5 6@6 7@7 8@8 9@9 10@10 11@11 12@12 13@13 14@14 15@15",
+    "15 epochs: a tic on every epoch")
+  local texts = svg_texts(file)
+  T.ok(texts["15"] and texts["1"] and not texts["16"] and not texts["0"],
+    "15 epochs: the SVG has tics 1 and 15, not 0 or 16")
+  local fifty = {}
+  for i = 1, 50 do fifty[i] = 1 / i end
+  fm.plot.lines(fifty, { file = path("curve50.svg") })
+  T.eq(tic_places("xtics"), "1@1 5@5 10@10 15@15 20@20 25@25 30@30 35@35 40@40 45@45 50@50",
+    "50 epochs: tics every 5, and the first epoch")
+  local trials, ids = {}, {}
+  for i = 0, 36 do ids[#ids + 1], trials[#trials + 1] = i, i % 7 end
+  fm.plot.lines({ { name = "score", values = trials, x = ids } }, { file = path("trials.svg") })
+  T.eq(tic_places("xtics"), "0@0 5@5 10@10 15@15 20@20 25@25 30@30 36@36",
+    "trials 0..36: the last one labelled in place of a tic too near it")
+  a, b = xrange()
+  T.near({ a, b }, { -0.72, 36.72 }, 1e-9, "trials 0..36: the range is theirs")
+  fm.plot.lines({ 0.5, 0.25 }, { x = { 0.1, 0.35 }, file = path("frac.svg") })
+  a, b = xrange()
+  T.near({ a, b }, { 0.095, 0.355 }, 1e-6, "fractional x: the range is theirs with 2% on each side")
+end
+
+-- A flat range (one point, or every value the same) is drawn without a warning from gnuplot.
+out = capture(host .. " -e " .. shell_quote([[local fm = require "fmnist"
+print(fm.plot.lines({a = {0.5, 0.5, 0.5}}, {file = "]] .. path("flat.png") .. [["}))
+print(fm.plot.lines({a = {2, 2}, b = {0.3, 0.3}}, {y2 = {"b"}, logy = true, file = "]] .. path("flat2.png") .. [["}))
+print(fm.plot.scatter({1, 2, 3}, {0.8, 0.8, 0.8}, {file = "]] .. path("flat3.png") .. [["}))
+print(fm.plot.scatter({3}, {0}, {file = "]] .. path("flat4.png") .. [["}))
+print(fm.plot.scatter({2, 2}, {1, 5}, {logx = true, file = "]] .. path("flat5.png") .. [["}))]]))
+T.ok(select(2, out:gsub("flat%d?%.png", "")) == 5 and not out:find("arning", 1, true),
+  "flat ranges in lines and scatter: drawn without warnings (" .. out:gsub("%s+$", ""):gsub("\n", " | ") .. ")")
+fm.plot.lines({ a = { 0.5, 0.5, 0.5 } }, { file = path("flat.svg") })
+T.eq(last_command("set yrange"), "set yrange [0.45000000000000001:0.55000000000000004]",
+  "lines, all y equal: a range 10% around the value")
+fm.plot.scatter({ 3 }, { 0 }, { file = path("one.svg") })
+T.eq(last_command("set yrange"), "set yrange [-1:1]", "scatter, one point at y = 0: y from -1 to 1")
+local a1, b1 = xrange()
+T.near({ a1, b1 }, { 2.7, 3.3 }, 1e-9, "and x 10% around it")
+
+-- Values at the ends of float32 (what tensors hold): ranges around them stay drawable.
+do
+  local huge = {
+    { "lines at x = 3e38", function(f) return fm.plot.lines({ 1, 2 }, { x = { 3e38, 3e38 }, file = f }) end },
+    { "lines from -3.4e38 to 3.4e38", function(f) return fm.plot.lines({ 1, 2 }, { x = { -3.4e38, 3.4e38 }, file = f }) end },
+    { "scatter at y = 3.4e38", function(f) return fm.plot.scatter({ 1, 2 }, { 3.4e38, 3.4e38 }, { file = f }) end },
+    { "scatter of denormal x on a log axis", function(f)
+      return fm.plot.scatter({ 1.5e-45, 3e-45 }, { 1, 2 }, { logx = true, file = f }) end },
+    { "heatmap from -3e38 to 3e38", function(f) return fm.plot.heatmap({ { -3e38, 3e38 } }, { file = f }) end },
+  }
+  for i, case in ipairs(huge) do
+    local file = path("huge" .. i .. ".png")
+    local ok_h, err_h = pcall(case[2], file)
+    T.ok(ok_h and err_h == file, case[1] .. ": drawn (" .. tostring(err_h) .. ")")
+  end
+  out = capture("NO_COLOR=1 " .. host .. " -e " .. shell_quote(
+    "local fm = require 'fmnist'; fm.plot.heatmap({ { -3e38, 3e38 } }, { values = false }); print('done')"))
+  T.ok(out:find("done\n$"), "a heatmap from -3e38 to 3e38 on a text terminal (" .. out:gsub("\n", "|") .. ")")
+end
+
+-- scatter: padding, log x, categories.
+fm.plot.scatter({ 1, 2, 3 }, { 1, 4, 9 }, { file = path("pad.svg") })
+a1, b1 = xrange()
+T.near({ a1, b1 }, { 0.9, 3.1 }, 1e-9, "scatter: x from the least to the greatest with 5% on each side")
+T.ok(last_command("set offsets 0, 0, graph 0.05, graph 0.05"), "and room above and below the points")
+fm.plot.scatter({ 1e-4, 1e-3, 1e-2 }, { 0.8, 0.85, 0.83 }, { logx = true, xlabel = "lr",
+  file = path("logx.svg") })
+T.ok(last_command("set logscale x"), "logx: a logarithmic x axis")
+a1, b1 = xrange()
+T.near({ math.log(a1, 10), math.log(b1, 10) }, { -4.1, -1.9 }, 1e-6, "logx: 5% of the decades on each side")
+local logx_texts = svg_texts(path("logx.svg"))
+T.ok(logx_texts["0.0001"] and logx_texts["0.001"] and logx_texts["0.01"],
+  "logx: the SVG has tics at powers of ten, written plainly")
+T.err("plot.scatter: option 'logx': every x must be above 0, got 0", fm.plot.scatter, { 0, 1 }, { 1, 2 },
+  { logx = true })
+T.err("plot.scatter: option 'logy': every y must be above 0, got -1", fm.plot.scatter, { 1, 2 }, { -1, 2 },
+  { logy = true })
+T.err("option 'logx' must be true or false, got string", fm.plot.scatter, { 1 }, { 1 }, { logx = "yes" })
+fm.plot.scatter({ 1, 2, 2, 3 }, { 0.8, 0.85, 0.86, 0.83 }, { categories = { "relu", "tanh", "%s_gelu" },
+  file = path("cats.svg") })
+T.eq(tic_places("xtics"):gsub(" %S+@3$", ""), "relu@1 tanh@2", "categories: each name at its place 1, 2, 3")
+a1, b1 = xrange()
+T.eq({ a1, b1 }, { 0.5, 3.5 }, "categories: half a place on each side")
+all_there(svg_texts(path("cats.svg")), { "relu", "tanh", "%s_gelu" }, "scatter categories")
+T.err("options 'categories' and 'logx' do not go together", fm.plot.scatter, { 1 }, { 1 },
+  { categories = { "a" }, logx = true })
+T.err("option 'categories' is empty", fm.plot.scatter, { 1 }, { 1 }, { categories = {} })
+
+-- lines: a style per series.
+fm.plot.lines({ { name = "trial", values = { 0.8, 0.7, 0.9 }, style = "points" },
+  { name = "best so far", values = { 0.8, 0.8, 0.9 }, style = "lines" } }, { file = path("styles.svg") })
+local plot_cmd = last_command("plot ") or ""
+T.ok(plot_cmd:find("$line1 using 1:2 with points pt 7", 1, true)
+  and plot_cmd:find("$line2 using 1:2 with lines lc 2", 1, true), "series styles: points, lines")
+T.err('plot.lines: series 1: style must be "lines", "points" or "linespoints", got dots', fm.plot.lines,
+  { { values = { 1 }, style = "dots" } })
+T.err("plot.lines: series 1: unknown key 'colour' (known: name, style, values, x)", fm.plot.lines,
+  { { values = { 1 }, colour = "red" } })
+
+-- ---- category labels turned under their bars ----
+do
+  local file = path("turned.svg")
+  fm.plot.bar({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, { labels = classes, file = file })
+  local svgtext = read(file) or ""
+  local under = 0
+  for tic_x, label_x, anchor, name in svgtext:gmatch(
+      "d='M([%d%.]+),[%d%.]+%s*'/>%s*<g transform=\"translate%(([%d%.]+),[%d%.]+%) rotate%(%-30%)\"[^>]-text%-anchor=\"(%a+)\">%s*<text>([^<]*)</text>") do
+    local dx = tonumber(label_x) - tonumber(tic_x)
+    if anchor == "end" and dx >= 0 and dx <= 10 then under = under + 1 end
+    local _ = name
+  end
+  T.eq(under, 10, "ten long category names turned 30 degrees about their right end, at their tic")
+end
+
+-- ---- SVG images are drawn pixel by pixel (crisp), up to a size ----
+do
+  fm.plot.image(ten[1], { file = path("crisp.svg") })
+  local svgtext = read(path("crisp.svg")) or ""
+  local _, polygons = svgtext:gsub("<polygon fill = 'rgb%(", "")
+  T.ok(polygons == 784 and not svgtext:find("<image", 1, true),
+    "image in SVG: 784 pixels as polygons, no embedded PNG to blur (" .. polygons .. ")")
+  fm.plot.heatmap(cm, { labels = classes, file = path("crisp_heat.svg") })
+  svgtext = read(path("crisp_heat.svg")) or ""
+  _, polygons = svgtext:gsub("<polygon fill = 'rgb%(", "")
+  T.ok(polygons >= 100 and not svgtext:find("<image", 1, true),
+    "heatmap in SVG: the cells (and the colour box) as polygons (" .. polygons .. ")")
+  fm.plot.images({ ten[1], ten[2], ten[3] }, { captions = { "a", "b", "c" }, file = path("crisp_grid.svg") })
+  svgtext = read(path("crisp_grid.svg")) or ""
+  _, polygons = svgtext:gsub("<polygon fill = 'rgb%(", "")
+  T.ok(polygons == 3 * 784 and not svgtext:find("<image", 1, true),
+    "images in SVG: each image's pixels, the gaps left out (" .. polygons .. ")")
+  local many = {}
+  for i = 1, 90 do many[i] = ten[(i - 1) % #ten + 1] end
+  fm.plot.images(many, { file = path("big_grid.svg") })
+  svgtext = read(path("big_grid.svg")) or ""
+  T.ok(svgtext:find("<image", 1, true) and #svgtext < 2e6,
+    "90 images (70,560 pixels) in SVG: one embedded image, not megabytes of polygons (" .. #svgtext .. " bytes)")
+  fm.plot.image(ten[1], { file = path("blurry_ok.png") })
+  T.ok(last_command("plot "):find("with image notitle", 1, true), "PNG: gnuplot's own image")
+end
+
+-- ---- long titles are broken into lines that fit the figure ----
+T.eq(fm.plot._wrap("the first three test images", 10), { "the first", "three test", "images" },
+  "wrap: at spaces")
+T.eq(fm.plot._wrap("abcdefghijklmnop qr\nst", 6), { "abcdef", "ghijkl", "mnop", "qr", "st" },
+  "wrap: a long word is broken, line breaks kept")
+T.eq(fm.plot._wrap("na\195\175ve na\195\175ve", 6), { "na\195\175ve", "na\195\175ve" }, "wrap: characters, not bytes")
+T.err("plot._wrap: width must be a whole number from 1, got 0", fm.plot._wrap, "x.txt", 0)
+T.err("plot._wrap: text must be a string, got nil", fm.plot._wrap, nil, 5)
+do
+  local long = "CNN: the test images it got wrong, with their true and predicted classes"
+  local narrow = fm.load_png(fm.plot.images({ ten[1], ten[2] }, { title = long, file = path("narrow.png") }))
+  T.ok(last_command("set title"):find("\\0012", 1, true), "a long title over two images: broken into lines")
+  local short = fm.load_png(fm.plot.images({ ten[1], ten[2] }, { title = "CNN", file = path("short.png") }))
+  T.ok(narrow:shape()[1] >= short:shape()[1] + 2 * 18 and narrow:shape()[2] == short:shape()[2],
+    "and the figure taller by a line for each line more (" .. short:shape()[1] .. " -> " .. narrow:shape()[1] .. ")")
+  fm.plot.lines({ 1, 2 }, { title = long .. " " .. long, file = path("wide_title.svg") })
+  T.ok(last_command("set title"):find("\\0012", 1, true), "a title longer than 800 pixels: two lines")
+  fm.plot.lines({ 1, 2 }, { title = long, file = path("ok_title.svg") })
+  T.ok(not last_command("set title"):find("\\0012", 1, true), "a title that fits: one line")
+end
+
+-- ---- palettes are data, shared with fm.termimage ----
+do
+  local P = fm.plot.PALETTES
+  local ti = require "fmnist.termimage"
+  T.eq(P.viridis.stops[1], { 0, "#440154" }, "plot.PALETTES: stops {position, colour}")
+  T.eq(ti.PALETTES, nil, "termimage keeps no copy of the palettes")
+  P.test_red_blue = { stops = { { 0, "#ff0000" }, { 1, "#0000ff" } }, dark = "low" }
+  T.eq({ ti.colour("test_red_blue", 0, 1, 0) }, { 255, 0, 0 }, "a palette added to plot.PALETTES: termimage draws with it")
+  fm.plot.image(ten[1], { palette = "test_red_blue", file = path("red_blue.png") })
+  T.eq(last_command("set palette"), 'set palette defined (0 "\\0043ff0000", 1 "\\00430000ff")',
+    "and gnuplot too")
+  P.test_red_blue = { stops = { { 0, "#ff0000" }, { 1, "red; system('x')" } } }
+  T.err("plot.image: palette 'test_red_blue': stop 2 is not {position in [0, 1], \"#rrggbb\"}", fm.plot.image,
+    ten[1], { palette = "test_red_blue", file = path("bad.png") })
+  T.err("termimage.image: palette 'test_red_blue': stop 2 is not", ti.image, ten[1], { palette = "test_red_blue" })
+  P.test_red_blue = nil
+end
+
+-- ---- images and matrices on a text terminal: drawn by fm.termimage ----
+do
+  local ESC = "\27"
+  local function run(lua_code, env)
+    return capture((env or "COLORTERM=truecolor COLUMNS=80 NO_COLOR= TERM=xterm") .. " " .. host .. " -e "
+      .. shell_quote('local fm = require "fmnist"\n' .. lua_code))
+  end
+  out = run([[fm.plot.image(fm.tensor{{0, 1}, {1, 0.5}}, {title = "tiny"})]])
+  local black, white, grey = "38;2;0;0;0m", "38;2;255;255;255m", "38;2;128;128;128m"
+  local function fgbg(fg) return ESC .. "[" .. fg .. ESC .. "[" .. fg:gsub("^38", "48") end
+  T.eq(out, "tiny\n"
+    .. fgbg(black) .. "\u{2580}\u{2580}" .. fgbg(white) .. "\u{2580}\u{2580}" .. ESC .. "[0m\n"
+    .. fgbg(white) .. "\u{2580}\u{2580}" .. fgbg(grey) .. "\u{2580}\u{2580}" .. ESC .. "[0m\n",
+    "plot.image without a file: the title, then the image in half blocks (24-bit, two characters a pixel)")
+  out = run([[local t = fm.load("test")
+fm.plot.image(t:image(1))]])
+  local _, blank = out:gsub("\n%s*\n", "")
+  local _, blocks = out:gsub("\u{2580}", "")
+  T.ok(blocks == 56 * 28 and blank == 0, "a 28x28 test image: 28 lines of 56 half blocks, no blank lines ("
+    .. blocks .. " blocks)")
+  out = run([[fm.plot.heatmap(fm.tensor{{9, 1}, {2, 18}}, {labels = {"Coat", "Shirt"}, title = "counts",
+  xlabel = "predicted", ylabel = "true"})]], "NO_COLOR=1 COLUMNS=80")
+  T.eq(out, table.concat({ "counts", "        0    1", " Coat   9    1 ", "Shirt   2   18 ",
+    "columns: 0 Coat, 1 Shirt", "rows: true; columns: predicted" }, "\n") .. "\n",
+    "plot.heatmap without a file: values in cells with the row names, columns numbered and named under")
+  out = run([[fm.plot.heatmap(fm.tensor{{0, 1}, {2, 3}}, {values = false, cblabel = "w"})]])
+  T.ok(out:find("^" .. ESC .. "%[38;2;247;251;255m" .. ESC .. "%[48;2;") and out:find("\n0 " .. ESC, 1, true)
+    and out:find(" 3  w\n$"), "heatmap without values: the matrix as an image with its colour scale 0..3 ("
+    .. out:gsub(ESC, "\\27") .. ")")
+  out = run([[fm.plot.images({fm.zeros(8, 8), fm.ones(8, 8)}, {captions = {"true: a\npred: b", "c"}, title = "two"})]],
+    "NO_COLOR=1 COLUMNS=80")
+  T.eq(out, "two\n" .. ("         @@@@@@@@\n"):rep(4) .. "true: a  c\npred: b\n",
+    "plot.images without a file: side by side, captions of several lines under them")
+  out = run([[fm.plot.images({fm.zeros(2, 2)}, {captions = {"x"}, title = "a title too long for ten columns", size = {10, 5}})]],
+    "NO_COLOR=1")
+  T.eq(out, "a title\ntoo long\nfor ten\ncolumns\n  \nx\n", "the title broken to the width given")
+  out = run([[print(pcall(fm.plot.image, fm.zeros(2, 2), {palette = "nope"}))]], "NO_COLOR=1")
+  T.ok(out:find("false\tplot.image: unknown palette 'nope'", 1, true), "options are checked before drawing")
+  out = run([[print(pcall(fm.plot.images, {fm.zeros(2, 2)}, {fontsize = 100}))
+print(pcall(fm.plot.heatmap, fm.zeros(2, 2), {xlabel = {}}))
+print(pcall(fm.plot.image, fm.zeros(2, 2), {size = {5000, 10}}))]], "NO_COLOR=1")
+  T.eq(out, "false\tplot.images: option 'fontsize' must be 4..72, got 100\n"
+    .. "false\tplot.heatmap: option 'xlabel' must be a string, got table\n"
+    .. "false\tplot.image: a text figure of 5000 characters across is wider than 2000\n",
+    "on a text terminal too, every option is checked, and nothing is drawn")
+end
 
 T.done()

@@ -47,12 +47,49 @@ T.eq({ ti.xterm256(255, 0, 0), ti.xterm256(0, 0, 255), ti.xterm256(95, 135, 175)
 T.eq(ti.image(fm.tensor { { 0, 1, 0.5 }, { 0, 1, 0.5 } }, { colors = "none", scale = 1 }), " @+\n",
   "no colour: characters of growing ink, two rows averaged into one")
 
+T.eq(ti.image(fm.tensor { { 0, 1, 0.5 }, { 0, 1, 0.5 } }, { colors = "none", scale = 1, palette = "gray_r" }), "@ +\n",
+  "no colour, a reversed palette: ink for light, so high values are blank")
+T.eq(ti.image(fm.tensor { { 0, 1 }, { 0, 1 } }, { colors = "none", scale = 1, palette = "magma" }), " @\n",
+  "no colour, magma: ink from the luminance of the palette's colour")
+
+-- ---- the palettes are fm.plot's ----
+T.eq(ti.PALETTES, nil, "no copy of the palettes here")
+T.eq({ ti.colour("blues", 0, 1, 1) }, { 8, 48, 107 }, "blues from plot.PALETTES: its last stop #08306b")
+fm.plot.PALETTES.mine = { stops = { { 0, "#000000" }, { 1, "#00ff00" } } }
+T.eq(ti.image(fm.tensor { { 1 }, { 0 } }, { colors = "24bit", scale = 1, palette = "mine" }),
+  ESC .. "[38;2;0;255;0m" .. ESC .. "[48;2;0;0;0m" .. UPPER .. ESC .. "[0m\n", "a palette added to plot.PALETTES draws here")
+fm.plot.PALETTES.mine = nil
+
+-- ---- the terminal's width ----
+do
+  local host_bin = os.getenv("FMNIST_HOST") or "./fmnist-lua"
+  local function cols_with(env)
+    local p = io.popen(env .. " " .. host_bin .. " -e 'print(require(\"fmnist.termimage\").columns())' </dev/null")
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+  T.eq(cols_with("COLUMNS=123"), "123\n", "columns: COLUMNS without a terminal")
+  T.eq(cols_with("COLUMNS=abc"), "80\n", "columns: 80 when COLUMNS is not a number")
+end
+
 -- ---- grids ----
 local grid = ti.images({ fm.zeros(2, 2), fm.ones(2, 2), fm.zeros(2, 2) },
   { colors = "none", captions = { "a", "bb", "ccc" }, width = 5 })
 T.eq(grid, "   @@\na  bb\n  \ncc\n",
   "images: as many as fit the width a row, captions under them (cut to the image's width)")
+T.eq(ti.images({ fm.zeros(2, 4), fm.ones(2, 4) }, { colors = "none", captions = { "true: Coat\npred: Shirt\n87%", "b" },
+  width = 20 }), "     @@@@\ntrue b\npred\n87%\n",
+  "captions of several lines: one under the other, each cut to the image's width")
 T.err("image 2 is 3x3, image 1 is 2x2", ti.images, { fm.zeros(2, 2), fm.zeros(3, 3) })
+T.err("termimage.images: option 'width' must be a whole number 1..10000, got abc", ti.images,
+  { fm.zeros(2, 2) }, { width = "abc" })
+T.err("termimage.images: option 'cols' must be a whole number 1..10000, got 0", ti.images,
+  { fm.zeros(2, 2) }, { cols = 0 })
+T.err("termimage.image: option 'width' must be a whole number 1..10000, got 1.5", ti.image,
+  fm.zeros(2, 2), { width = 1.5 })
+T.err("termimage.heatmap: option 'digits' must be a whole number 0..10, got 11", ti.heatmap,
+  fm.zeros(2, 2), { digits = 11 })
 T.err("option 'captions' must be a list of 1 strings", ti.images, { fm.zeros(2, 2) }, { captions = {} })
 
 -- ---- heatmap ----
@@ -168,5 +205,9 @@ T.ok(err:find("FMNIST_PLOT=sixel: this terminal does not say it shows sixel grap
 local _, times = err:gsub("FMNIST_PLOT=sixel", "")
 T.eq(times, 1, "said once, not for every image")
 T.eq(ti.sixel_supported(), false, "no terminal here: no sixel")
+T.eq(ti.sixel_wanted(false), false, "sixel_wanted: not asked for, not wanted")
+ti._set_sixel_support(true)
+T.eq(ti.sixel_wanted(true), true, "sixel_wanted: asked for, and the terminal shows it")
+ti._set_sixel_support(false)
 
 T.done()
