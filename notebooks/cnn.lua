@@ -45,29 +45,6 @@ nb:cell("Score it on the test set", { needs = { "model", "test" } }, function()
   result = nb:evaluate(model, test, "CNN")
 end)
 
--- Each image beside its saliency map for the true class, k images of every class.
-local function draw_saliency(k, samples)
-  local some = test:subset(explain.per_class(test, k, nb.o.seed))
-  local x, labels = some:images(), some:labels()
-  local y, pred = labels:totable(), model:predict(x):totable()
-  local sal = explain.saliency(model, x, labels, { samples = samples, noise = 0.15, seed = nb.o.seed })
-  local list, captions = {}, {}
-  for j = 1, #y do
-    local name = test.classes[y[j] + 1]
-    list[#list + 1] = x[j]:reshape(28, 28)
-    captions[#captions + 1] = pred[j] == y[j] and name or (name .. "\n(as " .. test.classes[pred[j] + 1] .. ")")
-    list[#list + 1] = sal[j]:reshape(28, 28)
-    captions[#captions + 1] = "saliency"
-  end
-  nb:figure(fm.plot.images(list, {
-    cols = 2 * k, cell = 110, captions = captions, palette = "magma", range = { 0, 1 },
-    cblabel = "pixel value (image); |gradient| / its 99th percentile (saliency)",
-    title = "CNN: saliency maps, |gradient of the true class's score| at each pixel\n"
-      .. ("(averaged over %d noisy copies of each image: SmoothGrad)"):format(samples),
-    file = nb:path("saliency.png"),
-  }), ("saliency maps (%d images per class)"):format(k))
-end
-
 -- The kernels of the first convolution, each 3x3 drawn as big squares, one colour range for all.
 local function draw_filters()
   local kernels, layer = explain.filters(model)
@@ -122,7 +99,7 @@ nb:cell("What the model looks at", { needs = { "model", "test" } }, function()
 of each class. The first convolution's 32 filters are small edge and blob detectors; its feature
 maps show where in one image each of them fires, and the second convolution's maps what they
 combine into.]])
-  draw_saliency(3, nb.o.quick and 4 or 16)
+  nb.draw.saliency(model, test, "CNN", nb.figs, { k = 3, samples = nb.o.quick and 4 or 16, seed = nb.o.seed })
   draw_filters()
   draw_feature_maps(1)
 end)

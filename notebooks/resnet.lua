@@ -43,30 +43,6 @@ nb:cell("Score it on the test set", { needs = { "model", "test" } }, function()
   result = nb:evaluate(model, test, "ResNet-20")
 end)
 
--- Each image beside its saliency map for the true class, k images of every class.
-local function draw_saliency(k, samples)
-  local some = test:subset(explain.per_class(test, k, nb.o.seed))
-  local x, labels = some:images(), some:labels()
-  local y, pred = labels:totable(), model:predict(x):totable()
-  local sal = explain.saliency(model, x, labels, { samples = samples, noise = 0.15, seed = nb.o.seed })
-  local list, captions = {}, {}
-  for j = 1, #y do
-    local name = fm.class_name(math.tointeger(y[j]))
-    list[#list + 1] = x[j]:reshape(28, 28)
-    captions[#captions + 1] = pred[j] == y[j] and name
-      or (name .. "\n(as " .. fm.class_name(math.tointeger(pred[j])) .. ")")
-    list[#list + 1] = sal[j]:reshape(28, 28)
-    captions[#captions + 1] = "saliency"
-  end
-  nb:figure(fm.plot.images(list, {
-    cols = 2 * k, cell = 110, captions = captions, palette = "magma", range = { 0, 1 },
-    cblabel = "pixel value (image); |gradient| / its 99th percentile (saliency)",
-    title = "ResNet-20: saliency maps, |gradient of the true class's score| at each pixel\n"
-      .. ("(averaged over %d noisy copies of each image: SmoothGrad)"):format(samples),
-    file = nb:path("saliency.png"),
-  }), ("saliency maps (%d images per class)"):format(k))
-end
-
 -- What the stem (its first convolution, after batch norm and ReLU) makes of one test image.
 local function draw_stem_maps(index)
   local image = test:image(index)
@@ -91,7 +67,7 @@ end
 nb:cell("What the model looks at", { needs = { "model", "test" } }, function()
   nb:say([[Saliency: how much each pixel would change the true class's score, for three test images
 of each class; and what the 16 channels of the first convolution see in one image.]])
-  draw_saliency(3, nb.o.quick and 4 or 16)
+  nb.draw.saliency(model, test, "ResNet-20", nb.figs, { k = 3, samples = nb.o.quick and 4 or 16, seed = nb.o.seed })
   draw_stem_maps(1)
 end)
 

@@ -484,6 +484,17 @@ fm.notebook.draw.prediction_grids(test, fm.notebook.predictions(fm.LogReg{}, tes
 print(#figs.list)   --> 2
 os.execute("rm -rf '" .. figs.dir .. "'")
 ]], { "dataset", "gnuplot" })
+fn("draw.saliency", "fm.notebook.draw.saliency(model, test, title, figs, o)", [[
+k test images of every class (o.k, default 3), each beside its saliency map for its true class:
+the gradient of that class's score at each pixel, averaged over o.samples noisy copies
+(SmoothGrad, default 16); a misclassified image's caption says what the model took it for.]], [[
+local test = fm.load("test"):subset(1, 200)
+local figs = fm.notebook.figures(os.tmpname() .. "-dir")
+figs.quiet = true
+fm.notebook.draw.saliency(fm.LogReg{}, test, "M", figs, {k = 1, samples = 2, seed = 1})
+print(#figs.list)   --> 1
+os.execute("rm -rf '" .. figs.dir .. "'")
+]], { "dataset", "gnuplot" })
 fn("learning_curves", "fm.notebook.learning_curves(history, title, figs)", [[The same as fm.notebook.draw.learning_curves.]], [[
 print(fm.notebook.learning_curves == fm.notebook.draw.learning_curves)   --> true
 ]])

@@ -159,19 +159,7 @@ function encode_value(v, path, state, depth)
   fail("json.encode", "%s: a %s cannot be written as JSON", path, tv)
 end
 
-local function check_opts(fname, opts, known)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then fail(fname, "options must be a table, got %s", type(opts)) end
-  for k in next, opts do
-    if not known[k] then
-      local names = {}
-      for name in pairs(known) do names[#names + 1] = name end
-      table.sort(names)
-      fail(fname, "unknown option '%s' (known: %s)", tostring(k), table.concat(names, ", "))
-    end
-  end
-  return opts
-end
+local check_opts = require("fmnist.check").options
 
 function M.encode(value, opts)
   opts = check_opts("json.encode", opts, { nonfinite = true })

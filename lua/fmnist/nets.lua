@@ -26,37 +26,8 @@ local function fail_at(level, fname, fmt, ...)
   error(fname .. ": " .. string.format(fmt, ...), level)
 end
 
-local function check_opts(fname, opts, known)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then fail(fname, "options must be a table, got %s", type(opts)) end
-  for k in pairs(opts) do
-    if not known[k] then
-      local names = {}
-      for name in pairs(known) do names[#names + 1] = name end
-      table.sort(names)
-      fail(fname, "unknown option '%s' (known: %s)", tostring(k), table.concat(names, ", "))
-    end
-  end
-  return opts
-end
-
-local function int_opt(fname, opts, key, default, lo, hi)
-  local v = opts[key]
-  if v == nil then return default end
-  if math.type(v) ~= "integer" or v < lo or v > hi then
-    fail(fname, "option '%s' must be an integer from %d to %d, got %s", key, lo, hi, tostring(v))
-  end
-  return v
-end
-
-local function num_opt(fname, opts, key, default, lo, hi)
-  local v = opts[key]
-  if v == nil then return default end
-  if type(v) ~= "number" or v ~= v or v < lo or v > hi then
-    fail(fname, "option '%s' must be a number from %g to %g, got %s", key, lo, hi, tostring(v))
-  end
-  return v
-end
+local check = require "fmnist.check"
+local check_opts, int_opt, num_opt = check.options, check.integer, check.number
 
 -- The entries of a plain list, read raw (no __index, __len or __pairs of the caller's runs);
 -- any key but 1..n is an error naming it.

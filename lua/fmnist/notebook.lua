@@ -639,6 +639,34 @@ function M.draw.prediction_grids(test, p, title, figs, o)
 end
 M.prediction_grids = M.draw.prediction_grids
 
+-- draw.saliency(model, test, title, figs, o): each of k test images of every class beside its
+-- saliency map for its true class (SmoothGrad over o.samples noisy copies), the wrong ones
+-- captioned with what the model took them for. o: {k = 3, samples = 16, seed =}.
+function M.draw.saliency(model, test, title, figs, o)
+  local explain = require "fmnist.explain"
+  local k, samples = o.k or 3, o.samples or 16
+  local some = test:subset(explain.per_class(test, k, o.seed))
+  local x, labels = some:images(), some:labels()
+  local y, pred = labels:totable(), model:predict(x):totable()
+  local sal = explain.saliency(model, x, labels, { samples = samples, noise = 0.15, seed = o.seed })
+  local classes = test.classes
+  local list, captions = {}, {}
+  for j = 1, #y do
+    local name = classes[y[j] + 1]
+    list[#list + 1] = x[j]:reshape(28, 28)
+    captions[#captions + 1] = pred[j] == y[j] and name or (name .. "\n(as " .. classes[pred[j] + 1] .. ")")
+    list[#list + 1] = sal[j]:reshape(28, 28)
+    captions[#captions + 1] = "saliency"
+  end
+  figs:add(fm.plot.images(list, {
+    cols = 2 * k, cell = 110, captions = captions, palette = "magma", range = { 0, 1 },
+    cblabel = "pixel value (image); |gradient| / its 99th percentile (saliency)",
+    title = title .. ": saliency maps, |gradient of the true class's score| at each pixel\n"
+      .. ("(averaged over %d noisy copies of each image: SmoothGrad)"):format(samples),
+    file = figs:path("saliency.png"),
+  }), ("saliency maps (%d images per class)"):format(k))
+end
+
 -- The classification report as a table: one row per class, then accuracy and the averages.
 local function report_rows(result)
   local rows = {}

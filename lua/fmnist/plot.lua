@@ -111,18 +111,7 @@ local function check_text(fname, v, what)
 end
 
 local function check_opts(fname, opts, allowed)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then fail(fname, "options must be a table, got %s", type(opts)) end
-  for k in next, opts do
-    if not (COMMON[k] or allowed[k]) then
-      local names = {}
-      for name in pairs(COMMON) do names[#names + 1] = name end
-      for name in pairs(allowed) do names[#names + 1] = name end
-      table.sort(names)
-      fail(fname, "unknown option '%s' (known: %s)", tostring(k), table.concat(names, ", "))
-    end
-  end
-  return opts
+  return require("fmnist.check").options(fname, opts, allowed, COMMON)
 end
 
 local function opt_string(fname, opts, key)

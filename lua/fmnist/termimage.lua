@@ -27,6 +27,7 @@ local M = {}
 
 local TENSOR = "fmnist.Tensor"
 
+local check = require "fmnist.check"
 local function fail(fname, fmt, ...) error("termimage." .. fname .. ": " .. fmt:format(...), 3) end
 
 local function is_tensor(v)
@@ -44,18 +45,9 @@ local KNOWN = { palette = true, range = true, colors = true, scale = true, width
   captions = true, cols = true, labels = true, row_labels = true, col_labels = true,
   digits = true, sixel = true }
 
+-- (option tables are checked by fmnist.check; fname carries the module's prefix)
 local function check_opts(fname, opts, allowed)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then fail(fname, "options must be a table, got %s", type(opts)) end
-  for k in pairs(opts) do
-    if not allowed[k] then
-      local names = {}
-      for name in pairs(allowed) do names[#names + 1] = name end
-      table.sort(names)
-      fail(fname, "unknown option '%s' (known: %s)", tostring(k), table.concat(names, ", "))
-    end
-  end
-  return opts
+  return check.options("termimage." .. fname, opts, allowed)
 end
 
 local function subset(keys)
