@@ -3,9 +3,11 @@
  *
  *   bench_nn sgemm                 GFLOP/s of a 4096^3 OpenBLAS sgemm: the machine's practical
  *                                  ceiling, with OpenBLAS's own threads
- *   bench_nn cnn|mlp|logreg [opts] seconds per training epoch (median), training GFLOP/s,
+ *   bench_nn cnn|mlp|logreg|resnet [opts]
+ *                                  seconds per training epoch (median), training GFLOP/s,
  *                                  inference images/s on the test set, test accuracy, peak RSS
  *   options: --epochs N  --threads N (default: fm_work_threads)  --batch N
+ *            --images N (train on N images an epoch; times scaled to the whole set)
  *            --kernel auto|blas|avx512  --optim adam|sgd  --lr X  --schedule constant|cosine
  *            --wd X  --target ACC (seconds of training + evaluation until test accuracy >= ACC)
  *            --data DIR  --synthetic
@@ -157,6 +159,41 @@ static void load_data(data *dt, const char *dir, int force_synthetic) {
 
 /* ---- models ---- */
 
+/* Appends conv (no bias, "same") + batch norm (+ ReLU) taking layer `from`; returns the last. */
+static int conv_bn(fm_layer_spec *s, int *n, int from, int filters, int kernel, int stride,
+                   int relu) {
+  s[*n] = (fm_layer_spec){.kind = FM_LAYER_CONV2D, .units = filters, .kh = kernel, .same = 1,
+                          .stride = stride, .no_bias = 1, .n_inputs = 1, .inputs = {from}};
+  (*n)++;
+  s[(*n)++] = (fm_layer_spec){.kind = FM_LAYER_BATCHNORM};
+  if (relu) s[(*n)++] = (fm_layer_spec){.kind = FM_LAYER_RELU};
+  return *n - 1;
+}
+
+/* The layer list fm.ResNet{depth, width} compiles to (lua/fmnist/nets.lua, resnet_layers): a 3x3
+ * stem, three stages of (depth - 2) / 6 basic blocks at width, 2 width and 4 width channels, the
+ * first block of stages 2 and 3 with stride 2 and a 1x1 projection shortcut, each block's sum
+ * followed by a ReLU; global average pooling, dense 10. s needs room for 21 (depth - 2) / 6 + 9
+ * specs (72 for depth 20). */
+static int resnet_specs(int depth, int width, fm_layer_spec *s) {
+  int n = 0, last = conv_bn(s, &n, FM_NET_INPUT, width, 3, 1, 1);
+  for (int stage = 0; stage < 3; stage++) {
+    int c = width << stage;
+    for (int b = 0; b < (depth - 2) / 6; b++) {
+      int stride = stage > 0 && b == 0 ? 2 : 1;
+      int body = conv_bn(s, &n, last, c, 3, stride, 1);
+      body = conv_bn(s, &n, body, c, 3, 1, 0);
+      int shortcut = stride != 1 ? conv_bn(s, &n, last, c, 1, stride, 0) : last;
+      s[n++] = (fm_layer_spec){.kind = FM_LAYER_ADD, .n_inputs = 2, .inputs = {body, shortcut}};
+      s[n++] = (fm_layer_spec){.kind = FM_LAYER_RELU};
+      last = n - 1;
+    }
+  }
+  s[n++] = (fm_layer_spec){.kind = FM_LAYER_GLOBAL_AVGPOOL};
+  s[n++] = (fm_layer_spec){.kind = FM_LAYER_DENSE, .units = 10};
+  return n;
+}
+
 static int model_specs(const char *name, fm_layer_spec *s) {
   if (!strcmp(name, "cnn")) return fm_reference_cnn(s);
   if (!strcmp(name, "mlp")) {
@@ -175,12 +212,14 @@ static int model_specs(const char *name, fm_layer_spec *s) {
     s[0] = (fm_layer_spec){.kind = FM_LAYER_DENSE, .units = 10};
     return 1;
   }
+  if (!strcmp(name, "resnet")) return resnet_specs(20, 16, s);
   return 0;
 }
 
 typedef struct options {
   const char *model, *kernel, *data_dir, *optim, *schedule;
   int epochs, threads, batch, synthetic, plain, no_direct;
+  int64_t images;
   double lr, target, wd;
 } options;
 
@@ -204,11 +243,11 @@ static double evaluate(const fm_net *net, fm_work *w, const fm_dataset *d, doubl
 }
 
 static int bench_model(const options *o) {
-  fm_layer_spec specs[64];
-  static fm_layer layers[64];
+  fm_layer_spec specs[128];
+  static fm_layer layers[128];
   int nl = model_specs(o->model, specs);
   if (!nl) {
-    fprintf(stderr, "bench_nn: unknown model '%s' (sgemm, cnn, mlp, logreg)\n", o->model);
+    fprintf(stderr, "bench_nn: unknown model '%s' (sgemm, cnn, mlp, logreg, resnet)\n", o->model);
     return 2;
   }
   if (o->plain) fm_simd_allow(0);
@@ -225,7 +264,8 @@ static int bench_model(const options *o) {
     return 1;
   }
   float *params = xalloc(sizeof(float) * net.n_params), *grads = xalloc(sizeof(float) * net.n_params);
-  fm_net_bind(&net, params, grads, NULL);
+  float *net_state = xalloc(sizeof(float) * (size_t)(net.n_state ? net.n_state : 1));
+  fm_net_bind(&net, params, grads, net.n_state ? net_state : NULL);
   fm_net_init(&net, 1);
   fm_optim opt;
   if (!strcmp(o->optim, "sgd"))
@@ -262,6 +302,10 @@ static int bench_model(const options *o) {
   fm_rng shuffle;
   fm_rng_seed(&shuffle, 7);
   double train_flops = 6.0 * (double)net.macs * (double)train->n;
+  /* --images: each epoch trains on that many of the shuffled images; times are scaled up to the
+   * whole training set. */
+  int64_t count = o->images > 0 && o->images < train->n ? o->images : train->n;
+  double scale = (double)train->n / (double)count;
 
   printf("model %s: %lld parameters, %.3f GFLOP per training epoch (6 x %lld multiply-adds x %lld "
          "images)\n", o->model, (long long)net.n_params, train_flops / 1e9, (long long)net.macs,
@@ -270,6 +314,9 @@ static int bench_model(const options *o) {
          "data %s\n", fm_gemm_name(fm_gemm_current()), o->plain ? " (plain C loops)" : "",
          o->no_direct ? " (no direct conv)" : "", threads, ithreads, o->batch, o->optim, opt.lr,
          opt.schedule.kind == FM_SCHED_COSINE ? " cosine" : "", o->wd, dt.source);
+  if (count < train->n)
+    printf("each epoch trains on %lld of the %lld images; times are scaled to the whole set\n",
+           (long long)count, (long long)train->n);
 
   double times[64], cpus[64], elapsed = 0, reached = -1, acc = 0, img_s = 0;
   int epochs = o->epochs > 64 ? 64 : o->epochs;
@@ -278,13 +325,13 @@ static int bench_model(const options *o) {
     fm_rng_shuffle(&shuffle, order, train->n);
     fm_epoch_stats st;
     double t0 = now(), c0 = cpu_now();
-    if (fm_train_epoch(&net, &work, &opt, state, train, order, train->n, o->batch, e, 11, NULL,
+    if (fm_train_epoch(&net, &work, &opt, state, train, order, count, o->batch, e, 11, NULL,
                        NULL, &st) != FM_OK || st.diverged) {
       fprintf(stderr, "bench_nn: %s\n", fm_error());
       return 1;
     }
-    times[e] = now() - t0;
-    cpus[e] = cpu_now() - c0;
+    times[e] = (now() - t0) * scale;
+    cpus[e] = (cpu_now() - c0) * scale;
     double te = now();
     acc = evaluate(&net, &iwork, test, &img_s);
     elapsed += times[e] + (now() - te);
@@ -313,7 +360,7 @@ static int bench_model(const options *o) {
          o->model, ep, cpu_ep, train_flops / ep / 1e9, infer, peak_rss_mb(), acc, epochs,
          fm_gemm_name(fm_gemm_current()), o->plain ? "+plain" : "", o->no_direct ? "+im2col" : "",
          work.model_parallel ? "+mp" : "", threads, o->batch, dt.source, reached);
-  free(params), free(grads), free(state), free(wmem), free(imem), free(order);
+  free(params), free(grads), free(net_state), free(state), free(wmem), free(imem), free(order);
   for (int s = 0; s < 2; s++) free(dt.pixels[s]), free(dt.labels[s]);
   return 0;
 }
@@ -340,6 +387,7 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "--epochs")) o.epochs = atoi(v);
     else if (!strcmp(a, "--threads")) o.threads = atoi(v);
     else if (!strcmp(a, "--batch")) o.batch = atoi(v);
+    else if (!strcmp(a, "--images")) o.images = atoll(v);
     else if (!strcmp(a, "--kernel")) o.kernel = v;
     else if (!strcmp(a, "--data")) o.data_dir = v;
     else if (!strcmp(a, "--optim")) o.optim = v;
@@ -353,7 +401,7 @@ int main(int argc, char **argv) {
     }
   }
   if (!strcmp(o.model, "sgemm")) return bench_sgemm();
-  if (o.epochs <= 0) o.epochs = !strcmp(o.model, "cnn") ? 3 : 5;
+  if (o.epochs <= 0) o.epochs = !strcmp(o.model, "cnn") ? 3 : !strcmp(o.model, "resnet") ? 1 : 5;
   if (o.threads < 0 || o.threads > FM_NET_MAX_SHARDS || o.batch < 1) {
     fprintf(stderr, "bench_nn: bad --threads or --batch\n");
     return 2;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fm_conv_direct.h"
+#include "fm_conv_implicit.h"
 #include "fm_error.h"
 #include "fm_gemm.h"
 
@@ -182,14 +183,27 @@ static int pointwise(const fm_conv_geom *g) {
   return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->groups == 1;
 }
 
+/* Which convolutions the implicit-GEMM kernels take (fm_conv_implicit.h; they decline shapes
+ * they do not handle): those with "same" padding, whose output is ceil(input / stride), other
+ * than the 1x1 stride-1 ones, which need no patch matrix anyway (and there the product's 12 x 32
+ * tile, over all pixels of the batch at once, is as fast). "valid" convolutions keep
+ * im2col + GEMM: the reference CNN's 32 -> 64 layer is one, and model files trained before
+ * retrain to the same bits only on the path they were made with (tests/lua/test_model_compat). */
+static int implicit_path(const fm_conv_geom *g) {
+  return g->oh == (g->h + g->stride - 1) / g->stride &&
+         g->ow == (g->w + g->stride - 1) / g->stride && !pointwise(g);
+}
+
 /* Two patch matrices (the forward one and its gradient), then the product's scratch; at least
- * what the direct kernels need. */
+ * what the direct and implicit-GEMM kernels need. */
 size_t fm_conv_scratch_floats(const fm_conv_geom *g) {
   if (g->groups > 1) return 0;
   size_t col = round16((size_t)g->chunk * g->oh * g->ow * g->k);
   size_t direct = fm_conv_direct_scratch_floats(g);
+  size_t implicit = fm_conv_implicit_scratch_floats(g);
   size_t gemm = 2 * col + FM_GEMM_SCRATCH_FLOATS;
-  return gemm > direct ? gemm : direct;
+  size_t most = gemm > direct ? gemm : direct;
+  return most > implicit ? most : implicit;
 }
 
 /* The patch matrix of cn images: row (i, oy, ox) holds the kh x kw x cin input window of that
@@ -254,6 +268,7 @@ void fm_conv_forward(const fm_conv_geom *g, int n, const float *x, const float *
     return;
   }
   if (fm_conv_direct_forward(g, n, x, w, bias, y, relu, scratch)) return;
+  if (implicit_path(g) && fm_conv_implicit_forward(g, n, x, w, bias, y, relu, scratch)) return;
   const size_t in_img = (size_t)g->h * g->w * g->cin, pix = (size_t)g->oh * g->ow;
   if (pointwise(g)) {
     fm_gemm(0, 0, (int)(n * pix), g->cout, g->k, x, g->k, w, g->cout, 0.0f, y, g->cout, bias,
@@ -277,8 +292,13 @@ void fm_conv_backward(const fm_conv_geom *g, int n, const float *x, const float 
     return;
   }
   const size_t in_img = (size_t)g->h * g->w * g->cin, pix = (size_t)g->oh * g->ow;
-  if (dw && fm_conv_direct_weight_grad(g, n, x, dy, dw, db, scratch)) dw = NULL;
-  else if (dw && db) column_sums((int64_t)n * (int64_t)pix, g->cout, dy, db);
+  if (dw && fm_conv_direct_weight_grad(g, n, x, dy, dw, db, scratch)) {
+    dw = NULL;
+  } else if (dw) {
+    if (db) column_sums((int64_t)n * (int64_t)pix, g->cout, dy, db);
+    if (implicit_path(g) && fm_conv_implicit_weight_grad(g, n, x, dy, dw, scratch)) dw = NULL;
+  }
+  if (dx && implicit_path(g) && fm_conv_implicit_input_grad(g, n, w, dy, dx, scratch)) dx = NULL;
   if (!dw && !dx) return;
   if (pointwise(g)) {
     const int rows = (int)(n * pix);
