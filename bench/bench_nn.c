@@ -3,6 +3,9 @@
  *
  *   bench_nn sgemm                 GFLOP/s of a 4096^3 OpenBLAS sgemm: the machine's practical
  *                                  ceiling, with OpenBLAS's own threads
+ *   bench_nn convs [--batch N]     GFLOP/s of each convolution pass of ResNet-20, one thread on
+ *                                  N / 2 images (one shard of two), im2col + GEMM vs the kernels
+ *                                  used now (implicit GEMM)
  *   bench_nn cnn|mlp|logreg|resnet [opts]
  *                                  seconds per training epoch (median), training GFLOP/s,
  *                                  inference images/s on the test set, test accuracy, peak RSS
@@ -14,6 +17,7 @@
  *            --no-direct (one-channel convolutions through im2col + GEMM too)
  *            --plain (no AVX-512 code at all: plain C loops and OpenBLAS, as on an older CPU)
  *            --no-mp (dense networks too train batch-sharded instead of model-parallel)
+ *            --no-eval (no test-set evaluation: training time only, for profiles)
  *
  * Every figure is printed on a line of its own and again in one "RESULT key=value ..." line that
  * bench/run.sh collects. Run one model per process so that its peak RSS is its own. */
@@ -27,6 +31,7 @@
 #include <cblas.h>
 
 #include "fm_conv_direct.h"
+#include "fm_conv_implicit.h"
 #include "fm_dataset.h"
 #include "fm_error.h"
 #include "fm_gemm.h"
@@ -91,6 +96,98 @@ static int bench_sgemm(void) {
          fm_blas_threads(), openblas_get_corename(), core ? core : "(unset)");
   printf("RESULT model=sgemm gflops=%.1f threads=%d\n", gf, fm_blas_threads());
   free(a), free(b), free(c);
+  return 0;
+}
+
+/* ---- convolution layers alone ---- */
+
+static double thread_cpu_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+typedef struct conv_case {
+  const char *name;
+  int h, cin, k, cout, stride, count; /* count: layers of this shape in ResNet-20 */
+  int input_grad;                      /* 0 for the stem (its input is the images) */
+} conv_case;
+
+/* Median thread CPU seconds of `reps` runs of one pass: 0 forward, 1 input gradient, 2 weight
+ * gradient, 3 both gradients (one call, as in training). */
+static double time_pass(const fm_conv_geom *g, int n, int pass, const float *x, const float *w,
+                        const float *dy, float *y, float *dx, float *dw, float *scratch, int reps) {
+  double t[16];
+  for (int r = 0; r < reps; r++) {
+    double t0 = thread_cpu_now();
+    if (pass == 0) fm_conv_forward(g, n, x, w, NULL, y, 0, scratch);
+    else if (pass == 1) fm_conv_backward(g, n, x, w, dy, dx, NULL, NULL, scratch);
+    else if (pass == 2) fm_conv_backward(g, n, x, w, dy, NULL, dw, NULL, scratch);
+    else fm_conv_backward(g, n, x, w, dy, dx, dw, NULL, scratch);
+    t[r] = thread_cpu_now() - t0;
+  }
+  return median(t, reps);
+}
+
+/* Every convolution shape of ResNet-20 on 28x28 images, one thread, a shard of 64 images (batch
+ * 128 on two threads): GFLOP/s of each pass through im2col + GEMM (the implicit kernels off) and
+ * through the kernels the dispatcher picks now, and the time of all 19 layers per image. */
+static int bench_convs(int n) {
+  static const conv_case cases[] = {
+      {"stem 3x3 1->16", 28, 1, 3, 16, 1, 1, 0},
+      {"stage1 3x3 16->16", 28, 16, 3, 16, 1, 6, 1},
+      {"down 3x3/2 16->32", 28, 16, 3, 32, 2, 1, 1},
+      {"proj 1x1/2 16->32", 28, 16, 1, 32, 2, 1, 1},
+      {"stage2 3x3 32->32", 14, 32, 3, 32, 1, 5, 1},
+      {"down 3x3/2 32->64", 14, 32, 3, 64, 2, 1, 1},
+      {"proj 1x1/2 32->64", 14, 32, 1, 64, 2, 1, 1},
+      {"stage3 3x3 64->64", 7, 64, 3, 64, 1, 5, 1}};
+  const char *pass_name[4] = {"forward", "input grad", "weight grad", "backward"};
+  double total[2] = {0, 0};
+  printf("# one thread, %d images per call, thread CPU time (median of 7)\n", n);
+  printf("%-20s %-12s %10s %10s %8s\n", "layer", "pass", "old GF/s", "new GF/s", "speedup");
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    const conv_case *cc = &cases[c];
+    fm_conv_geom g;
+    if (fm_conv_geom_init(&g, cc->h, cc->h, cc->cin, cc->k, cc->k, cc->cout, 1, cc->stride, 1) !=
+        FM_OK) {
+      fprintf(stderr, "bench_nn: %s\n", fm_error());
+      return 1;
+    }
+    size_t nx = (size_t)n * g.h * g.w * g.cin, ny = (size_t)n * g.oh * g.ow * g.cout;
+    size_t nw = (size_t)g.k * g.cout;
+    float *x = xalloc(sizeof(float) * nx), *dx = xalloc(sizeof(float) * nx);
+    float *y = xalloc(sizeof(float) * ny), *dy = xalloc(sizeof(float) * ny);
+    float *w = xalloc(sizeof(float) * nw), *dw = xalloc(sizeof(float) * nw);
+    float *scratch = xalloc(sizeof(float) * fm_conv_scratch_floats(&g));
+    for (size_t i = 0; i < nx; i++) x[i] = (float)(i % 17) * 0.05f - 0.4f;
+    for (size_t i = 0; i < ny; i++) dy[i] = (float)(i % 13) * 0.03f - 0.2f;
+    for (size_t i = 0; i < nw; i++) w[i] = (float)(i % 11) * 0.02f - 0.1f;
+    double flops = 2.0 * (double)n * g.oh * g.ow * (double)g.k * g.cout;
+    for (int pass = 0; pass < 4; pass++) {
+      if (pass == 1 && !cc->input_grad) continue;
+      if (pass == 3 && !cc->input_grad) continue;
+      /* the time of a training step: forward, and both gradients in one call (the stem's
+       * weight gradient alone) */
+      int counts = pass == 0 || pass == 3 || (pass == 2 && !cc->input_grad);
+      double pflops = pass == 3 ? 2 * flops : flops;
+      double t[2];
+      for (int v = 0; v < 2; v++) {
+        fm_conv_implicit_enabled = v;
+        time_pass(&g, n, pass, x, w, dy, y, dx, dw, scratch, 1); /* warm up */
+        t[v] = time_pass(&g, n, pass, x, w, dy, y, dx, dw, scratch, 7);
+        if (counts) total[v] += t[v] * cc->count / n;
+      }
+      printf("%-20s %-12s %10.1f %10.1f %7.2fx\n", cc->name, pass_name[pass], pflops / t[0] / 1e9,
+             pflops / t[1] / 1e9, t[0] / t[1]);
+    }
+    fm_conv_implicit_enabled = 1;
+    free(x), free(dx), free(y), free(dy), free(w), free(dw), free(scratch);
+  }
+  printf("all 19 convolutions, forward + backward, per image: old %.3f ms, new %.3f ms (%.2fx); "
+         "a 60000-image epoch on 2 cores: old %.1f s, new %.1f s of convolutions\n",
+         1e3 * total[0], 1e3 * total[1], total[0] / total[1], total[0] * 30000, total[1] * 30000);
+  printf("RESULT model=convs old_ms=%.3f new_ms=%.3f\n", 1e3 * total[0], 1e3 * total[1]);
   return 0;
 }
 
@@ -218,10 +315,26 @@ static int model_specs(const char *name, fm_layer_spec *s) {
 
 typedef struct options {
   const char *model, *kernel, *data_dir, *optim, *schedule;
-  int epochs, threads, batch, synthetic, plain, no_direct;
+  int epochs, threads, batch, synthetic, plain, no_direct, no_eval;
   int64_t images;
   double lr, target, wd;
 } options;
+
+/* Wall time of every batch of an epoch (from the per-batch callback): the median batch is a
+ * figure that other processes on a shared machine disturb less than the epoch's total. */
+typedef struct batch_clock {
+  double last, *times;
+  int64_t n, cap;
+} batch_clock;
+
+static int batch_tick(void *ctx, int64_t b, int64_t nb, const fm_batch_stats *st) {
+  (void)b, (void)nb, (void)st;
+  batch_clock *bc = ctx;
+  double t = now();
+  if (bc->n < bc->cap) bc->times[bc->n++] = t - bc->last;
+  bc->last = t;
+  return 0;
+}
 
 /* Test-set accuracy (and images/s), converting the uint8 images a block at a time. */
 static double evaluate(const fm_net *net, fm_work *w, const fm_dataset *d, double *img_per_s) {
@@ -318,34 +431,42 @@ static int bench_model(const options *o) {
     printf("each epoch trains on %lld of the %lld images; times are scaled to the whole set\n",
            (long long)count, (long long)train->n);
 
-  double times[64], cpus[64], elapsed = 0, reached = -1, acc = 0, img_s = 0;
+  double times[64], cpus[64], elapsed = 0, reached = -1, acc = 0, img_s = 0, batch_med[64];
+  batch_clock bc = {.cap = (count + o->batch - 1) / o->batch};
+  bc.times = xalloc(sizeof(double) * (size_t)bc.cap);
   int epochs = o->epochs > 64 ? 64 : o->epochs;
   for (int e = 0; e < epochs; e++) {
     for (int64_t i = 0; i < train->n; i++) order[i] = (int32_t)i;
     fm_rng_shuffle(&shuffle, order, train->n);
     fm_epoch_stats st;
     double t0 = now(), c0 = cpu_now();
-    if (fm_train_epoch(&net, &work, &opt, state, train, order, count, o->batch, e, 11, NULL,
-                       NULL, &st) != FM_OK || st.diverged) {
+    bc.n = 0;
+    bc.last = t0;
+    if (fm_train_epoch(&net, &work, &opt, state, train, order, count, o->batch, e, 11, batch_tick,
+                       &bc, &st) != FM_OK || st.diverged) {
       fprintf(stderr, "bench_nn: %s\n", fm_error());
       return 1;
     }
     times[e] = (now() - t0) * scale;
     cpus[e] = (cpu_now() - c0) * scale;
+    /* the median batch times the batches of a whole epoch (the last one short) */
+    batch_med[e] = median(bc.times, (int)bc.n) * (double)train->n / (double)o->batch;
     double te = now();
-    acc = evaluate(&net, &iwork, test, &img_s);
+    if (!o->no_eval) acc = evaluate(&net, &iwork, test, &img_s);
     elapsed += times[e] + (now() - te);
     if (o->target > 0 && reached < 0 && acc >= o->target) reached = elapsed;
-    printf("epoch %d: %.3f s (%.1f GFLOP/s, cpu %.3f s), train loss %.4f, train acc %.4f, test "
-           "acc %.4f, inference %.0f images/s\n", e + 1, times[e], train_flops / times[e] / 1e9,
-           cpus[e], st.loss, st.accuracy, acc, img_s);
+    printf("epoch %d: %.3f s (%.1f GFLOP/s, cpu %.3f s, median batch x batches %.3f s), train "
+           "loss %.4f, train acc %.4f, test acc %.4f, inference %.0f images/s\n", e + 1,
+           times[e], train_flops / times[e] / 1e9, cpus[e], batch_med[e], st.loss, st.accuracy,
+           acc, img_s);
     fflush(stdout);
   }
   /* Inference speed: median of five passes over the test set. */
-  double inf[5];
-  for (int r = 0; r < 5; r++) evaluate(&net, &iwork, test, &inf[r]);
+  double inf[5] = {0};
+  for (int r = 0; r < 5 && !o->no_eval; r++) evaluate(&net, &iwork, test, &inf[r]);
   double infer = median(inf, 5);
   double ep = median(times, epochs), cpu_ep = median(cpus, epochs);
+  double med_ep = median(batch_med, epochs);
   printf("epoch (median of %d): %.3f s, %.1f GFLOP/s; inference %.0f images/s; peak RSS %.1f MB\n",
          epochs, ep, train_flops / ep / 1e9, infer, peak_rss_mb());
   if (o->target > 0) {
@@ -355,11 +476,13 @@ static int bench_model(const options *o) {
     else
       printf("test accuracy %.1f%% not reached in %d epochs (%.4f)\n", 100 * o->target, epochs, acc);
   }
-  printf("RESULT model=%s epoch_s=%.3f cpu_s=%.3f gflops=%.1f infer_img_s=%.0f rss_mb=%.1f "
-         "test_acc=%.4f epochs=%d kernel=%s%s%s%s threads=%d batch=%d data=%s target_s=%.2f\n",
-         o->model, ep, cpu_ep, train_flops / ep / 1e9, infer, peak_rss_mb(), acc, epochs,
+  printf("RESULT model=%s epoch_s=%.3f cpu_s=%.3f batch_med_s=%.3f gflops=%.1f infer_img_s=%.0f "
+         "rss_mb=%.1f test_acc=%.4f epochs=%d kernel=%s%s%s%s threads=%d batch=%d data=%s "
+         "target_s=%.2f\n",
+         o->model, ep, cpu_ep, med_ep, train_flops / ep / 1e9, infer, peak_rss_mb(), acc, epochs,
          fm_gemm_name(fm_gemm_current()), o->plain ? "+plain" : "", o->no_direct ? "+im2col" : "",
          work.model_parallel ? "+mp" : "", threads, o->batch, dt.source, reached);
+  free(bc.times);
   free(params), free(grads), free(net_state), free(state), free(wmem), free(imem), free(order);
   for (int s = 0; s < 2; s++) free(dt.pixels[s]), free(dt.labels[s]);
   return 0;
@@ -372,11 +495,12 @@ int main(int argc, char **argv) {
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--synthetic") || !strcmp(a, "--plain") || !strcmp(a, "--no-direct") ||
-        !strcmp(a, "--no-mp")) {
+        !strcmp(a, "--no-mp") || !strcmp(a, "--no-eval")) {
       if (!strcmp(a, "--synthetic")) o.synthetic = 1;
       if (!strcmp(a, "--no-mp")) fm_net_model_parallel = 0;
       if (!strcmp(a, "--plain")) o.plain = 1;
       if (!strcmp(a, "--no-direct")) o.no_direct = 1;
+      if (!strcmp(a, "--no-eval")) o.no_eval = 1;
       continue;
     }
     if (!v) {
@@ -401,6 +525,7 @@ int main(int argc, char **argv) {
     }
   }
   if (!strcmp(o.model, "sgemm")) return bench_sgemm();
+  if (!strcmp(o.model, "convs")) return bench_convs(o.batch > 1 ? o.batch / 2 : 1);
   if (o.epochs <= 0) o.epochs = !strcmp(o.model, "cnn") ? 3 : !strcmp(o.model, "resnet") ? 1 : 5;
   if (o.threads < 0 || o.threads > FM_NET_MAX_SHARDS || o.batch < 1) {
     fprintf(stderr, "bench_nn: bad --threads or --batch\n");

@@ -38,11 +38,12 @@ size_t fm_conv_implicit_scratch_floats(const fm_conv_geom *g);
 
 int fm_conv_implicit_forward(const fm_conv_geom *g, int n, const float *x, const float *w,
                              const float *bias, float *y, int relu, float *scratch);
-/* dx (n images, h x w x cin) from dy (oh x ow x cout) and w. */
-int fm_conv_implicit_input_grad(const fm_conv_geom *g, int n, const float *w, const float *dy,
-                                float *dx, float *scratch);
-/* dw (kh x kw x cin x cout) = the sum over the n images; no bias gradient (the caller sums dy). */
-int fm_conv_implicit_weight_grad(const fm_conv_geom *g, int n, const float *x, const float *dy,
-                                 float *dw, float *scratch);
+/* dx (n images, h x w x cin, overwritten) and dw (kh x kw x cin x cout, overwritten: the sum
+ * over the n images) from dy (oh x ow x cout); either may be NULL to skip it. No bias gradient
+ * (the caller sums dy). Declines (0, nothing written) when a gradient asked for is not one it
+ * handles: dx needs cin a multiple of 16; dw takes any channel counts. Both gradients go a block
+ * of images at a time, so the block's dy is read from memory once for the two. */
+int fm_conv_implicit_backward(const fm_conv_geom *g, int n, const float *x, const float *w,
+                              const float *dy, float *dx, float *dw, float *scratch);
 
 #endif

@@ -184,14 +184,16 @@ static int pointwise(const fm_conv_geom *g) {
 }
 
 /* Which convolutions the implicit-GEMM kernels take (fm_conv_implicit.h; they decline shapes
- * they do not handle): those with "same" padding, whose output is ceil(input / stride), other
- * than the 1x1 stride-1 ones, which need no patch matrix anyway (and there the product's 12 x 32
- * tile, over all pixels of the batch at once, is as fast). "valid" convolutions keep
- * im2col + GEMM: the reference CNN's 32 -> 64 layer is one, and model files trained before
- * retrain to the same bits only on the path they were made with (tests/lua/test_model_compat). */
+ * they do not handle): those with "same" padding, whose output is ceil(input / stride), and a
+ * kernel larger than 1x1. A 1x1 kernel needs no patch matrix at stride 1, and at stride 2 only a
+ * strided copy of a quarter of the pixels: there the product's 12 x 32 tile over all pixels of
+ * the batch at once measures as fast or faster (bench_nn convs: ResNet's 1x1 stride-2 projections
+ * run 2x faster forward through im2col + GEMM). "valid" convolutions keep im2col + GEMM too: the
+ * reference CNN's 32 -> 64 layer is one, and model files trained before retrain to the same bits
+ * only on the path they were made with (tests/lua/test_model_compat.lua). */
 static int implicit_path(const fm_conv_geom *g) {
   return g->oh == (g->h + g->stride - 1) / g->stride &&
-         g->ow == (g->w + g->stride - 1) / g->stride && !pointwise(g);
+         g->ow == (g->w + g->stride - 1) / g->stride && g->kh * g->kw > 1;
 }
 
 /* Two patch matrices (the forward one and its gradient), then the product's scratch; at least
@@ -292,13 +294,14 @@ void fm_conv_backward(const fm_conv_geom *g, int n, const float *x, const float 
     return;
   }
   const size_t in_img = (size_t)g->h * g->w * g->cin, pix = (size_t)g->oh * g->ow;
-  if (dw && fm_conv_direct_weight_grad(g, n, x, dy, dw, db, scratch)) {
-    dw = NULL;
-  } else if (dw) {
-    if (db) column_sums((int64_t)n * (int64_t)pix, g->cout, dy, db);
-    if (implicit_path(g) && fm_conv_implicit_weight_grad(g, n, x, dy, dw, scratch)) dw = NULL;
+  if (dw && fm_conv_direct_weight_grad(g, n, x, dy, dw, db, scratch)) dw = NULL;
+  else if (dw && db) column_sums((int64_t)n * (int64_t)pix, g->cout, dy, db);
+  if ((dw || dx) && implicit_path(g)) {
+    /* Both gradients in one pass over dy when the kernels take both; else the weight gradient
+     * alone (it takes any channel count, the input gradient multiples of 16 only). */
+    if (fm_conv_implicit_backward(g, n, x, w, dy, dx, dw, scratch)) return;
+    if (dw && dx && fm_conv_implicit_backward(g, n, x, w, dy, NULL, dw, scratch)) dw = NULL;
   }
-  if (dx && implicit_path(g) && fm_conv_implicit_input_grad(g, n, w, dy, dx, scratch)) dx = NULL;
   if (!dw && !dx) return;
   if (pointwise(g)) {
     const int rows = (int)(n * pix);
@@ -735,9 +738,116 @@ void fm_add_forward(int64_t count, int k, const float *const *x, float *y) {
   }
 }
 
-/* ---- batch normalisation ---- */
+/* ---- batch normalisation ----
+ * The AVX-512 versions run over the channels of a row as the plain loops do, channel c's sums
+ * still added row after row in row order, so both give the same bits: the sums are doubles (8
+ * channels per vector, 64 channels per pass over the rows), and x^2 and dy * x of floats are exact
+ * in double, so the fused multiply-add rounds once as the plain loop's add does; apply and
+ * backward multiply and add in separate, rounded steps, as the plain C does (it is compiled
+ * without contraction). */
+
+static inline __mmask8 tail8(int n) { return n >= 8 ? 0xFF : n <= 0 ? 0 : (__mmask8)((1u << n) - 1); }
+
+#define BN_GROUPS(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
+#define BN_LOAD(k)                                                         \
+  const __mmask8 m##k = tail8(nc - 8 * (k));                               \
+  __m512d sa##k = _mm512_maskz_loadu_pd(m##k, s1 + 8 * (k));                \
+  __m512d sb##k = _mm512_maskz_loadu_pd(m##k, s2 + 8 * (k));
+#define BN_STORE(k)                                  \
+  if ((k) < G) {                                     \
+    _mm512_mask_storeu_pd(s1 + 8 * (k), m##k, sa##k); \
+    _mm512_mask_storeu_pd(s2 + 8 * (k), m##k, sb##k); \
+  }
+/* x sums: s1 += v, s2 += v * v */
+#define BN_SUMS(k)                                                              \
+  if ((k) < G) {                                                               \
+    __m512d v_ = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m##k, v + 8 * (k)));     \
+    sa##k = _mm512_add_pd(sa##k, v_);                                            \
+    sb##k = _mm512_fmadd_pd(v_, v_, sb##k);                                      \
+  }
+/* gradient sums: s1 += g, s2 += g * v */
+#define BN_GSUMS(k)                                                             \
+  if ((k) < G) {                                                               \
+    __m512d g_ = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m##k, g + 8 * (k)));     \
+    __m512d v_ = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m##k, v + 8 * (k)));     \
+    sa##k = _mm512_add_pd(sa##k, g_);                                            \
+    sb##k = _mm512_fmadd_pd(g_, v_, sb##k);                                      \
+  }
+
+/* Channels [c0, c0 + nc) of every row (nc <= 64, G = ceil(nc / 8) groups of 8); dy NULL: the
+ * sums of x, else those of dy and dy * x. */
+AVX512 static inline __attribute__((always_inline)) void bn_sums_chunk(
+    int64_t rows, int c, int c0, int nc, const float *x, const float *dy, double *sums,
+    const int G) {
+  double *s1 = sums + c0, *s2 = sums + c + c0;
+  BN_GROUPS(BN_LOAD)
+  if (!dy) {
+    for (int64_t r = 0; r < rows; r++) {
+      const float *v = x + r * c + c0;
+      BN_GROUPS(BN_SUMS)
+    }
+  } else {
+    for (int64_t r = 0; r < rows; r++) {
+      const float *v = x + r * c + c0, *g = dy + r * c + c0;
+      BN_GROUPS(BN_GSUMS)
+    }
+  }
+  BN_GROUPS(BN_STORE)
+}
+
+#define BN_CHUNK_CASE(G)                                         \
+  case G:                                                        \
+    bn_sums_chunk(rows, c, c0, nc, x, dy, sums, G);              \
+    break;
+
+AVX512 static void bn_sums_avx512(int64_t rows, int c, const float *x, const float *dy,
+                                  double *sums) {
+  for (int c0 = 0; c0 < c; c0 += 64) {
+    const int nc = c - c0 < 64 ? c - c0 : 64;
+    switch ((nc + 7) / 8) {
+      BN_CHUNK_CASE(1) BN_CHUNK_CASE(2) BN_CHUNK_CASE(3) BN_CHUNK_CASE(4)
+      BN_CHUNK_CASE(5) BN_CHUNK_CASE(6) BN_CHUNK_CASE(7) BN_CHUNK_CASE(8)
+    }
+  }
+}
+
+AVX512 static void bn_apply_avx512(int64_t rows, int c, const float *x, const float *a,
+                                   const float *b, float *y, int relu) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *v = x + r * c;
+    float *o = y + r * c;
+    for (int ch = 0; ch < c; ch += 16) {
+      const __mmask16 m = tail16(c - ch);
+      __m512 t = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, v + ch),
+                                             _mm512_maskz_loadu_ps(m, a + ch)),
+                               _mm512_maskz_loadu_ps(m, b + ch));
+      /* max(0, t) keeps a NaN t, and -0, as the plain loop's t < 0 test does */
+      if (relu) t = _mm512_max_ps(_mm512_setzero_ps(), t);
+      _mm512_mask_storeu_ps(o + ch, m, t);
+    }
+  }
+}
+
+AVX512 static void bn_backward_avx512(int64_t rows, int c, const float *x, const float *dy,
+                                      const float *a, const float *p, const float *q, float *dx) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *v = x + r * c, *g = dy + r * c;
+    float *o = dx + r * c;
+    for (int ch = 0; ch < c; ch += 16) {
+      const __mmask16 m = tail16(c - ch);
+      __m512 ag = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + ch), _mm512_maskz_loadu_ps(m, g + ch));
+      __m512 pv = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + ch), _mm512_maskz_loadu_ps(m, v + ch));
+      _mm512_mask_storeu_ps(o + ch, m,
+                            _mm512_add_ps(_mm512_add_ps(ag, pv), _mm512_maskz_loadu_ps(m, q + ch)));
+    }
+  }
+}
 
 void fm_bn_sums(int64_t rows, int c, const float *x, double *sums) {
+  if (fm_simd_avx512()) {
+    bn_sums_avx512(rows, c, x, NULL, sums);
+    return;
+  }
   double *s1 = sums, *s2 = sums + c;
   for (int64_t r = 0; r < rows; r++) {
     const float *v = x + r * c;
@@ -751,6 +861,10 @@ void fm_bn_sums(int64_t rows, int c, const float *x, double *sums) {
 }
 
 void fm_bn_grad_sums(int64_t rows, int c, const float *x, const float *dy, double *sums) {
+  if (fm_simd_avx512()) {
+    bn_sums_avx512(rows, c, x, dy, sums);
+    return;
+  }
   double *s1 = sums, *s2 = sums + c;
   for (int64_t r = 0; r < rows; r++) {
     const float *v = x + r * c, *g = dy + r * c;
@@ -764,6 +878,10 @@ void fm_bn_grad_sums(int64_t rows, int c, const float *x, const float *dy, doubl
 
 void fm_bn_apply(int64_t rows, int c, const float *x, const float *a, const float *b, float *y,
                  int relu) {
+  if (fm_simd_avx512()) {
+    bn_apply_avx512(rows, c, x, a, b, y, relu);
+    return;
+  }
   for (int64_t r = 0; r < rows; r++) {
     const float *v = x + r * c;
     float *o = y + r * c;
@@ -782,6 +900,10 @@ void fm_bn_apply(int64_t rows, int c, const float *x, const float *a, const floa
 
 void fm_bn_backward(int64_t rows, int c, const float *x, const float *dy, const float *a,
                     const float *p, const float *q, float *dx) {
+  if (fm_simd_avx512()) {
+    bn_backward_avx512(rows, c, x, dy, a, p, q, dx);
+    return;
+  }
   for (int64_t r = 0; r < rows; r++) {
     const float *v = x + r * c, *g = dy + r * c;
     float *o = dx + r * c;

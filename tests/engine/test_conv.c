@@ -179,7 +179,7 @@ static void test_shape(const shape *s) {
   double *ref = malloc(sizeof(double) * (ny > nx ? (ny > nw ? ny : nw) : (nx > nw ? nx : nw)));
   double *mag = malloc(sizeof(double) * (ny > nx ? (ny > nw ? ny : nw) : (nx > nw ? nx : nw)));
   double worst;
-  const int fwd = g.cout % 16 == 0 && g.stride <= 2, grads = g.cin % 16 == 0;
+  const int fwd = g.cout % 16 == 0 && g.stride <= 2, dx_ok = g.cin % 16 == 0;
 
   /* forward */
   CHECK(fm_conv_implicit_forward(&g, n, x, w, b, y, s->relu, scratch) == fwd,
@@ -210,14 +210,14 @@ static void test_shape(const shape *s) {
   }
 
   /* input gradient */
-  CHECK(fm_conv_implicit_input_grad(&g, n, w, dy, dx, scratch) == grads, "%s: input gradient %s",
-        name, grads ? "taken" : "declined");
-  if (grads) {
+  CHECK(fm_conv_implicit_backward(&g, n, x, w, dy, dx, NULL, scratch) == dx_ok,
+        "%s: input gradient %s", name, dx_ok ? "taken" : "declined");
+  if (dx_ok) {
     input_grad_ref(&g, n, w, dy, ref, mag);
     double terms = (double)g.kh * g.kw * g.cout;
     CHECK(within(dx, ref, mag, nx, terms, 1, &worst), "%s: input gradient within the float32 "
           "bound (worst %.2f)", name, worst);
-    fm_conv_implicit_input_grad(&g, n, w, dy, dx2, scratch);
+    fm_conv_implicit_backward(&g, n, x, w, dy, dx2, NULL, scratch);
     CHECK(memcmp(dx, dx2, sizeof(float) * nx) == 0, "%s: input gradient gives the same bits "
           "again", name);
     fm_conv_implicit_enabled = 0;
@@ -228,16 +228,22 @@ static void test_shape(const shape *s) {
   }
 
   /* weight gradient */
-  CHECK(fm_conv_implicit_weight_grad(&g, n, x, dy, dw, scratch) == grads,
-        "%s: weight gradient %s", name, grads ? "taken" : "declined");
-  if (grads) {
+  CHECK(fm_conv_implicit_backward(&g, n, x, w, dy, NULL, dw, scratch) == 1,
+        "%s: weight gradient taken", name);
+  {
     weight_grad_ref(&g, n, x, dy, ref, mag);
     double terms = (double)n * g.oh * g.ow;
     CHECK(within(dw, ref, mag, nw, terms, 1, &worst), "%s: weight gradient within the float32 "
           "bound (worst %.2f)", name, worst);
-    fm_conv_implicit_weight_grad(&g, n, x, dy, dw2, scratch);
+    fm_conv_implicit_backward(&g, n, x, w, dy, NULL, dw2, scratch);
     CHECK(memcmp(dw, dw2, sizeof(float) * nw) == 0, "%s: weight gradient gives the same bits "
           "again", name);
+    if (dx_ok) {
+      /* Both at once (one pass over dy, a block of images at a time): the same bits. */
+      fm_conv_implicit_backward(&g, n, x, w, dy, dx2, dw2, scratch);
+      CHECK(memcmp(dw, dw2, sizeof(float) * nw) == 0 && memcmp(dx, dx2, sizeof(float) * nx) == 0,
+            "%s: both gradients together give the same bits as each alone", name);
+    }
     fm_conv_implicit_enabled = 0;
     fm_conv_backward(&g, n, x, w, dy, NULL, dw2, NULL, scratch);
     fm_conv_implicit_enabled = 1;
@@ -277,8 +283,8 @@ static int dispatch_case(int h, int w, int cin, int k, int cout, int same, int s
       fm_conv_backward(&g, n, x, wt, dy, dx[v], dw[v], b ? db[v] : NULL, scratch);
     } else {
       fm_conv_implicit_forward(&g, n, x, wt, b, y[v], 1, scratch);
-      fm_conv_implicit_input_grad(&g, n, wt, dy, dx[v], scratch);
-      fm_conv_implicit_weight_grad(&g, n, x, dy, dw[v], scratch);
+      fm_conv_implicit_backward(&g, n, x, wt, dy, dx[v], NULL, scratch);
+      fm_conv_implicit_backward(&g, n, x, wt, dy, NULL, dw[v], scratch);
     }
   }
   fm_conv_implicit_enabled = 1;
@@ -305,9 +311,9 @@ static void test_dispatch(void) {
         "implicit kernels (forward, input and weight gradients)");
   imp = dispatch_case(28, 28, 32, 3, 32, 1, 2, 0, &old);
   CHECK(imp == 7 && old == 0, "dispatch: a 'same' 3x3 stride-2 convolution takes them too");
-  /* dx of a 1x1 stride-2 layer is one product per pixel, summed in the same order both ways */
+  /* dx of a 1x1 layer is one product per pixel, summed in the same order both ways */
   imp = dispatch_case(28, 28, 256, 1, 32, 1, 2, 0, &old);
-  CHECK(imp == 7 && old == 2, "dispatch: a 1x1 stride-2 projection takes them too");
+  CHECK(old == 7 && imp == 2, "dispatch: a 1x1 stride-2 projection keeps im2col + GEMM");
   imp = dispatch_case(13, 13, 32, 3, 64, 0, 1, 1, &old);
   CHECK(old == 7 && imp == 0, "dispatch: the reference CNN's 'valid' 32 -> 64 layer with a bias "
         "keeps im2col + GEMM, bit for bit (the model-file fixtures retrain to the same bits)");
@@ -346,8 +352,7 @@ static void test_nan(void) {
   /* 3x2 output pixels (the last column has no right neighbour) x 32 channels, twice */
   CHECK(same && count == 2 * 6 * 32, "NaN in the input: the same %d outputs are NaN as through "
         "im2col + GEMM, with and without the fused ReLU", count);
-  fm_conv_implicit_input_grad(&g, n, w, dy, a, scratch);
-  fm_conv_implicit_weight_grad(&g, n, x, dy, wa, scratch);
+  fm_conv_implicit_backward(&g, n, x, w, dy, a, wa, scratch);
   fm_conv_implicit_enabled = 0;
   fm_conv_backward(&g, n, x, w, dy, b, wb, NULL, scratch);
   fm_conv_implicit_enabled = 1;
@@ -371,18 +376,21 @@ static void test_declined(void) {
   float dummy[64] = {0};
   fm_conv_geom_init(&g, 8, 8, 16, 3, 3, 16, 1, 1, 16);
   CHECK(!fm_conv_implicit_forward(&g, 1, dummy, dummy, NULL, dummy, 0, dummy) &&
-        !fm_conv_implicit_input_grad(&g, 1, dummy, dummy, dummy, dummy) &&
-        !fm_conv_implicit_weight_grad(&g, 1, dummy, dummy, dummy, dummy),
+        !fm_conv_implicit_backward(&g, 1, dummy, dummy, dummy, dummy, NULL, dummy) &&
+        !fm_conv_implicit_backward(&g, 1, dummy, dummy, dummy, NULL, dummy, dummy),
         "declined: depthwise (groups = channels)");
   fm_conv_geom_init(&g, 12, 12, 16, 9, 9, 16, 1, 1, 1);
   CHECK(!fm_conv_implicit_forward(&g, 1, dummy, dummy, NULL, dummy, 0, dummy) &&
-        !fm_conv_implicit_weight_grad(&g, 1, dummy, dummy, dummy, dummy),
+        !fm_conv_implicit_backward(&g, 1, dummy, dummy, dummy, NULL, dummy, dummy),
         "declined: a 9x9 kernel (81 taps, over 49)");
+  fm_conv_geom_init(&g, 6, 6, 24, 3, 3, 16, 1, 1, 1);
+  CHECK(!fm_conv_implicit_backward(&g, 1, dummy, dummy, dummy, dummy, dummy, dummy),
+        "declined: both gradients of 24 input channels (the input gradient needs multiples of "
+        "16), with nothing written");
   fm_conv_geom_init(&g, 12, 12, 16, 3, 3, 16, 1, 1, 1);
   fm_conv_implicit_enabled = 0;
   CHECK(!fm_conv_implicit_forward(&g, 1, dummy, dummy, NULL, dummy, 0, dummy) &&
-        !fm_conv_implicit_input_grad(&g, 1, dummy, dummy, dummy, dummy) &&
-        !fm_conv_implicit_weight_grad(&g, 1, dummy, dummy, dummy, dummy),
+        !fm_conv_implicit_backward(&g, 1, dummy, dummy, dummy, dummy, dummy, dummy),
         "declined: everything when turned off");
   fm_conv_implicit_enabled = 1;
   fm_simd_allow(0);
@@ -423,7 +431,9 @@ int main(void) {
       {7, 7, 32, 1, 1, 64, 1, 1, 2, 1, 0, "1x1 stride 1"},
       {10, 11, 16, 3, 3, 32, 3, 1, 2, 0, 0, "stride 3 (gradients only)"},
       {6, 6, 16, 3, 3, 20, 1, 1, 1, 0, 0, "20 filters (gradients only)"},
-      {6, 6, 8, 3, 3, 32, 1, 1, 1, 1, 0, "8 input channels (forward only)"},
+      {6, 6, 8, 3, 3, 32, 1, 1, 1, 1, 0, "8 input channels (no input gradient)"},
+      {6, 5, 24, 3, 3, 32, 1, 1, 2, 0, 1, "24 input channels (no input gradient)"},
+      {5, 5, 1, 3, 3, 16, 2, 1, 2, 1, 0, "1 input channel, stride 2"},
   };
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) test_shape(&shapes[i]);
   test_dispatch();
