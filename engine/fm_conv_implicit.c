@@ -81,11 +81,36 @@ AVX512 static void image_to_blocked(const float *img, int h, int w, int c, int t
         memcpy(r + left * 16, src + left * 16, sizeof(float) * 16 * (size_t)(x_end - left));
         xx = x_end;
       }
+      /* A masked load that misses the cache is several times slower than a plain one here:
+       * masks only for a last block of fewer than 16 channels. */
+      if (c - 16 * b >= 16)
+        for (; xx < x_end; xx++) _mm512_storeu_ps(r + xx * 16, _mm512_loadu_ps(src + (ptrdiff_t)xx * c));
       for (; xx < x_end; xx++)
         _mm512_storeu_ps(r + xx * 16, _mm512_maskz_loadu_ps(m, src + (ptrdiff_t)xx * c));
       for (; xx < wp; xx++) _mm512_storeu_ps(r + xx * 16, zero);
     }
   }
+}
+
+/* ---- prefetching ----
+ * Each image (or block of images) comes from memory shared by the cores (the layer's tensor for
+ * a whole shard is megabytes); while the kernels work on one, the next is fetched into L2 a slice
+ * at a time, so its copy into the blocked layout does not wait for it. */
+typedef struct prefetcher {
+  const char *at, *end;
+  size_t step; /* bytes per call of prefetch_some */
+} prefetcher;
+
+/* Fetch [p, p + bytes) over `calls` calls of prefetch_some. */
+static void prefetch_plan(prefetcher *pf, const void *p, size_t bytes, size_t calls) {
+  pf->at = p;
+  pf->end = pf->at + (p ? bytes : 0);
+  pf->step = calls ? (bytes + calls - 1) / calls : bytes;
+}
+
+static void prefetch_some(prefetcher *pf) {
+  const char *stop = pf->at + pf->step < pf->end ? pf->at + pf->step : pf->end;
+  for (; pf->at < stop; pf->at += 64) __builtin_prefetch(pf->at, 0, 2);
 }
 
 /* ---- the tile kernel (forward and input gradient) ---- */
@@ -193,8 +218,20 @@ static const tile_fn tiles[2][4][28] = {
  * i * j->out_px. The channels go in chunks of at most 4 vectors; each row of the grid is cut
  * into equal tiles (the last one moved back to end at the row's end, recomputing a few pixels),
  * and rows are taken in groups of the tile's rows. */
+static int grid_calls(int rows, int cols, int cout) {
+  const int vectors = cout / 16, chunks = (vectors + 3) / 4;
+  int calls = 0;
+  for (int ch = 0; ch < chunks; ch++) {
+    const int nv = vectors / chunks + (ch < vectors % chunks);
+    const int pmax = TILE_ACC / nv, per_row = (cols + pmax - 1) / pmax;
+    const int p = (cols + per_row - 1) / per_row, r = TILE_ROWS(nv, p);
+    calls += per_row * ((rows + r - 1) / r);
+  }
+  return calls;
+}
+
 static void run_grid(const tile_job *j, int S, int rows, int cols, int cout, const float *in,
-                     float *out) {
+                     float *out, prefetcher *pf) {
   const int vectors = cout / 16, chunks = (vectors + 3) / 4;
   for (int ch = 0, k0 = 0; ch < chunks; ch++) {
     const int nv = vectors / chunks + (ch < vectors % chunks);
@@ -204,6 +241,7 @@ static void run_grid(const tile_job *j, int S, int rows, int cols, int cout, con
     for (int q0 = 0; q0 < rows; q0 += r)
       for (int t = 0; t < per_row; t++) {
         const int i0 = imin(t * p, cols - p);
+        if (pf) prefetch_some(pf);
         fn(j, in + q0 * j->in_row + (ptrdiff_t)16 * S * i0, k0,
            out + q0 * j->out_row + i0 * j->out_px + k0, imin(r, rows - q0));
       }
@@ -238,9 +276,12 @@ int fm_conv_implicit_forward(const fm_conv_geom *g, int n, const float *x, const
     j.tw[t] = w + (size_t)t * C * K;
   }
   const size_t in_img = (size_t)g->h * g->w * C, out_img = (size_t)g->oh * g->ow * K;
+  const int calls = grid_calls(g->oh, g->ow, K);
   for (int i = 0; i < n; i++) {
+    prefetcher pf;
+    prefetch_plan(&pf, i + 1 < n ? x + (i + 1) * in_img : NULL, sizeof(float) * in_img, calls);
     image_to_blocked(x + i * in_img, g->h, g->w, C, g->pad_top, g->pad_left, hp, wp, scratch);
-    run_grid(&j, S, g->oh, g->ow, K, scratch, y + i * out_img);
+    run_grid(&j, S, g->oh, g->ow, K, scratch, y + i * out_img, &pf);
   }
   return 1;
 }
@@ -301,7 +342,7 @@ static void input_grad_image(const fm_conv_geom *g, const grad_geom *d, const fl
           j.tw[t] = wt + (size_t)(ky * g->kw + kx) * C * K;
         }
       run_grid(&j, 1, q_hi - q_lo + 1, p_hi - p_lo + 1, C,
-               dyb + ((ptrdiff_t)q_lo * d->wd + p_lo) * 16, out);
+               dyb + ((ptrdiff_t)q_lo * d->wd + p_lo) * 16, out, NULL);
     }
 }
 
@@ -317,6 +358,7 @@ typedef struct wgrad_job {
   float *acc;                      /* the partial sums: row k, column v at acc[k * ldacc + aoff[v]] */
   ptrdiff_t ldacc;
   const ptrdiff_t *aoff;
+  prefetcher *pf_x, *pf_dy;        /* the next block's images, a slice per row of pixels */
 } wgrad_job;
 
 typedef void (*wgrad_fn)(const wgrad_job *j, int k0);
@@ -346,6 +388,8 @@ AVX512 INLINE void wgrad_body(const wgrad_job *j, int k0, const int V, const int
     const float *xi = j->x + i * j->x_img, *di = j->dy + i * j->dy_img + k0;
     for (int oy = 0; oy < j->oh; oy++) {
       const float *xr = xi + oy * j->x_row, *d = di + (ptrdiff_t)oy * j->ow * K;
+      prefetch_some(j->pf_x);
+      prefetch_some(j->pf_dy);
       for (int ox = 0; ox < j->ow; ox++, xr += px, d += K) {
         __m512 x0 = _mm512_loadu_ps(xr + o0), x1 = x0, x2 = x0;
         if (V > 1) x1 = _mm512_loadu_ps(xr + o1);
@@ -433,7 +477,15 @@ int fm_conv_implicit_backward(const fm_conv_geom *g, int n, const float *x, cons
     }
   }
   for (int i0 = 0; i0 < n; i0 += block) {
-    const int cnt = imin(block, n - i0);
+    const int cnt = imin(block, n - i0), next = imin(block, n - i0 - cnt);
+    /* The next block's x and dy, while the weight gradient streams this one (all of it, as
+     * many rows as the passes below make). */
+    prefetcher pf_x, pf_dy;
+    const size_t rows = (size_t)((cols + 2) / 3) * ((K + 7) / 8) * cnt * g->oh;
+    prefetch_plan(&pf_x, next ? x + (i0 + cnt) * in_img : NULL, sizeof(float) * next * in_img,
+                  rows);
+    prefetch_plan(&pf_dy, next ? dy + (i0 + cnt) * out_img : NULL,
+                  sizeof(float) * next * out_img, rows);
     if (dw) {
       for (int i = 0; i < cnt; i++)
         image_to_blocked(x + (i0 + i) * in_img, g->h, g->w, C, g->pad_top, g->pad_left, hp, wp,
@@ -441,7 +493,7 @@ int fm_conv_implicit_backward(const fm_conv_geom *g, int n, const float *x, cons
       wgrad_job j = {.x = xblk, .x_img = (ptrdiff_t)pad_img, .x_row = (ptrdiff_t)s * wp * 16,
                      .x_px = (ptrdiff_t)s * 16, .dy = dy + i0 * out_img,
                      .dy_img = (ptrdiff_t)out_img, .cout = K, .oh = g->oh, .ow = g->ow,
-                     .n = cnt, .acc = acc, .ldacc = ldacc};
+                     .n = cnt, .acc = acc, .ldacc = ldacc, .pf_x = &pf_x, .pf_dy = &pf_dy};
       for (int v0 = 0; v0 < cols; v0 += 3) {
         const int nv = (int)(cols - v0 < 3 ? cols - v0 : 3);
         j.coff = coff + v0;

@@ -742,7 +742,8 @@ void fm_add_forward(int64_t count, int k, const float *const *x, float *y) {
  * The AVX-512 versions run over the channels of a row as the plain loops do, channel c's sums
  * still added row after row in row order, so both give the same bits: the sums are doubles (8
  * channels per vector, 64 channels per pass over the rows), and x^2 and dy * x of floats are exact
- * in double, so the fused multiply-add rounds once as the plain loop's add does; apply and
+ * in double (a multiply and an add, not a fused one: the add alone is the chain that carries from
+ * row to row, and it is the shorter latency); apply and
  * backward multiply and add in separate, rounded steps, as the plain C does (it is compiled
  * without contraction). */
 
@@ -758,27 +759,31 @@ static inline __mmask8 tail8(int n) { return n >= 8 ? 0xFF : n <= 0 ? 0 : (__mma
     _mm512_mask_storeu_pd(s1 + 8 * (k), m##k, sa##k); \
     _mm512_mask_storeu_pd(s2 + 8 * (k), m##k, sb##k); \
   }
+/* 8 floats of channels [8k, 8k + 8) of a row, as doubles; masked only when the chunk ends
+ * inside the group (a masked load measured 3x slower here when it misses the cache) */
+#define BN_LOAD8(k, p) \
+  _mm512_cvtps_pd(PARTIAL ? _mm256_maskz_loadu_ps(m##k, (p) + 8 * (k)) : _mm256_loadu_ps((p) + 8 * (k)))
 /* x sums: s1 += v, s2 += v * v */
 #define BN_SUMS(k)                                                              \
   if ((k) < G) {                                                               \
-    __m512d v_ = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m##k, v + 8 * (k)));     \
+    __m512d v_ = BN_LOAD8(k, v);                                               \
     sa##k = _mm512_add_pd(sa##k, v_);                                            \
-    sb##k = _mm512_fmadd_pd(v_, v_, sb##k);                                      \
+    sb##k = _mm512_add_pd(sb##k, _mm512_mul_pd(v_, v_));                         \
   }
 /* gradient sums: s1 += g, s2 += g * v */
 #define BN_GSUMS(k)                                                             \
   if ((k) < G) {                                                               \
-    __m512d g_ = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m##k, g + 8 * (k)));     \
-    __m512d v_ = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m##k, v + 8 * (k)));     \
+    __m512d g_ = BN_LOAD8(k, g);                                               \
+    __m512d v_ = BN_LOAD8(k, v);                                               \
     sa##k = _mm512_add_pd(sa##k, g_);                                            \
-    sb##k = _mm512_fmadd_pd(g_, v_, sb##k);                                      \
+    sb##k = _mm512_add_pd(sb##k, _mm512_mul_pd(g_, v_));                         \
   }
 
 /* Channels [c0, c0 + nc) of every row (nc <= 64, G = ceil(nc / 8) groups of 8); dy NULL: the
  * sums of x, else those of dy and dy * x. */
 AVX512 static inline __attribute__((always_inline)) void bn_sums_chunk(
     int64_t rows, int c, int c0, int nc, const float *x, const float *dy, double *sums,
-    const int G) {
+    const int G, const int PARTIAL) {
   double *s1 = sums + c0, *s2 = sums + c + c0;
   BN_GROUPS(BN_LOAD)
   if (!dy) {
@@ -795,9 +800,12 @@ AVX512 static inline __attribute__((always_inline)) void bn_sums_chunk(
   BN_GROUPS(BN_STORE)
 }
 
-#define BN_CHUNK_CASE(G)                                         \
-  case G:                                                        \
-    bn_sums_chunk(rows, c, c0, nc, x, dy, sums, G);              \
+#define BN_CHUNK_CASE(G)                                                \
+  case G:                                                               \
+    if (nc % 8)                                                         \
+      bn_sums_chunk(rows, c, c0, nc, x, dy, sums, G, 1);                \
+    else                                                                \
+      bn_sums_chunk(rows, c, c0, nc, x, dy, sums, G, 0);                \
     break;
 
 AVX512 static void bn_sums_avx512(int64_t rows, int c, const float *x, const float *dy,
@@ -811,36 +819,52 @@ AVX512 static void bn_sums_avx512(int64_t rows, int c, const float *x, const flo
   }
 }
 
-AVX512 static void bn_apply_avx512(int64_t rows, int c, const float *x, const float *a,
-                                   const float *b, float *y, int relu) {
+/* Vectors of 16 channels; the loads are masked only for a last partial vector (see BN_LOAD8). */
+#define BN_LOAD16(p, ch) (_mm512_maskz_loadu_ps(tail16(c - (ch)), (p) + (ch)))
+#define BN_VEC(p, ch) (c % 16 ? BN_LOAD16(p, ch) : _mm512_loadu_ps((p) + (ch)))
+
+AVX512 static inline __attribute__((always_inline)) void bn_apply_rows(
+    int64_t rows, int c, const float *x, const float *a, const float *b, float *y, int relu) {
   for (int64_t r = 0; r < rows; r++) {
     const float *v = x + r * c;
     float *o = y + r * c;
     for (int ch = 0; ch < c; ch += 16) {
-      const __mmask16 m = tail16(c - ch);
-      __m512 t = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, v + ch),
-                                             _mm512_maskz_loadu_ps(m, a + ch)),
-                               _mm512_maskz_loadu_ps(m, b + ch));
+      __m512 t = _mm512_add_ps(_mm512_mul_ps(BN_VEC(v, ch), BN_VEC(a, ch)), BN_VEC(b, ch));
       /* max(0, t) keeps a NaN t, and -0, as the plain loop's t < 0 test does */
       if (relu) t = _mm512_max_ps(_mm512_setzero_ps(), t);
-      _mm512_mask_storeu_ps(o + ch, m, t);
+      _mm512_mask_storeu_ps(o + ch, tail16(c - ch), t);
+    }
+  }
+}
+
+AVX512 static void bn_apply_avx512(int64_t rows, int c, const float *x, const float *a,
+                                   const float *b, float *y, int relu) {
+  if (c == 16) /* one vector a row: the channel count a constant */
+    bn_apply_rows(rows, 16, x, a, b, y, relu);
+  else
+    bn_apply_rows(rows, c, x, a, b, y, relu);
+}
+
+AVX512 static inline __attribute__((always_inline)) void bn_backward_rows(
+    int64_t rows, int c, const float *x, const float *dy, const float *a, const float *p,
+    const float *q, float *dx) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *v = x + r * c, *g = dy + r * c;
+    float *o = dx + r * c;
+    for (int ch = 0; ch < c; ch += 16) {
+      __m512 ag = _mm512_mul_ps(BN_VEC(a, ch), BN_VEC(g, ch));
+      __m512 pv = _mm512_mul_ps(BN_VEC(p, ch), BN_VEC(v, ch));
+      _mm512_mask_storeu_ps(o + ch, tail16(c - ch), _mm512_add_ps(_mm512_add_ps(ag, pv), BN_VEC(q, ch)));
     }
   }
 }
 
 AVX512 static void bn_backward_avx512(int64_t rows, int c, const float *x, const float *dy,
                                       const float *a, const float *p, const float *q, float *dx) {
-  for (int64_t r = 0; r < rows; r++) {
-    const float *v = x + r * c, *g = dy + r * c;
-    float *o = dx + r * c;
-    for (int ch = 0; ch < c; ch += 16) {
-      const __mmask16 m = tail16(c - ch);
-      __m512 ag = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + ch), _mm512_maskz_loadu_ps(m, g + ch));
-      __m512 pv = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + ch), _mm512_maskz_loadu_ps(m, v + ch));
-      _mm512_mask_storeu_ps(o + ch, m,
-                            _mm512_add_ps(_mm512_add_ps(ag, pv), _mm512_maskz_loadu_ps(m, q + ch)));
-    }
-  }
+  if (c == 16)
+    bn_backward_rows(rows, 16, x, dy, a, p, q, dx);
+  else
+    bn_backward_rows(rows, c, x, dy, a, p, q, dx);
 }
 
 void fm_bn_sums(int64_t rows, int c, const float *x, double *sums) {
