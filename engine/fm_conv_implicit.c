@@ -32,6 +32,7 @@
 #define WGRAD_BLOCK_FLOATS ((size_t)96 * 1024)
 
 int fm_conv_implicit_enabled = 1;
+int fm_conv_implicit_rows = 1;
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 static int imin(int a, int b) { return a < b ? a : b; }
@@ -249,6 +250,115 @@ static void run_grid(const tile_job *j, int S, int rows, int cols, int cout, con
   }
 }
 
+/* ---- whole rows of a 3x3 "same" convolution, straight from the NHWC images ----
+ * The commonest layers (ResNet's 3x3 stride-1 convolutions at 28 x 16, 14 x 32 and 7 x 64) fit a
+ * tile that is one whole output row: then the image needs no copy. A tile reads the three input
+ * rows around its own from the NHWC image (a row of zeros above the first and below the last),
+ * each pixel its left, own and right neighbours, with a zero in place of the neighbour past either
+ * edge: the same products, zeros included, in the same order (taps, then channels) as the
+ * blocked-layout kernel, so both give the same bits. The channel count C (the pixel stride) is a
+ * constant of each instantiation. */
+
+typedef struct row3_job {
+  const float *tw[9]; /* tap (ky, kx)'s weights, C rows of ldw output channels */
+  ptrdiff_t ldw;      /* output channels: the weights' row stride and the output pixel stride */
+  const float *bias;
+  int relu;
+} row3_job;
+
+typedef void (*row3_fn)(const row3_job *j, const float *const *rows, int k0, float *out);
+
+/* Pixel p's input through tap column KX (0, 1, 2 = left, own, right), broadcast; zero past the
+ * row's ends. */
+#define R3_IN(p) \
+  ((KX == 0 && (p) == 0) || (KX == 2 && (p) == P - 1) ? _mm512_setzero_ps() : _mm512_set1_ps(a0[(p) * C]))
+#define R3_FMA(i) \
+  if ((i) < N) c##i = _mm512_fmadd_ps(R3_IN((i) / NV), T_W((i) % NV), c##i);
+#define R3_TAP(kx)                                                     \
+  {                                                                    \
+    enum { KX = kx };                                                  \
+    const float *a0 = r + (KX - 1) * C, *b = j->tw[3 * ky + KX] + k0;   \
+    for (int c = 0; c < C; c++, a0++, b += ldw) {                      \
+      __m512 w0 = _mm512_loadu_ps(b), w1 = w0, w2 = w0, w3 = w0;       \
+      if (NV > 1) w1 = _mm512_loadu_ps(b + 16);                        \
+      if (NV > 2) w2 = _mm512_loadu_ps(b + 32);                        \
+      if (NV > 3) w3 = _mm512_loadu_ps(b + 48);                        \
+      FOR_ACC(R3_FMA)                                                  \
+    }                                                                  \
+  }
+#define R3_STORE(i)                                                                         \
+  if ((i) < N) {                                                                           \
+    __m512 v_ = c##i;                                                                      \
+    if (j->bias) v_ = _mm512_add_ps(v_, _mm512_loadu_ps(j->bias + k0 + 16 * ((i) % NV))); \
+    if (j->relu) v_ = _mm512_max_ps(_mm512_setzero_ps(), v_);                             \
+    _mm512_storeu_ps(out + ((i) / NV) * ldw + 16 * ((i) % NV), v_);                        \
+  }
+
+AVX512 INLINE void row3_body(const row3_job *j, const float *const *rows, int k0, float *out,
+                             const int C, const int NV, const int P) {
+  const int N = P * NV;
+  const ptrdiff_t ldw = j->ldw;
+  FOR_ACC(T_DECL)
+  for (int ky = 0; ky < 3; ky++) {
+    const float *r = rows[ky];
+    R3_TAP(0) R3_TAP(1) R3_TAP(2)
+  }
+  FOR_ACC(R3_STORE)
+}
+
+#define ROW3_DEF(C, NV, P)                                                                    \
+  AVX512 static void row3_##C##_##NV##_##P(const row3_job *j, const float *const *rows,       \
+                                           int k0, float *out) {                             \
+    row3_body(j, rows, k0, out, C, NV, P);                                                    \
+  }
+#define ROW3_SHAPES(M, C) M(C, 1, 28) M(C, 1, 14) M(C, 1, 7) M(C, 2, 14) M(C, 2, 7) M(C, 4, 7)
+ROW3_SHAPES(ROW3_DEF, 16)
+ROW3_SHAPES(ROW3_DEF, 32)
+ROW3_SHAPES(ROW3_DEF, 64)
+
+/* The instantiation for C input channels, nv vectors of outputs and rows of p pixels, or NULL. */
+static row3_fn row3_kernel(int C, int nv, int p) {
+#define ROW3_PICK(c_, nv_, p_) \
+  if (C == (c_) && nv == (nv_) && p == (p_)) return row3_##c_##_##nv_##_##p_;
+  ROW3_SHAPES(ROW3_PICK, 16)
+  ROW3_SHAPES(ROW3_PICK, 32)
+  ROW3_SHAPES(ROW3_PICK, 64)
+  return NULL;
+}
+
+/* The vectors of output channels per tile for rows of w pixels and cout channels: the most that
+ * fit 28 accumulators and divide the channels; 0 when no row kernel fits. */
+static int row3_vectors(int C, int cout, int w) {
+  for (int nv = 4; nv >= 1; nv--)
+    if ((cout / 16) % nv == 0 && row3_kernel(C, nv, w)) return nv;
+  return 0;
+}
+
+/* Whether a layer's forward (reduction over cin, outputs cout) or input gradient (over cout,
+ * outputs cin) can go through whole rows: 3x3, stride 1, one pixel of padding on every side. */
+static int row3_shape(const fm_conv_geom *g, int reduce, int outputs) {
+  return fm_conv_implicit_rows && g->kh == 3 && g->kw == 3 && g->stride == 1 &&
+         g->pad_top == 1 && g->pad_left == 1 && g->oh == g->h && g->ow == g->w &&
+         outputs % 16 == 0 && row3_vectors(reduce, outputs, g->w) > 0;
+}
+
+/* One image: rows of h x w pixels of C channels (NHWC) in, w pixels x cout channels out; zero: w
+ * x C zeros. */
+static void row3_image(const row3_job *j, int h, int w, int C, int cout, const float *img,
+                       const float *zero, float *out, prefetcher *pf) {
+  const int nv = row3_vectors(C, cout, w);
+  const row3_fn fn = row3_kernel(C, nv, w);
+  const size_t row = (size_t)w * C;
+  for (int y = 0; y < h; y++) {
+    const float *rows[3] = {y > 0 ? img + (y - 1) * row : zero, img + y * row,
+                            y + 1 < h ? img + (y + 1) * row : zero};
+    for (int k0 = 0; k0 < cout; k0 += 16 * nv) {
+      if (pf) prefetch_some(pf);
+      fn(j, rows, k0, out + (size_t)y * w * cout + k0);
+    }
+  }
+}
+
 /* ---- forward ---- */
 
 /* The padded input extent a stride-s kernel of k taps covers for `out` outputs. */
@@ -258,6 +368,7 @@ static int forward_shape(const fm_conv_geom *g) {
   return shape_ok(g) && g->cout % 16 == 0 && (g->stride == 1 || g->stride == 2);
 }
 
+/* The blocked copy of one image (or, through whole rows, a row of zeros: less). */
 static size_t forward_floats(const fm_conv_geom *g) {
   return round16(blocked_floats(span(g->oh, g->kh, g->stride), span(g->ow, g->kw, g->stride),
                                 g->cin));
@@ -267,6 +378,19 @@ int fm_conv_implicit_forward(const fm_conv_geom *g, int n, const float *x, const
                              const float *bias, float *y, int relu, float *scratch) {
   if (!enabled() || !forward_shape(g)) return 0;
   const int S = g->stride, C = g->cin, K = g->cout;
+  if (row3_shape(g, C, K)) {
+    row3_job j = {.ldw = K, .bias = bias, .relu = relu};
+    for (int t = 0; t < 9; t++) j.tw[t] = w + (size_t)t * C * K;
+    const size_t in_img = (size_t)g->h * g->w * C, out_img = (size_t)g->oh * g->ow * K;
+    memset(scratch, 0, sizeof(float) * g->w * C);
+    for (int i = 0; i < n; i++) {
+      prefetcher pf;
+      prefetch_plan(&pf, i + 1 < n ? x + (i + 1) * in_img : NULL, sizeof(float) * in_img,
+                    (size_t)g->h * (K / 16 / row3_vectors(C, K, g->w)));
+      row3_image(&j, g->h, g->w, C, K, x + i * in_img, scratch, y + i * out_img, &pf);
+    }
+    return 1;
+  }
   const int hp = span(g->oh, g->kh, S), wp = span(g->ow, g->kw, S);
   tile_job j = {.ntaps = g->kh * g->kw, .cin = C, .bs = (ptrdiff_t)hp * wp * 16,
                 .in_row = (ptrdiff_t)S * wp * 16, .ldw = K, .out_px = K,
@@ -464,6 +588,13 @@ int fm_conv_implicit_backward(const fm_conv_geom *g, int n, const float *x, cons
   if (dx)
     for (int t = 0; t < taps; t++)
       fm_gemm_transpose(C, K, w + (size_t)t * C * K, K, wt + (size_t)t * C * K, C);
+  /* Through whole rows: the taps flipped, and a row of zeros where the padded dy would go. */
+  const int rows3 = dx && row3_shape(g, K, C);
+  row3_job jt = {.ldw = C};
+  if (rows3) {
+    for (int t = 0; t < 9; t++) jt.tw[t] = wt + (size_t)(8 - t) * C * K;
+    memset(dyb, 0, sizeof(float) * g->w * K);
+  }
   /* The weight gradient's sums as [tap][cout][16 nb]: a column (tap, block of 16 input channels)
    * is one vector of a row. */
   const ptrdiff_t ldacc = (ptrdiff_t)nb * 16, cols = (ptrdiff_t)taps * nb;
@@ -501,7 +632,10 @@ int fm_conv_implicit_backward(const fm_conv_geom *g, int n, const float *x, cons
         for (int k0 = 0; k0 < K; k0 += 8) wgrads[nv - 1][imin(8, K - k0) - 1](&j, k0);
       }
     }
-    if (dx)
+    if (dx && rows3)
+      for (int i = i0; i < i0 + cnt; i++)
+        row3_image(&jt, g->h, g->w, K, C, dy + i * out_img, dyb, dx + i * in_img, NULL);
+    else if (dx)
       for (int i = i0; i < i0 + cnt; i++) {
         image_to_blocked(dy + i * out_img, g->oh, g->ow, K, d.m_y - 1, d.m_x - 1, d.hd, d.wd, dyb);
         input_grad_image(g, &d, wt, dyb, dx + i * in_img);

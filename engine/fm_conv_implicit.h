@@ -31,6 +31,10 @@
 
 /* 0 turns these kernels off (to compare with im2col + GEMM in tests and benchmarks). */
 extern int fm_conv_implicit_enabled;
+/* 0 sends 3x3 stride-1 "same" layers whose output row fits one tile (28 x 16 channels, 14 x 32,
+ * 7 x 64, ...) through the blocked-copy kernel too, instead of reading the NHWC images in place;
+ * both give the same bits (for tests and benchmarks). */
+extern int fm_conv_implicit_rows;
 
 /* Scratch floats the functions need for g (independent of the number of images): one padded
  * image, the transposed weights, the weight gradient's partial sums and a block of padded images. */

@@ -202,6 +202,12 @@ static void test_shape(const shape *s) {
     }
     same_bits = memcmp(y, y2, sizeof(float) * ny) == 0;
     CHECK(same_bits, "%s: forward image by image gives the same bits", name);
+    /* Whole rows read in place (3x3 stride 1) and the blocked copy: the same bits. */
+    fm_conv_implicit_rows = 0;
+    fm_conv_implicit_forward(&g, n, x, w, b, y2, s->relu, scratch);
+    fm_conv_implicit_rows = 1;
+    CHECK(memcmp(y, y2, sizeof(float) * ny) == 0, "%s: forward through the blocked copy gives "
+          "the same bits", name);
     fm_conv_implicit_enabled = 0;
     fm_conv_forward(&g, n, x, w, b, y2, s->relu, scratch);
     fm_conv_implicit_enabled = 1;
@@ -220,6 +226,11 @@ static void test_shape(const shape *s) {
     fm_conv_implicit_backward(&g, n, x, w, dy, dx2, NULL, scratch);
     CHECK(memcmp(dx, dx2, sizeof(float) * nx) == 0, "%s: input gradient gives the same bits "
           "again", name);
+    fm_conv_implicit_rows = 0;
+    fm_conv_implicit_backward(&g, n, x, w, dy, dx2, NULL, scratch);
+    fm_conv_implicit_rows = 1;
+    CHECK(memcmp(dx, dx2, sizeof(float) * nx) == 0, "%s: input gradient through the blocked copy "
+          "gives the same bits", name);
     fm_conv_implicit_enabled = 0;
     fm_conv_backward(&g, n, x, w, dy, dx2, NULL, NULL, scratch);
     fm_conv_implicit_enabled = 1;
@@ -340,6 +351,12 @@ static void test_nan(void) {
   dy[(0 + 0) * 32 + 7] = NAN;         /* image 0, the corner, channel 7 */
   int same = 1, count = 0;
   for (int relu = 0; relu < 2; relu++) {
+    /* the same NaN through both implicit paths (whole rows and the blocked copy) */
+    fm_conv_implicit_rows = 0;
+    fm_conv_implicit_forward(&g, n, x, w, NULL, a, relu, scratch);
+    fm_conv_implicit_rows = 1;
+    fm_conv_implicit_forward(&g, n, x, w, NULL, b, relu, scratch);
+    for (long i = 0; i < ny; i++) same &= !isnan(a[i]) == !isnan(b[i]);
     fm_conv_implicit_forward(&g, n, x, w, NULL, a, relu, scratch);
     fm_conv_implicit_enabled = 0;
     fm_conv_forward(&g, n, x, w, NULL, b, relu, scratch);
@@ -366,6 +383,25 @@ static void test_nan(void) {
    * output pixel (the left column of taps would need an output column 7: 6 x 32), 6 in both. */
   CHECK(same && dx_nan == 4 * 32 && dw_nan == 9 * 32 + 6 * 32 - 6, "NaN in the gradients: input "
         "gradient (%d NaN) and weight gradient (%d NaN) as through the product", dx_nan, dw_nan);
+  /* A NaN weight (tap 0, input channel 3, filter 9) reaches every output of filter 9, the
+   * padding's zeros included (0 x NaN), on all three paths. */
+  x[(49 + 3 * 7 + 6) * 32 + 5] = 0.5f;
+  w[3 * 32 + 9] = NAN;
+  float *c = guarded(ny);
+  fm_conv_implicit_forward(&g, n, x, w, NULL, a, 0, scratch);
+  fm_conv_implicit_rows = 0;
+  fm_conv_implicit_forward(&g, n, x, w, NULL, b, 0, scratch);
+  fm_conv_implicit_rows = 1;
+  fm_conv_implicit_enabled = 0;
+  fm_conv_forward(&g, n, x, w, NULL, c, 0, scratch);
+  fm_conv_implicit_enabled = 1;
+  int all = 1;
+  for (long i = 0; i < ny; i++) {
+    int want = i % 32 == 9;
+    all &= !isnan(a[i]) == !want && !isnan(b[i]) == !want && !isnan(c[i]) == !want;
+  }
+  CHECK(all, "NaN in a weight: every output of its filter is NaN, borders included, on every path");
+  free(c);
   free(x), free(w), free(dy), free(scratch), free(a), free(b), free(wa), free(wb);
 }
 
