@@ -483,6 +483,12 @@ typedef struct wgrad_job {
   ptrdiff_t ldacc;
   const ptrdiff_t *aoff;
   prefetcher *pf_x, *pf_dy;        /* the next block's images, a slice per row of pixels */
+  /* In place (3x3, stride 1, one pixel of padding, NHWC images): column v reads input row
+   * oy + ky[v] - 1 (or the zero row) at pixel ox + kx[v] - 1 (a zero vector past the edges);
+   * coff[v] is then (kx[v] - 1) * cin + 16 * block. */
+  const int *ky, *kx;
+  int h;
+  const float *zero;               /* cin x (ow + 2) zeros, from its second pixel */
 } wgrad_job;
 
 typedef void (*wgrad_fn)(const wgrad_job *j, int k0);
@@ -525,15 +531,58 @@ AVX512 INLINE void wgrad_body(const wgrad_job *j, int k0, const int V, const int
   FOR_WACC(W_STORE)
 }
 
-#define WGRAD_DEF(V, R) \
-  AVX512 static void wgrad_##V##_##R(const wgrad_job *j, int k0) { wgrad_body(j, k0, V, R); }
+/* The same sums read from the NHWC images in place (see wgrad_job): the padded copy's zeros are
+ * zero rows and zero vectors here, in the same places, so the bits are those of wgrad_body. */
+#define WP_X(v, o) \
+  (edge && ((ox == 0 && j->kx[v] == 0) || (ox == last && j->kx[v] == 2)) ? _mm512_setzero_ps() \
+                                                                        : _mm512_loadu_ps((o) + ox * px))
+AVX512 INLINE void wgrad_place_body(const wgrad_job *j, int k0, const int V, const int R) {
+  const int N = R * V;
+  float *acc = j->acc + (ptrdiff_t)k0 * j->ldacc;
+  const ptrdiff_t ld = j->ldacc, *aoff = j->aoff;
+  FOR_WACC(W_LOAD)
+  const ptrdiff_t px = j->x_px, K = j->cout, row = (ptrdiff_t)j->ow * px;
+  const int last = j->ow - 1;
+  for (int i = 0; i < j->n; i++) {
+    const float *xi = j->x + i * j->x_img, *di = j->dy + i * j->dy_img + k0;
+    for (int oy = 0; oy < j->oh; oy++) {
+      const float *base[3];
+      for (int v = 0; v < V; v++) {
+        const int iy = oy + j->ky[v] - 1;
+        base[v] = (iy >= 0 && iy < j->h ? xi + iy * row : j->zero) + j->coff[v];
+      }
+      const float *b0 = base[0], *b1 = V > 1 ? base[1] : b0, *b2 = V > 2 ? base[2] : b0;
+      const float *d = di + (ptrdiff_t)oy * j->ow * K;
+      prefetch_some(j->pf_x);
+      prefetch_some(j->pf_dy);
+      for (int ox = 0; ox <= last; ox++, d += K) {
+        /* the first and last pixels of a row: zeros for the neighbours past the edge */
+        const int edge = ox == 0 || ox == last;
+        __m512 x0 = WP_X(0, b0), x1 = x0, x2 = x0;
+        if (V > 1) x1 = WP_X(1, b1);
+        if (V > 2) x2 = WP_X(2, b2);
+        FOR_WACC(W_FMA)
+      }
+    }
+  }
+  FOR_WACC(W_STORE)
+}
+
+#define WGRAD_DEF(V, R)                                                                       \
+  AVX512 static void wgrad_##V##_##R(const wgrad_job *j, int k0) { wgrad_body(j, k0, V, R); } \
+  AVX512 static void wgrad_place_##V##_##R(const wgrad_job *j, int k0) {                     \
+    wgrad_place_body(j, k0, V, R);                                                          \
+  }
 #define WGRAD_REF(V, R) wgrad_##V##_##R,
+#define WGRAD_PLACE_REF(V, R) wgrad_place_##V##_##R,
 #define R8(M, V) M(V, 1) M(V, 2) M(V, 3) M(V, 4) M(V, 5) M(V, 6) M(V, 7) M(V, 8)
 R8(WGRAD_DEF, 1)
 R8(WGRAD_DEF, 2)
 R8(WGRAD_DEF, 3)
-/* wgrads[V - 1][R - 1] */
-static const wgrad_fn wgrads[3][8] = {{R8(WGRAD_REF, 1)}, {R8(WGRAD_REF, 2)}, {R8(WGRAD_REF, 3)}};
+/* wgrads[place][V - 1][R - 1] */
+static const wgrad_fn wgrads[2][3][8] = {
+    {{R8(WGRAD_REF, 1)}, {R8(WGRAD_REF, 2)}, {R8(WGRAD_REF, 3)}},
+    {{R8(WGRAD_PLACE_REF, 1)}, {R8(WGRAD_PLACE_REF, 2)}, {R8(WGRAD_PLACE_REF, 3)}}};
 
 /* Columns (tap, 16 input channels): at most MAX_TAPS * 16, the size of the offset tables. Any
  * channel count: a last block of fewer than 16 channels holds zeros past them. */
@@ -599,13 +648,24 @@ int fm_conv_implicit_backward(const fm_conv_geom *g, int n, const float *x, cons
    * is one vector of a row. */
   const ptrdiff_t ldacc = (ptrdiff_t)nb * 16, cols = (ptrdiff_t)taps * nb;
   ptrdiff_t coff[MAX_TAPS * 16], aoff[MAX_TAPS * 16];
+  int cky[MAX_TAPS * 16], ckx[MAX_TAPS * 16];
+  /* 3x3 stride-1 layers with one pixel of padding and whole blocks of 16 channels read x in
+   * place: no padded copy. */
+  const int place = dw && fm_conv_implicit_rows && g->kh == 3 && g->kw == 3 && s == 1 &&
+                    g->pad_top == 1 && g->pad_left == 1 && g->oh == g->h && g->ow == g->w &&
+                    C % 16 == 0;
   if (dw) {
     memset(acc, 0, sizeof(float) * (size_t)taps * K * ldacc);
     for (int v = 0; v < cols; v++) {
       const int t = v / nb, b = v % nb;
-      coff[v] = (ptrdiff_t)b * hp * wp * 16 + ((ptrdiff_t)(t / g->kw) * wp + t % g->kw) * 16;
+      cky[v] = t / g->kw, ckx[v] = t % g->kw;
+      coff[v] = place ? (ptrdiff_t)(ckx[v] - 1) * C + 16 * b
+                      : (ptrdiff_t)b * hp * wp * 16 + ((ptrdiff_t)cky[v] * wp + ckx[v]) * 16;
       aoff[v] = (ptrdiff_t)t * K * ldacc + 16 * b;
     }
+    /* the zero row of the in-place reads: (w + 2) pixels, so that the neighbours of its ends
+     * are zeros too */
+    if (place) memset(xblk, 0, sizeof(float) * (size_t)(g->w + 2) * C);
   }
   for (int i0 = 0; i0 < n; i0 += block) {
     const int cnt = imin(block, n - i0), next = imin(block, n - i0 - cnt);
@@ -618,18 +678,27 @@ int fm_conv_implicit_backward(const fm_conv_geom *g, int n, const float *x, cons
     prefetch_plan(&pf_dy, next ? dy + (i0 + cnt) * out_img : NULL,
                   sizeof(float) * next * out_img, rows);
     if (dw) {
-      for (int i = 0; i < cnt; i++)
-        image_to_blocked(x + (i0 + i) * in_img, g->h, g->w, C, g->pad_top, g->pad_left, hp, wp,
-                         xblk + i * pad_img);
       wgrad_job j = {.x = xblk, .x_img = (ptrdiff_t)pad_img, .x_row = (ptrdiff_t)s * wp * 16,
                      .x_px = (ptrdiff_t)s * 16, .dy = dy + i0 * out_img,
                      .dy_img = (ptrdiff_t)out_img, .cout = K, .oh = g->oh, .ow = g->ow,
-                     .n = cnt, .acc = acc, .ldacc = ldacc, .pf_x = &pf_x, .pf_dy = &pf_dy};
+                     .n = cnt, .acc = acc, .ldacc = ldacc, .pf_x = &pf_x, .pf_dy = &pf_dy,
+                     .h = g->h, .zero = xblk + C};
+      if (place) {
+        j.x = x + i0 * in_img;
+        j.x_img = (ptrdiff_t)in_img;
+        j.x_px = C;
+      } else {
+        for (int i = 0; i < cnt; i++)
+          image_to_blocked(x + (i0 + i) * in_img, g->h, g->w, C, g->pad_top, g->pad_left, hp,
+                           wp, xblk + i * pad_img);
+      }
       for (int v0 = 0; v0 < cols; v0 += 3) {
         const int nv = (int)(cols - v0 < 3 ? cols - v0 : 3);
         j.coff = coff + v0;
         j.aoff = aoff + v0;
-        for (int k0 = 0; k0 < K; k0 += 8) wgrads[nv - 1][imin(8, K - k0) - 1](&j, k0);
+        j.ky = cky + v0;
+        j.kx = ckx + v0;
+        for (int k0 = 0; k0 < K; k0 += 8) wgrads[place][nv - 1][imin(8, K - k0) - 1](&j, k0);
       }
     }
     if (dx && rows3)

@@ -249,6 +249,11 @@ static void test_shape(const shape *s) {
     fm_conv_implicit_backward(&g, n, x, w, dy, NULL, dw2, scratch);
     CHECK(memcmp(dw, dw2, sizeof(float) * nw) == 0, "%s: weight gradient gives the same bits "
           "again", name);
+    fm_conv_implicit_rows = 0;
+    fm_conv_implicit_backward(&g, n, x, w, dy, NULL, dw2, scratch);
+    fm_conv_implicit_rows = 1;
+    CHECK(memcmp(dw, dw2, sizeof(float) * nw) == 0, "%s: weight gradient through the blocked "
+          "copy gives the same bits", name);
     if (dx_ok) {
       /* Both at once (one pass over dy, a block of images at a time): the same bits. */
       fm_conv_implicit_backward(&g, n, x, w, dy, dx2, dw2, scratch);
@@ -369,7 +374,14 @@ static void test_nan(void) {
   /* 3x2 output pixels (the last column has no right neighbour) x 32 channels, twice */
   CHECK(same && count == 2 * 6 * 32, "NaN in the input: the same %d outputs are NaN as through "
         "im2col + GEMM, with and without the fused ReLU", count);
+  fm_conv_implicit_rows = 0;
   fm_conv_implicit_backward(&g, n, x, w, dy, a, wa, scratch);
+  fm_conv_implicit_rows = 1;
+  float *a2 = guarded(nx), *wa2 = guarded(nw);
+  fm_conv_implicit_backward(&g, n, x, w, dy, a2, wa2, scratch);
+  CHECK(memcmp(a, a2, sizeof(float) * nx) == 0 && memcmp(wa, wa2, sizeof(float) * nw) == 0,
+        "NaN in the gradients: the same bits in place and through the blocked copy");
+  free(a2), free(wa2);
   fm_conv_implicit_enabled = 0;
   fm_conv_backward(&g, n, x, w, dy, b, wb, NULL, scratch);
   fm_conv_implicit_enabled = 1;
