@@ -6,7 +6,7 @@
  *   bench_nn convs [--batch N]     GFLOP/s of each convolution pass of ResNet-20, one thread on
  *                                  N / 2 images (one shard of two), im2col + GEMM vs the kernels
  *                                  used now (implicit GEMM)
- *   bench_nn cnn|mlp|logreg|resnet [opts]
+ *   bench_nn cnn|mlp|logreg|resnet|mobilenet [opts]
  *                                  seconds per training epoch (median), training GFLOP/s,
  *                                  inference images/s on the test set, test accuracy, peak RSS
  *   options: --epochs N  --threads N (default: fm_work_threads)  --batch N
@@ -184,6 +184,44 @@ static int bench_convs(int n) {
     fm_conv_implicit_enabled = 1;
     free(x), free(dx), free(y), free(dy), free(w), free(dw), free(scratch);
   }
+  /* MobileNet's depthwise layers: the plain loops (AVX-512 code off) against the kernels now */
+  static const conv_case dw_cases[] = {{"dw 3x3 32 @28", 28, 32, 3, 32, 1, 1, 1},
+                                       {"dw 3x3/2 64 @28", 28, 64, 3, 64, 2, 1, 1},
+                                       {"dw 3x3 128 @14", 14, 128, 3, 128, 1, 1, 1},
+                                       {"dw 3x3/2 128 @14", 14, 128, 3, 128, 2, 1, 1},
+                                       {"dw 3x3 256 @7", 7, 256, 3, 256, 1, 2, 1}};
+  double dw_total[2] = {0, 0};
+  for (size_t c = 0; c < sizeof dw_cases / sizeof dw_cases[0]; c++) {
+    const conv_case *cc = &dw_cases[c];
+    fm_conv_geom g;
+    fm_conv_geom_init(&g, cc->h, cc->h, cc->cin, 3, 3, cc->cout, 1, cc->stride, cc->cin);
+    size_t nx = (size_t)n * g.h * g.w * g.cin, ny = (size_t)n * g.oh * g.ow * g.cout;
+    float *x = xalloc(sizeof(float) * nx), *dx = xalloc(sizeof(float) * nx);
+    float *y = xalloc(sizeof(float) * ny), *dy = xalloc(sizeof(float) * ny);
+    float *w = xalloc(sizeof(float) * 9 * g.cin), *dw = xalloc(sizeof(float) * 9 * g.cin);
+    float *scratch = xalloc(sizeof(float) * (fm_conv_scratch_floats(&g) + 16));
+    for (size_t i = 0; i < nx; i++) x[i] = (float)(i % 17) * 0.05f - 0.4f;
+    for (size_t i = 0; i < ny; i++) dy[i] = (float)(i % 13) * 0.03f - 0.2f;
+    for (int i = 0; i < 9 * g.cin; i++) w[i] = (float)(i % 11) * 0.02f - 0.1f;
+    double flops = 2.0 * (double)n * g.oh * g.ow * 9.0 * g.cin;
+    for (int pass = 0; pass < 4; pass += 3) {
+      double t[2];
+      for (int v = 0; v < 2; v++) {
+        fm_simd_allow(v);
+        time_pass(&g, n, pass, x, w, dy, y, dx, dw, scratch, 1);
+        t[v] = time_pass(&g, n, pass, x, w, dy, y, dx, dw, scratch, 7);
+        dw_total[v] += t[v] * cc->count / n;
+      }
+      fm_simd_allow(1);
+      double pflops = pass == 3 ? 2 * flops : flops;
+      printf("%-20s %-12s %10.1f %10.1f %7.2fx\n", cc->name, pass_name[pass], pflops / t[0] / 1e9,
+             pflops / t[1] / 1e9, t[0] / t[1]);
+    }
+    free(x), free(dx), free(y), free(dy), free(w), free(dw), free(scratch);
+  }
+  printf("MobileNet's 6 depthwise layers, forward + backward, per image: plain loops %.3f ms, "
+         "AVX-512 %.3f ms (%.2fx)\n", 1e3 * dw_total[0], 1e3 * dw_total[1],
+         dw_total[0] / dw_total[1]);
   printf("all 19 convolutions, forward + backward, per image: old %.3f ms, new %.3f ms (%.2fx); "
          "a 60000-image epoch on 2 cores: old %.1f s, new %.1f s of convolutions\n",
          1e3 * total[0], 1e3 * total[1], total[0] / total[1], total[0] * 30000, total[1] * 30000);
@@ -256,15 +294,40 @@ static void load_data(data *dt, const char *dir, int force_synthetic) {
 
 /* ---- models ---- */
 
-/* Appends conv (no bias, "same") + batch norm (+ ReLU) taking layer `from`; returns the last. */
-static int conv_bn(fm_layer_spec *s, int *n, int from, int filters, int kernel, int stride,
-                   int relu) {
+/* Appends conv (no bias, "same"; groups 0 or the channels: depthwise) + batch norm (+ the
+ * activation: FM_LAYER_RELU or FM_LAYER_RELU6; 0 none) taking layer `from`; returns the last. */
+static int conv_bn_act(fm_layer_spec *s, int *n, int from, int filters, int kernel, int stride,
+                       int groups, fm_layer_kind act) {
   s[*n] = (fm_layer_spec){.kind = FM_LAYER_CONV2D, .units = filters, .kh = kernel, .same = 1,
-                          .stride = stride, .no_bias = 1, .n_inputs = 1, .inputs = {from}};
+                          .stride = stride, .groups = groups, .no_bias = 1, .n_inputs = 1,
+                          .inputs = {from}};
   (*n)++;
   s[(*n)++] = (fm_layer_spec){.kind = FM_LAYER_BATCHNORM};
-  if (relu) s[(*n)++] = (fm_layer_spec){.kind = FM_LAYER_RELU};
+  if (act) s[(*n)++] = (fm_layer_spec){.kind = act};
   return *n - 1;
+}
+
+static int conv_bn(fm_layer_spec *s, int *n, int from, int filters, int kernel, int stride,
+                   int relu) {
+  return conv_bn_act(s, n, from, filters, kernel, stride, 0, relu ? FM_LAYER_RELU : 0);
+}
+
+/* The layer list of fm.MobileNet{} (width 1, dropout 0.2; lua/fmnist/nets.lua,
+ * mobilenet_layers): a 3x3 stem of 32, six depthwise-separable blocks (depthwise 3x3 + batch
+ * norm + ReLU6, pointwise 1x1 + batch norm + ReLU6) to 64, 128 (stride 2), 128, 256 (stride 2),
+ * 256, 256 channels, global average pooling, dropout, dense 10: 37 specs. */
+static int mobilenet_specs(fm_layer_spec *s) {
+  static const int blocks[6][2] = {{64, 1}, {128, 2}, {128, 1}, {256, 2}, {256, 1}, {256, 1}};
+  int n = 0, channels = 32, last = conv_bn_act(s, &n, FM_NET_INPUT, 32, 3, 1, 0, FM_LAYER_RELU6);
+  for (int b = 0; b < 6; b++) {
+    last = conv_bn_act(s, &n, last, channels, 3, blocks[b][1], channels, FM_LAYER_RELU6);
+    channels = blocks[b][0];
+    last = conv_bn_act(s, &n, last, channels, 1, 1, 0, FM_LAYER_RELU6);
+  }
+  s[n++] = (fm_layer_spec){.kind = FM_LAYER_GLOBAL_AVGPOOL};
+  s[n++] = (fm_layer_spec){.kind = FM_LAYER_DROPOUT, .rate = 0.2f};
+  s[n++] = (fm_layer_spec){.kind = FM_LAYER_DENSE, .units = 10};
+  return n;
 }
 
 /* The layer list fm.ResNet{depth, width} compiles to (lua/fmnist/nets.lua, resnet_layers): a 3x3
@@ -310,6 +373,7 @@ static int model_specs(const char *name, fm_layer_spec *s) {
     return 1;
   }
   if (!strcmp(name, "resnet")) return resnet_specs(20, 16, s);
+  if (!strcmp(name, "mobilenet")) return mobilenet_specs(s);
   return 0;
 }
 
@@ -360,7 +424,7 @@ static int bench_model(const options *o) {
   static fm_layer layers[128];
   int nl = model_specs(o->model, specs);
   if (!nl) {
-    fprintf(stderr, "bench_nn: unknown model '%s' (sgemm, cnn, mlp, logreg, resnet)\n", o->model);
+    fprintf(stderr, "bench_nn: unknown model '%s' (sgemm, convs, cnn, mlp, logreg, resnet, mobilenet)\n", o->model);
     return 2;
   }
   if (o->plain) fm_simd_allow(0);
@@ -526,7 +590,9 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(o.model, "sgemm")) return bench_sgemm();
   if (!strcmp(o.model, "convs")) return bench_convs(o.batch > 1 ? o.batch / 2 : 1);
-  if (o.epochs <= 0) o.epochs = !strcmp(o.model, "cnn") ? 3 : !strcmp(o.model, "resnet") ? 1 : 5;
+  if (o.epochs <= 0)
+    o.epochs = !strcmp(o.model, "cnn") ? 3
+               : !strcmp(o.model, "resnet") || !strcmp(o.model, "mobilenet") ? 1 : 5;
   if (o.threads < 0 || o.threads > FM_NET_MAX_SHARDS || o.batch < 1) {
     fprintf(stderr, "bench_nn: bad --threads or --batch\n");
     return 2;

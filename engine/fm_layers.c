@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fm_conv_depthwise.h"
 #include "fm_conv_direct.h"
 #include "fm_conv_implicit.h"
 #include "fm_error.h"
@@ -197,9 +198,9 @@ static int implicit_path(const fm_conv_geom *g) {
 }
 
 /* Two patch matrices (the forward one and its gradient), then the product's scratch; at least
- * what the direct and implicit-GEMM kernels need. */
+ * what the direct and implicit-GEMM kernels need (depthwise: what its AVX-512 kernels need). */
 size_t fm_conv_scratch_floats(const fm_conv_geom *g) {
-  if (g->groups > 1) return 0;
+  if (g->groups > 1) return fm_conv_depthwise_scratch_floats(g);
   size_t col = round16((size_t)g->chunk * g->oh * g->ow * g->k);
   size_t direct = fm_conv_direct_scratch_floats(g);
   size_t implicit = fm_conv_implicit_scratch_floats(g);
@@ -266,7 +267,8 @@ static void col2im(const fm_conv_geom *g, int cn, const float *dcol, float *dx) 
 void fm_conv_forward(const fm_conv_geom *g, int n, const float *x, const float *w,
                      const float *bias, float *y, int relu, float *scratch) {
   if (g->groups > 1) {
-    depthwise_forward(g, n, x, w, bias, y, relu);
+    if (!fm_conv_depthwise_forward(g, n, x, w, bias, y, relu, scratch))
+      depthwise_forward(g, n, x, w, bias, y, relu);
     return;
   }
   if (fm_conv_direct_forward(g, n, x, w, bias, y, relu, scratch)) return;
@@ -290,7 +292,8 @@ void fm_conv_forward(const fm_conv_geom *g, int n, const float *x, const float *
 void fm_conv_backward(const fm_conv_geom *g, int n, const float *x, const float *w,
                       const float *dy, float *dx, float *dw, float *db, float *scratch) {
   if (g->groups > 1) {
-    depthwise_backward(g, n, x, w, dy, dx, dw, dw ? db : NULL);
+    if (!fm_conv_depthwise_backward(g, n, x, w, dy, dx, dw, dw ? db : NULL, scratch))
+      depthwise_backward(g, n, x, w, dy, dx, dw, dw ? db : NULL);
     return;
   }
   const size_t in_img = (size_t)g->h * g->w * g->cin, pix = (size_t)g->oh * g->ow;

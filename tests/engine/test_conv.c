@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "fm_conv_depthwise.h"
 #include "fm_conv_implicit.h"
 #include "fm_error.h"
 #include "fm_gemm.h"
@@ -417,6 +418,109 @@ static void test_nan(void) {
   free(x), free(w), free(dy), free(scratch), free(a), free(b), free(wa), free(wb);
 }
 
+/* ---- depthwise ---- */
+
+/* The AVX-512 depthwise kernels against a double reference (forward, dx, dw, db within the
+ * float32 bound of their sums) and against the plain loops (within twice it); determinism; the
+ * scratch bound; parts alone. */
+static void test_depthwise(int h, int w, int c, int k, int stride, int same, int bias, int relu,
+                           int n) {
+  fm_conv_geom g;
+  char name[160];
+  snprintf(name, sizeof name, "depthwise %dx%dx%d, %dx%d stride %d %s%s%s, %d image%s", h, w, c, k,
+           k, stride, same ? "same" : "valid", bias ? ", bias" : "", relu ? ", relu" : "", n,
+           n == 1 ? "" : "s");
+  if (fm_conv_geom_init(&g, h, w, c, k, k, c, same, stride, c) != FM_OK) {
+    CHECK(0, "%s: geometry (%s)", name, fm_error());
+    return;
+  }
+  const long nx = (long)n * h * w * c, ny = (long)n * g.oh * g.ow * c, nw = (long)k * k * c;
+  const size_t ns = fm_conv_scratch_floats(&g);
+  float *x = randvec(nx, 1), *wt = randvec(nw, 0.5f), *b = bias ? randvec(c, 0.5f) : NULL;
+  float *dy = randvec(ny, 1), *scratch = guarded(ns);
+  float *y[3], *dx[3], *dw[3], *db[3];
+  for (int v = 0; v < 3; v++) {
+    y[v] = guarded(ny), dx[v] = guarded(nx), dw[v] = guarded(nw), db[v] = guarded(c);
+    fm_simd_allow(v > 0); /* 0: the plain loops; 1 and 2: AVX-512, twice */
+    fm_conv_forward(&g, n, x, wt, b, y[v], relu, scratch);
+    fm_conv_backward(&g, n, x, wt, dy, dx[v], dw[v], db[v], scratch);
+  }
+  fm_simd_allow(1);
+  CHECK(!memcmp(y[1], y[2], sizeof(float) * ny) && !memcmp(dx[1], dx[2], sizeof(float) * nx) &&
+        !memcmp(dw[1], dw[2], sizeof(float) * nw) && !memcmp(db[1], db[2], sizeof(float) * c),
+        "%s: the same bits again", name);
+  /* reference */
+  double *ry = calloc(ny, sizeof(double)), *my = calloc(ny, sizeof(double));
+  double *rx = calloc(nx, sizeof(double)), *mx = calloc(nx, sizeof(double));
+  double *rw = calloc(nw, sizeof(double)), *mw = calloc(nw, sizeof(double));
+  double *rb = calloc(c, sizeof(double)), *mb = calloc(c, sizeof(double));
+  for (int i = 0; i < n; i++)
+    for (int oy = 0; oy < g.oh; oy++)
+      for (int ox = 0; ox < g.ow; ox++)
+        for (int ch = 0; ch < c; ch++) {
+          long o = (((long)i * g.oh + oy) * g.ow + ox) * c + ch;
+          ry[o] = b ? b[ch] : 0, my[o] = b ? fabs(b[ch]) : 0;
+          rb[ch] += dy[o], mb[ch] += fabs(dy[o]);
+          for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+              long p = in_pixel(&g, i, oy, ox, ky, kx);
+              if (p < 0) continue;
+              long t = (long)(ky * k + kx) * c + ch;
+              double f = (double)x[p * c + ch] * wt[t];
+              ry[o] += f, my[o] += fabs(f);
+              double gw = (double)x[p * c + ch] * dy[o], gx = (double)wt[t] * dy[o];
+              rw[t] += gw, mw[t] += fabs(gw), rx[p * c + ch] += gx, mx[p * c + ch] += fabs(gx);
+            }
+          if (relu && ry[o] < 0) ry[o] = 0;
+        }
+  double worst[4], pix = (double)n * g.oh * g.ow;
+  int ok = within(y[1], ry, my, ny, k * k + 1, 1, &worst[0]) &
+           within(dx[1], rx, mx, nx, k * k, 1, &worst[1]) &
+           within(dw[1], rw, mw, nw, pix, 1, &worst[2]) & within(db[1], rb, mb, c, pix, 1, &worst[3]);
+  CHECK(ok, "%s: forward and gradients within the float32 bound (worst %.2f %.2f %.2f %.2f)", name,
+        worst[0], worst[1], worst[2], worst[3]);
+  ok = within_f(y[1], y[0], my, ny, k * k + 1, &worst[0]) &
+       within_f(dx[1], dx[0], mx, nx, k * k, &worst[1]) &
+       within_f(dw[1], dw[0], mw, nw, pix, &worst[2]) & within_f(db[1], db[0], mb, c, pix, &worst[3]);
+  CHECK(ok, "%s: agrees with the plain loops (worst %.2f %.2f %.2f %.2f)", name, worst[0],
+        worst[1], worst[2], worst[3]);
+  CHECK(guard_intact(scratch, ns) && guard_intact(y[1], ny) && guard_intact(dx[1], nx) &&
+        guard_intact(dw[1], nw) && guard_intact(db[1], c), "%s: nothing written past the "
+        "scratch (%zu floats) or the outputs", name, ns);
+  CHECK(fm_conv_depthwise_forward(&g, n, x, wt, b, y[0], relu, scratch) == 1 &&
+        fm_conv_depthwise_backward(&g, n, x, wt, dy, dx[0], NULL, NULL, scratch) == 1 &&
+        memcmp(dx[0], dx[1], sizeof(float) * nx) == 0, "%s: the AVX-512 kernels take it; the "
+        "input gradient alone is the same", name);
+  CHECK(fm_conv_depthwise_backward(&g, n, x, wt, dy, NULL, dw[0], db[0], scratch) == 1 &&
+        memcmp(dw[0], dw[1], sizeof(float) * nw) == 0 && memcmp(db[0], db[1], sizeof(float) * c) == 0,
+        "%s: the weight and bias gradients alone are the same", name);
+  for (int v = 0; v < 3; v++) free(y[v]), free(dx[v]), free(dw[v]), free(db[v]);
+  free(x), free(wt), free(b), free(dy), free(scratch), free(ry), free(my), free(rx), free(mx);
+  free(rw), free(mw), free(rb), free(mb);
+}
+
+/* A NaN in the input reaches the outputs whose window holds it; a NaN weight every output of
+ * its channel (the padding's zeros take part, as in im2col + GEMM). */
+static void test_depthwise_nan(void) {
+  fm_conv_geom g;
+  fm_conv_geom_init(&g, 6, 6, 32, 3, 3, 32, 1, 1, 32);
+  const long nx = 36 * 32, nw = 9 * 32;
+  float *x = randvec(nx, 1), *w = randvec(nw, 0.5f), *y = guarded(nx);
+  float *scratch = guarded(fm_conv_scratch_floats(&g));
+  x[(2 * 6 + 5) * 32 + 7] = NAN; /* row 2, last column, channel 7 */
+  w[4 * 32 + 20] = NAN;          /* the centre tap of channel 20 */
+  fm_conv_forward(&g, 1, x, w, NULL, y, 1, scratch);
+  int ok = 1;
+  for (int py = 0; py < 6; py++)
+    for (int px = 0; px < 6; px++)
+      for (int ch = 0; ch < 32; ch++) {
+        int want = ch == 20 || (ch == 7 && py >= 1 && py <= 3 && px >= 4);
+        ok &= !isnan(y[(py * 6 + px) * 32 + ch]) == !want;
+      }
+  CHECK(ok, "depthwise: NaN in an input pixel reaches its windows, a NaN weight its channel");
+  free(x), free(w), free(y), free(scratch);
+}
+
 /* ---- what the kernels decline ---- */
 
 static void test_declined(void) {
@@ -485,6 +589,17 @@ int main(void) {
   };
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) test_shape(&shapes[i]);
   test_dispatch();
+  /* MobileNet's depthwise layers, and channel counts off a block of 16 */
+  test_depthwise(28, 28, 32, 3, 1, 1, 0, 1, 2);
+  test_depthwise(28, 28, 64, 3, 2, 1, 0, 0, 2);
+  test_depthwise(7, 7, 256, 3, 1, 1, 1, 0, 1);
+  test_depthwise(9, 8, 6, 3, 1, 1, 1, 1, 3);
+  test_depthwise(11, 10, 40, 5, 2, 1, 0, 0, 2);
+  test_depthwise(8, 9, 24, 3, 1, 0, 1, 0, 2);
+  test_depthwise(1, 1, 16, 3, 1, 1, 0, 0, 1);
+  test_depthwise(14, 14, 128, 3, 2, 1, 1, 1, 2);
+  test_depthwise(7, 7, 256, 5, 1, 0, 0, 0, 1);
+  test_depthwise_nan();
   test_nan();
   test_declined();
   return check_done();
