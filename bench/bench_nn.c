@@ -315,7 +315,7 @@ static int conv_bn(fm_layer_spec *s, int *n, int from, int filters, int kernel, 
 /* The layer list of fm.MobileNet{} (width 1, dropout 0.2; lua/fmnist/nets.lua,
  * mobilenet_layers): a 3x3 stem of 32, six depthwise-separable blocks (depthwise 3x3 + batch
  * norm + ReLU6, pointwise 1x1 + batch norm + ReLU6) to 64, 128 (stride 2), 128, 256 (stride 2),
- * 256, 256 channels, global average pooling, dropout, dense 10: 37 specs. */
+ * 256, 256 channels, global average pooling, dropout, dense 10: 42 specs. */
 static int mobilenet_specs(fm_layer_spec *s) {
   static const int blocks[6][2] = {{64, 1}, {128, 2}, {128, 1}, {256, 2}, {256, 1}, {256, 1}};
   int n = 0, channels = 32, last = conv_bn_act(s, &n, FM_NET_INPUT, 32, 3, 1, 0, FM_LAYER_RELU6);
