@@ -1,20 +1,21 @@
 /* fm_conv_implicit: implicit-GEMM AVX-512 convolution kernels (see fm_conv_implicit.h).
  *
- * Forward and input gradient share one tile kernel. Its input is an image in "planar rows"
- * layout, zero-padded: for each padded row, the row's values channel by channel (rows x channels
- * x columns). There the values one input channel gives to consecutive output pixels lie side by
- * side, so a tile of P pixels reads them at constant offsets (4 bytes apart, 8 with stride 2) from
- * one pointer per tile row, and each tap of the kernel is a constant offset from the tile's
- * origin. A tile is R rows x P pixels x NV vectors of 16 output channels (R * P * NV <= 28 zmm
- * accumulators); for each tap and input channel it loads NV vectors of weights and broadcasts
- * R * P input values against them. The shapes are chosen per layer so that a tile covers whole
- * output rows where it can: 28 x 16 channels, 14 x 32, 7 x 64, 2 rows of 14 x 16, ...
+ * Forward and input gradient share one tile kernel: a tile is R rows x P pixels x NV vectors of
+ * 16 output channels (R * P * NV <= 28 zmm accumulators); for each tap and input channel it loads
+ * NV vectors of weights and broadcasts R * P input values against them. Its input is an image in
+ * a zero-padded layout of 16 channels a pixel (below), where a tile's pixels and the kernel's taps
+ * are constant offsets from one pointer per tile row. The shapes are chosen per layer so that a
+ * tile covers whole output rows where it can: 28 x 16 channels, 14 x 32, 7 x 64, 2 rows of 14 x
+ * 16, ...; a stride-s layer's input gradient is s x s stride-1 convolutions, one per parity class
+ * of input pixels. For 3x3 stride-1 "same" layers whose row is one tile, a variant reads the NHWC
+ * image itself (no copy), with zero rows and zero broadcasts where the padding would be.
  *
  * The weight gradient keeps 8 output channels x 3 (tap, 16 input channels) columns of the
  * gradient in 24 accumulators and streams every pixel of a block of images past them: per pixel it
- * loads 3 input vectors (from a zero-padded NHWC copy of the images) and broadcasts 8 output
- * gradients. The sums go through a scratch array, so the order of every sum is images, then
- * pixels, whatever the blocking. */
+ * loads 3 input vectors (from the padded layout, or in place for 3x3 stride-1 "same" layers) and
+ * broadcasts 8 output gradients. The sums go through a scratch array, so the order of every sum is
+ * images, then pixels, whatever the blocking. Both gradients go a block of images at a time, the
+ * block's output gradients still in L2 for the second. */
 #include "fm_conv_implicit.h"
 
 #include <immintrin.h>

@@ -5,7 +5,8 @@
  * gradients back one by one; at these sizes that copying costs about as much as the arithmetic.
  * These kernels instead keep a tile of outputs in AVX-512 registers (28 vectors: one row of 28
  * pixels x 16 channels, 14 x 32, 7 x 64, ...) and walk the taps of the kernel over a zero-padded
- * copy of one image, so each input value is read from L1 or L2 where it lies:
+ * copy of one image (or, for 3x3 stride-1 "same" layers, the image itself), so each input value
+ * is read from L1 or L2 where it lies:
  *  - forward: y = conv(x, w) (+ bias) (then ReLU), any stride 1 or 2, any padding;
  *  - input gradient: the transposed convolution, the same kernel run over the padded output
  *    gradient with each tap's weights transposed (a stride-s layer splits into s x s such
@@ -14,8 +15,9 @@
  *    of every image of x(shifted)^T dy, overwriting dw.
  * Each function returns 1 when it has done the work, 0 when the case is not one it handles (no
  * AVX-512, grouped, a kernel over 7x7, a stride over 2 in forward, channel counts that are not
- * multiples of 16: output channels for forward, input channels for the gradients): the caller then
- * uses im2col + fm_gemm. Which convolutions go here is the caller's choice (fm_layers.c).
+ * multiples of 16: output channels for forward, input channels for the input gradient): the
+ * caller then uses im2col + fm_gemm. Which convolutions go here is the caller's choice
+ * (fm_layers.c).
  *
  * Results are deterministic: every sum runs in a fixed order that depends on the geometry only
  * (forward: taps in order, input channels in order within a tap; weight gradient: images in
