@@ -746,9 +746,8 @@ void fm_add_forward(int64_t count, int k, const float *const *x, float *y) {
  * still added row after row in row order, so both give the same bits: the sums are doubles (8
  * channels per vector, 64 channels per pass over the rows), and x^2 and dy * x of floats are exact
  * in double (a multiply and an add, not a fused one: the add alone is the chain that carries from
- * row to row, and it is the shorter latency); apply and
- * backward multiply and add in separate, rounded steps, as the plain C does (it is compiled
- * without contraction). */
+ * row to row, and it is the shorter latency); apply and backward multiply and add in separate,
+ * rounded steps, as the plain C does (it is compiled without contraction). */
 
 static inline __mmask8 tail8(int n) { return n >= 8 ? 0xFF : n <= 0 ? 0 : (__mmask8)((1u << n) - 1); }
 
