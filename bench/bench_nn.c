@@ -15,6 +15,7 @@
  *            --wd X  --target ACC (seconds of training + evaluation until test accuracy >= ACC)
  *            --data DIR  --synthetic
  *            --no-direct (one-channel convolutions through im2col + GEMM too)
+ *            --no-implicit (no implicit-GEMM convolutions: im2col + GEMM as before them)
  *            --plain (no AVX-512 code at all: plain C loops and OpenBLAS, as on an older CPU)
  *            --no-mp (dense networks too train batch-sharded instead of model-parallel)
  *            --no-eval (no test-set evaluation: training time only, for profiles)
@@ -379,7 +380,7 @@ static int model_specs(const char *name, fm_layer_spec *s) {
 
 typedef struct options {
   const char *model, *kernel, *data_dir, *optim, *schedule;
-  int epochs, threads, batch, synthetic, plain, no_direct, no_eval;
+  int epochs, threads, batch, synthetic, plain, no_direct, no_eval, no_implicit;
   int64_t images;
   double lr, target, wd;
 } options;
@@ -429,6 +430,7 @@ static int bench_model(const options *o) {
   }
   if (o->plain) fm_simd_allow(0);
   if (o->no_direct) fm_conv_direct_enabled = 0;
+  if (o->no_implicit) fm_conv_implicit_enabled = 0;
   fm_gemm_kernel k = !strcmp(o->kernel, "blas") ? FM_GEMM_BLAS
                      : !strcmp(o->kernel, "avx512") ? FM_GEMM_AVX512 : FM_GEMM_AUTO;
   fm_gemm_select(k);
@@ -487,9 +489,9 @@ static int bench_model(const options *o) {
   printf("model %s: %lld parameters, %.3f GFLOP per training epoch (6 x %lld multiply-adds x %lld "
          "images)\n", o->model, (long long)net.n_params, train_flops / 1e9, (long long)net.macs,
          (long long)train->n);
-  printf("kernel %s%s%s, %d threads (inference %d), batch %d, %s lr %g%s, weight decay %g, "
+  printf("kernel %s%s%s%s, %d threads (inference %d), batch %d, %s lr %g%s, weight decay %g, "
          "data %s\n", fm_gemm_name(fm_gemm_current()), o->plain ? " (plain C loops)" : "",
-         o->no_direct ? " (no direct conv)" : "", threads, ithreads, o->batch, o->optim, opt.lr,
+         o->no_direct ? " (no direct conv)" : "", o->no_implicit ? " (no implicit GEMM)" : "", threads, ithreads, o->batch, o->optim, opt.lr,
          opt.schedule.kind == FM_SCHED_COSINE ? " cosine" : "", o->wd, dt.source);
   if (count < train->n)
     printf("each epoch trains on %lld of the %lld images; times are scaled to the whole set\n",
@@ -544,7 +546,8 @@ static int bench_model(const options *o) {
          "rss_mb=%.1f test_acc=%.4f epochs=%d kernel=%s%s%s%s threads=%d batch=%d data=%s "
          "target_s=%.2f\n",
          o->model, ep, cpu_ep, med_ep, train_flops / ep / 1e9, infer, peak_rss_mb(), acc, epochs,
-         fm_gemm_name(fm_gemm_current()), o->plain ? "+plain" : "", o->no_direct ? "+im2col" : "",
+         fm_gemm_name(fm_gemm_current()), o->plain ? "+plain" : "",
+         o->no_direct || o->no_implicit ? "+im2col" : "",
          work.model_parallel ? "+mp" : "", threads, o->batch, dt.source, reached);
   free(bc.times);
   free(params), free(grads), free(net_state), free(state), free(wmem), free(imem), free(order);
@@ -559,12 +562,13 @@ int main(int argc, char **argv) {
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--synthetic") || !strcmp(a, "--plain") || !strcmp(a, "--no-direct") ||
-        !strcmp(a, "--no-mp") || !strcmp(a, "--no-eval")) {
+        !strcmp(a, "--no-mp") || !strcmp(a, "--no-eval") || !strcmp(a, "--no-implicit")) {
       if (!strcmp(a, "--synthetic")) o.synthetic = 1;
       if (!strcmp(a, "--no-mp")) fm_net_model_parallel = 0;
       if (!strcmp(a, "--plain")) o.plain = 1;
       if (!strcmp(a, "--no-direct")) o.no_direct = 1;
       if (!strcmp(a, "--no-eval")) o.no_eval = 1;
+      if (!strcmp(a, "--no-implicit")) o.no_implicit = 1;
       continue;
     }
     if (!v) {
