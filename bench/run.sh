@@ -73,14 +73,14 @@ awk '
   for (i = 2; i <= NF; i++) { split($i, kv, "="); r[kv[1]] = kv[2] }
   if (r["model"] == "resnet" && r["infer_img_s"] == 0) mine[++nm] = r["batch_med_s"]
   if (r["model"] == "torch-resnet") theirs[++nt] = r["epoch_s"]
-  line[++n] = sprintf("%-7s %-20s %3s %5s %8.3f %8.3f %8.1f %6.0f%% %11.0f %7.1f %7.4f %8s",
+  line[++n] = sprintf("%-12s %-20s %3s %5s %8.3f %8.3f %8.1f %6.0f%% %11.0f %7.1f %7.4f %8s",
     r["model"], r["kernel"], r["threads"], r["batch"], r["epoch_s"], r["cpu_s"], r["gflops"],
     ceil > 0 ? 100 * r["gflops"] / ceil : 0, r["infer_img_s"], r["rss_mb"], r["test_acc"],
     r["target_s"] >= 0 ? r["target_s"] : "-")
 }
 END {
   printf "# summary (ceiling: OpenBLAS sgemm 4096^3 = %.1f GFLOP/s)\n", ceil
-  printf "%-7s %-20s %3s %5s %8s %8s %8s %7s %11s %7s %7s %8s\n", "model", "kernel", "thr",
+  printf "%-12s %-20s %3s %5s %8s %8s %8s %7s %11s %7s %7s %8s\n", "model", "kernel", "thr",
     "batch", "epoch_s", "cpu_s", "GFLOP/s", "ceiling", "infer_img/s", "RSS_MB", "test", "to_85%_s"
   for (i = 1; i <= n; i++) print line[i]
   if (new_ms > 0)
