@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "fm_check.h"
+#include "fm_conv_depthwise.h"
 #include "fm_conv_direct.h"
+#include "fm_conv_implicit.h"
 #include "fm_error.h"
 #include "fm_gemm.h"
 
@@ -195,14 +197,29 @@ static int pointwise(const fm_conv_geom *g) {
   return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->groups == 1;
 }
 
+/* Which convolutions the implicit-GEMM kernels take (fm_conv_implicit.h; they decline shapes
+ * they do not handle): those with "same" padding, whose output is ceil(input / stride), and a
+ * kernel larger than 1x1. A 1x1 kernel needs no patch matrix at stride 1, and at stride 2 only a
+ * strided copy of a quarter of the pixels: there the product's 12 x 32 tile over all pixels of
+ * the batch at once measures as fast or faster (bench_nn convs: ResNet's 1x1 stride-2 projections
+ * run 2x faster forward through im2col + GEMM). "valid" convolutions keep im2col + GEMM too: the
+ * reference CNN's 32 -> 64 layer is one, and model files trained before retrain to the same bits
+ * only on the path they were made with (tests/lua/test_model_compat.lua). */
+static int implicit_path(const fm_conv_geom *g) {
+  return g->oh == (g->h + g->stride - 1) / g->stride &&
+         g->ow == (g->w + g->stride - 1) / g->stride && g->kh * g->kw > 1;
+}
+
 /* Two patch matrices (the forward one and its gradient), then the product's scratch; at least
- * what the direct kernels need. */
+ * what the direct and implicit-GEMM kernels need (depthwise: what its AVX-512 kernels need). */
 size_t fm_conv_scratch_floats(const fm_conv_geom *g) {
-  if (g->groups > 1) return 0;
+  if (g->groups > 1) return fm_conv_depthwise_scratch_floats(g);
   size_t col = round16((size_t)g->chunk * g->oh * g->ow * g->k);
   size_t direct = fm_conv_direct_scratch_floats(g);
+  size_t implicit = fm_conv_implicit_scratch_floats(g);
   size_t gemm = 2 * col + FM_GEMM_SCRATCH_FLOATS;
-  return gemm > direct ? gemm : direct;
+  size_t most = gemm > direct ? gemm : direct;
+  return most > implicit ? most : implicit;
 }
 
 /* The patch matrix of cn images: row (i, oy, ox) holds the kh x kw x cin input window of that
@@ -266,10 +283,12 @@ void fm_conv_forward(const fm_conv_geom *g, int n, const float *x, const float *
                      const float *bias, float *y, int relu, float *scratch) {
   FM_ASSERT(n >= 0 && g->k == g->kh * g->kw * (g->cin / g->groups) && g->chunk >= 1);
   if (g->groups > 1) {
-    depthwise_forward(g, n, x, w, bias, y, relu);
+    if (!fm_conv_depthwise_forward(g, n, x, w, bias, y, relu, scratch))
+      depthwise_forward(g, n, x, w, bias, y, relu);
     return;
   }
   if (fm_conv_direct_forward(g, n, x, w, bias, y, relu, scratch)) return;
+  if (implicit_path(g) && fm_conv_implicit_forward(g, n, x, w, bias, y, relu, scratch)) return;
   const size_t in_img = (size_t)g->h * g->w * g->cin, pix = (size_t)g->oh * g->ow;
   if (pointwise(g)) {
     fm_gemm(0, 0, (int)(n * pix), g->cout, g->k, x, g->k, w, g->cout, 0.0f, y, g->cout, bias,
@@ -290,12 +309,19 @@ void fm_conv_backward(const fm_conv_geom *g, int n, const float *x, const float 
                       const float *dy, float *dx, float *dw, float *db, float *scratch) {
   FM_ASSERT(n >= 0 && g->k == g->kh * g->kw * (g->cin / g->groups) && g->chunk >= 1);
   if (g->groups > 1) {
-    depthwise_backward(g, n, x, w, dy, dx, dw, dw ? db : NULL);
+    if (!fm_conv_depthwise_backward(g, n, x, w, dy, dx, dw, dw ? db : NULL, scratch))
+      depthwise_backward(g, n, x, w, dy, dx, dw, dw ? db : NULL);
     return;
   }
   const size_t in_img = (size_t)g->h * g->w * g->cin, pix = (size_t)g->oh * g->ow;
   if (dw && fm_conv_direct_weight_grad(g, n, x, dy, dw, db, scratch)) dw = NULL;
   else if (dw && db) column_sums((int64_t)n * (int64_t)pix, g->cout, dy, db);
+  if ((dw || dx) && implicit_path(g)) {
+    /* Both gradients in one pass over dy when the kernels take both; else the weight gradient
+     * alone (it takes any channel count, the input gradient multiples of 16 only). */
+    if (fm_conv_implicit_backward(g, n, x, w, dy, dx, dw, scratch)) return;
+    if (dw && dx && fm_conv_implicit_backward(g, n, x, w, dy, NULL, dw, scratch)) dw = NULL;
+  }
   if (!dw && !dx) return;
   if (pointwise(g)) {
     const int rows = (int)(n * pix);
@@ -750,9 +776,139 @@ void fm_add_forward(int64_t count, int k, const float *const *x, float *y) {
   }
 }
 
-/* ---- batch normalisation ---- */
+/* ---- batch normalisation ----
+ * The AVX-512 versions run over the channels of a row as the plain loops do, channel c's sums
+ * still added row after row in row order, so both give the same bits: the sums are doubles (8
+ * channels per vector, 64 channels per pass over the rows), and x^2 and dy * x of floats are exact
+ * in double (a multiply and an add, not a fused one: the add alone is the chain that carries from
+ * row to row, and it is the shorter latency); apply and backward multiply and add in separate,
+ * rounded steps, as the plain C does (it is compiled without contraction). */
+
+static inline __mmask8 tail8(int n) { return n >= 8 ? 0xFF : n <= 0 ? 0 : (__mmask8)((1u << n) - 1); }
+
+#define BN_GROUPS(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
+#define BN_LOAD(k)                                                         \
+  const __mmask8 m##k = tail8(nc - 8 * (k));                               \
+  __m512d sa##k = _mm512_maskz_loadu_pd(m##k, s1 + 8 * (k));                \
+  __m512d sb##k = _mm512_maskz_loadu_pd(m##k, s2 + 8 * (k));
+#define BN_STORE(k)                                  \
+  if ((k) < G) {                                     \
+    _mm512_mask_storeu_pd(s1 + 8 * (k), m##k, sa##k); \
+    _mm512_mask_storeu_pd(s2 + 8 * (k), m##k, sb##k); \
+  }
+/* 8 floats of channels [8k, 8k + 8) of a row, as doubles; masked only when the chunk ends
+ * inside the group (a masked load measured 3x slower here when it misses the cache) */
+#define BN_LOAD8(k, p) \
+  _mm512_cvtps_pd(PARTIAL ? _mm256_maskz_loadu_ps(m##k, (p) + 8 * (k)) : _mm256_loadu_ps((p) + 8 * (k)))
+/* x sums: s1 += v, s2 += v * v */
+#define BN_SUMS(k)                                                              \
+  if ((k) < G) {                                                               \
+    __m512d v_ = BN_LOAD8(k, v);                                               \
+    sa##k = _mm512_add_pd(sa##k, v_);                                            \
+    sb##k = _mm512_add_pd(sb##k, _mm512_mul_pd(v_, v_));                         \
+  }
+/* gradient sums: s1 += g, s2 += g * v */
+#define BN_GSUMS(k)                                                             \
+  if ((k) < G) {                                                               \
+    __m512d g_ = BN_LOAD8(k, g);                                               \
+    __m512d v_ = BN_LOAD8(k, v);                                               \
+    sa##k = _mm512_add_pd(sa##k, g_);                                            \
+    sb##k = _mm512_add_pd(sb##k, _mm512_mul_pd(g_, v_));                         \
+  }
+
+/* Channels [c0, c0 + nc) of every row (nc <= 64, G = ceil(nc / 8) groups of 8); dy NULL: the
+ * sums of x, else those of dy and dy * x. */
+AVX512 static inline __attribute__((always_inline)) void bn_sums_chunk(
+    int64_t rows, int c, int c0, int nc, const float *x, const float *dy, double *sums,
+    const int G, const int PARTIAL) {
+  double *s1 = sums + c0, *s2 = sums + c + c0;
+  BN_GROUPS(BN_LOAD)
+  if (!dy) {
+    for (int64_t r = 0; r < rows; r++) {
+      const float *v = x + r * c + c0;
+      BN_GROUPS(BN_SUMS)
+    }
+  } else {
+    for (int64_t r = 0; r < rows; r++) {
+      const float *v = x + r * c + c0, *g = dy + r * c + c0;
+      BN_GROUPS(BN_GSUMS)
+    }
+  }
+  BN_GROUPS(BN_STORE)
+}
+
+#define BN_CHUNK_CASE(G)                                                \
+  case G:                                                               \
+    if (nc % 8)                                                         \
+      bn_sums_chunk(rows, c, c0, nc, x, dy, sums, G, 1);                \
+    else                                                                \
+      bn_sums_chunk(rows, c, c0, nc, x, dy, sums, G, 0);                \
+    break;
+
+AVX512 static void bn_sums_avx512(int64_t rows, int c, const float *x, const float *dy,
+                                  double *sums) {
+  for (int c0 = 0; c0 < c; c0 += 64) {
+    const int nc = c - c0 < 64 ? c - c0 : 64;
+    switch ((nc + 7) / 8) {
+      BN_CHUNK_CASE(1) BN_CHUNK_CASE(2) BN_CHUNK_CASE(3) BN_CHUNK_CASE(4)
+      BN_CHUNK_CASE(5) BN_CHUNK_CASE(6) BN_CHUNK_CASE(7) BN_CHUNK_CASE(8)
+    }
+  }
+}
+
+/* Vectors of 16 channels; the loads are masked only for a last partial vector (see BN_LOAD8). */
+#define BN_LOAD16(p, ch) (_mm512_maskz_loadu_ps(tail16(c - (ch)), (p) + (ch)))
+#define BN_VEC(p, ch) (c % 16 ? BN_LOAD16(p, ch) : _mm512_loadu_ps((p) + (ch)))
+
+AVX512 static inline __attribute__((always_inline)) void bn_apply_rows(
+    int64_t rows, int c, const float *x, const float *a, const float *b, float *y, int relu) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *v = x + r * c;
+    float *o = y + r * c;
+    for (int ch = 0; ch < c; ch += 16) {
+      __m512 t = _mm512_add_ps(_mm512_mul_ps(BN_VEC(v, ch), BN_VEC(a, ch)), BN_VEC(b, ch));
+      /* max(0, t) keeps a NaN t, and -0, as the plain loop's t < 0 test does */
+      if (relu) t = _mm512_max_ps(_mm512_setzero_ps(), t);
+      _mm512_mask_storeu_ps(o + ch, tail16(c - ch), t);
+    }
+  }
+}
+
+AVX512 static void bn_apply_avx512(int64_t rows, int c, const float *x, const float *a,
+                                   const float *b, float *y, int relu) {
+  if (c == 16) /* one vector a row: the channel count a constant */
+    bn_apply_rows(rows, 16, x, a, b, y, relu);
+  else
+    bn_apply_rows(rows, c, x, a, b, y, relu);
+}
+
+AVX512 static inline __attribute__((always_inline)) void bn_backward_rows(
+    int64_t rows, int c, const float *x, const float *dy, const float *a, const float *p,
+    const float *q, float *dx) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *v = x + r * c, *g = dy + r * c;
+    float *o = dx + r * c;
+    for (int ch = 0; ch < c; ch += 16) {
+      __m512 ag = _mm512_mul_ps(BN_VEC(a, ch), BN_VEC(g, ch));
+      __m512 pv = _mm512_mul_ps(BN_VEC(p, ch), BN_VEC(v, ch));
+      _mm512_mask_storeu_ps(o + ch, tail16(c - ch), _mm512_add_ps(_mm512_add_ps(ag, pv), BN_VEC(q, ch)));
+    }
+  }
+}
+
+AVX512 static void bn_backward_avx512(int64_t rows, int c, const float *x, const float *dy,
+                                      const float *a, const float *p, const float *q, float *dx) {
+  if (c == 16)
+    bn_backward_rows(rows, 16, x, dy, a, p, q, dx);
+  else
+    bn_backward_rows(rows, c, x, dy, a, p, q, dx);
+}
 
 void fm_bn_sums(int64_t rows, int c, const float *x, double *sums) {
+  if (fm_simd_avx512()) {
+    bn_sums_avx512(rows, c, x, NULL, sums);
+    return;
+  }
   double *s1 = sums, *s2 = sums + c;
   for (int64_t r = 0; r < rows; r++) {
     const float *v = x + r * c;
@@ -766,6 +922,10 @@ void fm_bn_sums(int64_t rows, int c, const float *x, double *sums) {
 }
 
 void fm_bn_grad_sums(int64_t rows, int c, const float *x, const float *dy, double *sums) {
+  if (fm_simd_avx512()) {
+    bn_sums_avx512(rows, c, x, dy, sums);
+    return;
+  }
   double *s1 = sums, *s2 = sums + c;
   for (int64_t r = 0; r < rows; r++) {
     const float *v = x + r * c, *g = dy + r * c;
@@ -779,6 +939,10 @@ void fm_bn_grad_sums(int64_t rows, int c, const float *x, const float *dy, doubl
 
 void fm_bn_apply(int64_t rows, int c, const float *x, const float *a, const float *b, float *y,
                  int relu) {
+  if (fm_simd_avx512()) {
+    bn_apply_avx512(rows, c, x, a, b, y, relu);
+    return;
+  }
   for (int64_t r = 0; r < rows; r++) {
     const float *v = x + r * c;
     float *o = y + r * c;
@@ -797,6 +961,10 @@ void fm_bn_apply(int64_t rows, int c, const float *x, const float *a, const floa
 
 void fm_bn_backward(int64_t rows, int c, const float *x, const float *dy, const float *a,
                     const float *p, const float *q, float *dx) {
+  if (fm_simd_avx512()) {
+    bn_backward_avx512(rows, c, x, dy, a, p, q, dx);
+    return;
+  }
   for (int64_t r = 0; r < rows; r++) {
     const float *v = x + r * c, *g = dy + r * c;
     float *o = dx + r * c;
