@@ -681,13 +681,48 @@ void fm_init_glorot(fm_rng *r, float *w, int64_t count, int fan_in, int fan_out)
 
 /* ---- ReLU6 ---- */
 
+/* Plain loads for whole vectors, a masked one only for the tail: a masked load that misses the
+ * cache costs several times a plain one on some of these CPUs. */
+AVX512 static void relu6_forward_avx512(int64_t count, const float *x, float *y) {
+  const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+  int64_t i = 0;
+  for (; i + 16 <= count; i += 16) {
+    __m512 v = _mm512_loadu_ps(x + i);
+    /* max(0, v) then min(6, .) keep a NaN v: each returns its second operand on NaN */
+    _mm512_storeu_ps(y + i, _mm512_min_ps(six, _mm512_max_ps(zero, v)));
+  }
+  if (i < count) {
+    __mmask16 m = tail16(count - i);
+    __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_min_ps(six, _mm512_max_ps(zero, v)));
+  }
+}
+
+AVX512 static void relu6_backward_avx512(int64_t count, const float *y, const float *dy, float *dx) {
+  const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+  for (int64_t i = 0; i < count; i += 16) {
+    __mmask16 m = tail16(count - i);
+    __m512 v = m == 0xFFFF ? _mm512_loadu_ps(y + i) : _mm512_maskz_loadu_ps(m, y + i);
+    __mmask16 inside = _mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ) & _mm512_cmp_ps_mask(v, six, _CMP_LT_OQ);
+    _mm512_mask_storeu_ps(dx + i, m, _mm512_maskz_loadu_ps(inside & m, dy + i));
+  }
+}
+
 void fm_relu6_forward(int64_t count, const float *x, float *y) {
+  if (fm_simd_avx512()) {
+    relu6_forward_avx512(count, x, y);
+    return;
+  }
   /* Written so that a NaN passes through, as ReLU's does. */
 #pragma omp simd
   for (int64_t i = 0; i < count; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i] > 6.0f ? 6.0f : x[i];
 }
 
 void fm_relu6_backward(int64_t count, const float *y, const float *dy, float *dx) {
+  if (fm_simd_avx512()) {
+    relu6_backward_avx512(count, y, dy, dx);
+    return;
+  }
 #pragma omp simd
   for (int64_t i = 0; i < count; i++) dx[i] = y[i] > 0.0f && y[i] < 6.0f ? dy[i] : 0.0f;
 }
