@@ -54,14 +54,61 @@ typedef struct model {
 } model;
 
 /* Training defaults of each kind, chosen to reach the reference accuracies on the 10k test set
- * (see the README); the user's l2 is added by the constructors. */
+ * (see the README); a constructor's l2 replaces the weight decay. */
 static defaults kind_defaults(const char *kind) {
   defaults d = {.epochs = 10, .batch = 64, .lr = 1e-3, .optimizer = FM_OPTIM_ADAM,
                 .schedule = FM_SCHED_COSINE};
   if (strcmp(kind, "LogReg") == 0) d.lr = 3e-3;
   if (strcmp(kind, "MLP") == 0) d.epochs = 30;
   if (strcmp(kind, "CNN") == 0) d.epochs = 15, d.batch = 32;
+  if (strcmp(kind, "ResNet") == 0) {
+    /* He et al.'s CIFAR recipe, shortened: SGD with Nesterov momentum, warm-up then cosine */
+    d.epochs = 50, d.batch = 128, d.lr = 0.1, d.optimizer = FM_OPTIM_SGD, d.nesterov = 1;
+    d.weight_decay = 5e-4, d.warmup = 2;
+    d.augment = (fm_augment){.crop = 2, .flip = 1, .erase = 0.5f};
+  }
   return d;
+}
+
+/* The defaults as the table model.defaults gives: fit's option names and values. */
+static void push_defaults(lua_State *L, const defaults *d) {
+  lua_createtable(L, 0, 10);
+  lua_pushinteger(L, d->epochs);
+  lua_setfield(L, -2, "epochs");
+  lua_pushinteger(L, d->batch);
+  lua_setfield(L, -2, "batch");
+  lua_pushnumber(L, d->lr);
+  lua_setfield(L, -2, "lr");
+  lua_pushstring(L, d->optimizer == FM_OPTIM_SGD ? "sgd" : d->decoupled ? "adamw" : "adam");
+  lua_setfield(L, -2, "optimizer");
+  if (d->optimizer == FM_OPTIM_SGD) {
+    lua_pushboolean(L, d->nesterov);
+    lua_setfield(L, -2, "nesterov");
+  }
+  static const struct { fm_sched_kind kind; const char *name; } sched[] = {
+      {FM_SCHED_CONSTANT, "constant"}, {FM_SCHED_STEP, "step"}, {FM_SCHED_COSINE, "cosine"},
+      {FM_SCHED_ONECYCLE, "onecycle"}};
+  for (size_t k = 0; k < sizeof sched / sizeof sched[0]; k++)
+    if (sched[k].kind == d->schedule) lua_pushstring(L, sched[k].name);
+  lua_setfield(L, -2, "schedule");
+  lua_pushnumber(L, d->weight_decay);
+  lua_setfield(L, -2, "weight_decay");
+  lua_pushnumber(L, d->warmup);
+  lua_setfield(L, -2, "warmup");
+  lua_pushnumber(L, d->label_smoothing);
+  lua_setfield(L, -2, "label_smoothing");
+  if (fm_augment_active(&d->augment)) {
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, d->augment.crop);
+    lua_setfield(L, -2, "crop");
+    lua_pushboolean(L, d->augment.flip);
+    lua_setfield(L, -2, "flip");
+    lua_pushnumber(L, d->augment.erase);
+    lua_setfield(L, -2, "erase");
+  } else {
+    lua_pushboolean(L, 0);
+  }
+  lua_setfield(L, -2, "augment");
 }
 
 static model *check_model(lua_State *L, int arg) { return luaL_checkudata(L, arg, LFM_MODEL); }
@@ -527,6 +574,9 @@ static int model_graph(lua_State *L, const char *kind, int require_layers) {
   static const char *const known[] = {"layers", "kind", "l2", "seed", NULL};
   lfm_check_options(L, opts, kind, known);
   double l2 = l2_option(L, opts);
+  /* without l2 the kind's own weight decay stays (the ResNet and MobileNet recipes have one) */
+  int has_l2 = opts && lua_getfield(L, opts, "l2") != LUA_TNIL;
+  if (opts) lua_pop(L, 1);
   uint64_t seed = lfm_optfield_seed(L, opts, "seed", lfm_rng());
   if (opts && lua_getfield(L, opts, "kind") != LUA_TNIL) {
     size_t len;
@@ -552,7 +602,7 @@ static int model_graph(lua_State *L, const char *kind, int require_layers) {
     int n = fm_reference_cnn(specs);
     m = new_model(L, kind, 28, 28, 1, specs, n);
   }
-  m->def.weight_decay = l2;
+  if (has_l2) m->def.weight_decay = l2;
   fm_net_init(&m->net, seed);
   return 1;
 }
@@ -1402,19 +1452,7 @@ static int model_index(lua_State *L) {
   } else if (k && strcmp(k, "info") == 0) {
     lua_getiuservalue(L, 1, 1);
   } else if (k && strcmp(k, "defaults") == 0) {
-    lua_createtable(L, 0, 6);
-    lua_pushinteger(L, m->def.epochs);
-    lua_setfield(L, -2, "epochs");
-    lua_pushinteger(L, m->def.batch);
-    lua_setfield(L, -2, "batch");
-    lua_pushnumber(L, m->def.lr);
-    lua_setfield(L, -2, "lr");
-    lua_pushstring(L, m->def.optimizer == FM_OPTIM_ADAM ? "adam" : "sgd");
-    lua_setfield(L, -2, "optimizer");
-    lua_pushstring(L, m->def.schedule == FM_SCHED_COSINE ? "cosine" : "constant");
-    lua_setfield(L, -2, "schedule");
-    lua_pushnumber(L, m->def.weight_decay);
-    lua_setfield(L, -2, "weight_decay");
+    push_defaults(L, &m->def);
   } else {
     lua_pushvalue(L, 2);
     lua_rawget(L, lua_upvalueindex(1));

@@ -149,11 +149,15 @@ doc {
   name = "Model.defaults",
   sig = "model.defaults",
   text = [[
-The training settings fit uses when not told otherwise, as a new table: epochs, batch, lr,
-optimizer, schedule, weight_decay.]],
+The training settings fit uses when not told otherwise, as a new table with fit's option names:
+epochs, batch, lr, optimizer, nesterov (sgd only), schedule, weight_decay, warmup, label_smoothing
+and augment ({crop =, flip =, erase =} or false). Each kind has its measured recipe: the three
+original models train on plain images with Adam; fm.ResNet and fm.MobileNet with augmentation.]],
   example = [[
 local d = fm.CNN{seed = 1}.defaults
 print(d.epochs, d.batch, d.lr, d.optimizer, d.schedule)   --> 15 32 0.001 adam cosine
+local r = fm.ResNet{seed = 1}.defaults
+print(r.optimizer, r.nesterov, r.augment.crop, r.augment.flip)   --> sgd true 2 true
 ]],
 }
 

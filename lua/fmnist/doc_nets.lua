@@ -76,12 +76,17 @@ The residual network of He et al. for small images (their CIFAR layout), sized f
 stem of `width` channels with batch norm and ReLU, three stages of (depth - 2) / 6 basic blocks
 (two 3x3 convolutions with batch norm) at width, 2 width and 4 width channels, stride 2 entering
 stages 2 and 3 with 1x1 projection shortcuts, global average pooling, dense 10. ResNet-20 has
-272,186 trainable parameters.]],
+272,186 trainable parameters.
+
+fit's defaults are the measured recipe (model.defaults): 50 epochs at batch 128, SGD with Nesterov
+momentum 0.9, lr 0.1 after 2 epochs of warm-up, cosine decay, weight decay 5e-4, and augmentation
+{crop = 2, flip = true, erase = 0.5}. On all 60,000 training images ResNet-20 reaches 95.0% on
+the test set in about 23 minutes on two cores.]],
   options = {
     { "depth", "6n + 2 layers: 8, 14, 20, 32, 44, 56, 110 (default 20)" },
     { "width", "channels of the first stage (default 16)" },
     { "seed", "seed of the initial weights" },
-    { "l2", "L2 penalty on the weights (default 0)" },
+    { "l2", "fit's default weight decay (default 5e-4, the recipe's)" },
   },
   example = [[
 local m = fm.ResNet{seed = 1}

@@ -48,6 +48,15 @@ T.eq(fm.MLP{hidden = {256, 128}}.params, 784 * 256 + 256 + 256 * 128 + 128 + 128
 T.eq(fm.LogReg{}.params, 7850, "LogReg parameters")
 T.eq(fm.CNN{}.defaults.epochs, 15, "model.defaults: the CNN trains 15 epochs")
 T.eq(fm.LogReg{l2 = 1e-4}.defaults.weight_decay, 1e-4, "LogReg{l2} is the default weight decay")
+T.eq(fm.CNN{}.defaults.augment, false, "the original models train on plain images")
+T.eq(fm.CNN{}.defaults.optimizer, "adam", "the CNN trains with Adam")
+local rd = fm.ResNet{seed = 1}.defaults
+T.eq({rd.epochs, rd.batch, rd.lr, rd.optimizer, rd.nesterov, rd.schedule, rd.warmup, rd.weight_decay},
+     {50, 128, 0.1, "sgd", true, "cosine", 2, 5e-4}, "the ResNet recipe: SGD, Nesterov, warm-up, cosine")
+T.eq(rd.augment, {crop = 2, flip = true, erase = 0.5}, "the ResNet recipe augments")
+T.eq(fm.ResNet{l2 = 0}.defaults.weight_decay, 0, "ResNet{l2} replaces the recipe's weight decay")
+T.eq(fm.Model{kind = "ResNet", layers = {"flatten", {"dense", 10}}}.defaults.optimizer, "sgd",
+     "the defaults follow the kind")
 local custom = fm.CNN{layers = {{"conv2d", 8, 5, padding = "same"}, "relu", {"maxpool", 2}, "flatten", {"dense", 10}}}
 T.eq(custom:layer(1).output, {28, 28, 8}, "custom CNN: 'same' padding keeps 28x28")
 T.eq(custom:layer(3).output, {14, 14, 8}, "custom CNN: max-pool halves")
