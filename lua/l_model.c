@@ -952,10 +952,13 @@ static void optimizer_options(lua_State *L, int opts, const model *m, int epochs
   for (int k = 0; schedules[k]; k++)
     if (sched[k] == m->def.schedule) def = k;
   o->schedule.kind = sched[opt_choice(L, opts, "schedule", schedules, def)];
+  /* a run shorter than the recipe's warms up for the same share of its epochs */
+  double def_warmup = m->def.warmup;
+  if (epochs < m->def.epochs) def_warmup *= (double)epochs / m->def.epochs;
   o->schedule.warmup_epochs =
       o->schedule.kind == FM_SCHED_ONECYCLE
           ? 0.0
-          : opt_number(L, opts, "warmup", m->def.warmup, 0.0, epochs > 0 ? epochs : 1, OPEN_HI);
+          : opt_number(L, opts, "warmup", def_warmup, 0.0, epochs > 0 ? epochs : 1, OPEN_HI);
   if (o->schedule.kind == FM_SCHED_ONECYCLE) opt_unused(L, opts, "warmup", "a schedule other than \"onecycle\"");
   if (o->schedule.kind == FM_SCHED_COSINE || o->schedule.kind == FM_SCHED_ONECYCLE)
     o->schedule.total_epochs = epochs > 0 ? epochs : 1;

@@ -1,20 +1,23 @@
--- compare.lua: logistic regression, MLP and CNN side by side on the Fashion-MNIST test set.
+-- compare.lua: logistic regression, MLP and CNN (and the ResNet when resnet.lua has saved one) side
+-- by side on the Fashion-MNIST test set.
 --
 --   fmnist-lua notebooks/compare.lua [outdir] [--models DIR] [--retrain] [--epochs N] [--seed N]
 --                                    [--quick] [--format png|svg|pdf] [--report DIR] [--cells LIST]
 --
 -- Loads the models the training notebooks saved (DIR/logreg/logreg.fmn, DIR/mlp/mlp.fmn,
 -- DIR/cnn/cnn.fmn; DIR is out by default), or trains the ones that are missing (all of them with
--- --retrain) the way those notebooks do. Prints one table — test accuracy, macro F1, training
+-- --retrain) the way those notebooks do; DIR/resnet/resnet.fmn joins them when it exists (it is
+-- never trained here: notebooks/resnet.lua takes about 20 minutes). Prints one table — test accuracy, macro F1, training
 -- seconds, prediction speed, parameters — and the per-class accuracy of each model, then draws
--- the per-class accuracy of the three side by side and the five pairs of classes the models
+-- the per-class accuracy of the models side by side and the five pairs of classes the models
 -- confuse most, with test images of each. Figures go to outdir (default out/compare/).
 local fm = require "fmnist"
 local notebook = require "fmnist.notebook"
 
 nb = notebook.new("compare", arg, {
-  title = "The three models compared",
-  about = [[Scores the logistic regression, the MLP and the CNN on the same 10,000 test images:
+  title = "The models compared",
+  about = [[Scores the logistic regression, the MLP and the CNN (and the ResNet when one was saved)
+    on the same 10,000 test images:
     accuracy, macro F1, training time, prediction speed and size, the accuracy of each class, and
     the pairs of classes the models confuse most, with examples.]],
   options = {
@@ -35,6 +38,7 @@ local MODELS = {
   { name = "mlp", title = "MLP",
     make = function() return fm.MLP { hidden = { 256, 128 }, dropout = 0.2, seed = o.seed } end },
   { name = "cnn", title = "CNN", make = function() return fm.CNN { seed = o.seed } end },
+  { name = "resnet", title = "ResNet-20", optional = true },
 }
 
 nb:cell("Data", function()
@@ -43,9 +47,12 @@ nb:cell("Data", function()
 end)
 
 nb:cell("Load or train the models", { needs = { "fit", "val" } }, function()
+  local present = {}
   for _, m in ipairs(MODELS) do
     local path = notebook.model_path(o.models, m.name)
-    if not o.retrain and notebook.exists(path) then
+    if m.optional and not notebook.exists(path) then
+      print(("%-7s not included (no %s)"):format(m.title, path))
+    elseif (m.optional or not o.retrain) and notebook.exists(path) then
       m.model = fm.load_model(path)
       m.seconds = tonumber(m.model.info.train_seconds)
       m.source = "loaded from " .. path .. (m.model.info.quick == "yes" and " (a --quick run)" or "")
@@ -60,7 +67,9 @@ nb:cell("Load or train the models", { needs = { "fit", "val" } }, function()
       for _, s in ipairs(history.seconds) do m.seconds = m.seconds + s end
       m.source = ("trained here, %s"):format(notebook.plural(#history, "epoch"))
     end
+    if m.model then present[#present + 1] = m end
   end
+  MODELS = present
   models = MODELS
 end)
 
@@ -105,7 +114,7 @@ nb:cell("Scores on the test set", { needs = { "models", "test" } }, function()
     title = ("Accuracy per class on %d test images"):format(#test),
     xlabel = "class", ylabel = "share of the class's images classified right",
     file = nb:path("per_class_accuracy.png"),
-  }), "per-class accuracy of the three models")
+  }), "per-class accuracy of the models")
 end)
 
 nb:cell("The pairs of classes confused most", { needs = { "models", "test" } }, function()
@@ -137,13 +146,14 @@ nb:cell("The pairs of classes confused most", { needs = { "models", "test" } }, 
   end
   local columns = { { "rank", "%d" }, { "pair", "%s" } }
   for _, m in ipairs(MODELS) do columns[#columns + 1] = { m.title, "%d" } end
-  columns[#columns + 1] = { "all three", "%d" }
+  columns[#columns + 1] = { "all", "%d" }
   nb:table(columns, pair_rows, { caption = "the most confused pairs" })
   print("(test images of either class taken for the other, by each model)")
 
   -- Examples: images of each pair the best model gets wrong, three each way when there are that
   -- many; the other models' mistakes fill in when it makes too few.
-  local order = { 1, 2, 3 }
+  local order = {}
+  for i = 1, #MODELS do order[i] = i end
   table.sort(order, function(i, j) return MODELS[i].result.accuracy > MODELS[j].result.accuracy end)
   local PER_WAY = 3
   local images, captions = {}, {}

@@ -59,6 +59,12 @@ end)
 T.err("option 'warmup' must be a number in [0, 3)", function()
   fm.LogReg{}:fit(train, { epochs = 3, warmup = 3, verbose = false })
 end)
+-- a run shorter than a recipe's warms up for the same share of its epochs (ResNet: 2 of 50)
+local tiny = fm.Model{kind = "ResNet", seed = 1, layers = {"flatten", {"dense", 10}}}
+h = tiny:fit(train, { epochs = 25, seed = 1, verbose = false })
+T.near({h.lr[1], h.lr[2]}, {0.1 / 100, 0.1}, 1e-9, "25 of the recipe's 50 epochs: 1 epoch of warm-up")
+h = fm.Model{kind = "ResNet", seed = 1, layers = {"flatten", {"dense", 10}}}:fit(train, { epochs = 1, seed = 1, verbose = false })
+T.eq(#h, 1, "one epoch of a recipe with 2 epochs of warm-up trains")
 
 -- AdamW: the decoupled decay shrinks the weights more than none
 local plain, decayed = fm.MLP{ hidden = { 16 }, seed = 2 }, fm.MLP{ hidden = { 16 }, seed = 2 }

@@ -1,7 +1,7 @@
 -- notebooks/resnet.lua end to end in --quick mode: it finishes, prints the classification report,
 -- writes its figures as real PNG files, and the model it saves (a graph with batch norm, version
--- 2 of the model format) loads and scores what the notebook printed. Skipped when the
--- Fashion-MNIST files are not installed.
+-- 2 of the model format) loads and scores what the notebook printed; compare.lua then includes it.
+-- Skipped when the Fashion-MNIST files are not installed.
 local T = require "testlib"
 local fm = require "fmnist"
 
@@ -14,7 +14,8 @@ if not pcall(fm.load, "test") then
   return
 end
 
-local dir = T.tmpdir()
+local root = T.tmpdir()
+local dir = root .. "/resnet" -- where compare.lua --models ROOT looks for it
 local proc = io.popen(("%s notebooks/resnet.lua %s --quick 2>&1"):format(host, shell_quote(dir)))
 local out = proc:read("a")
 local ok = proc:close()
@@ -33,4 +34,15 @@ T.eq(m.kind, "ResNet", "the saved model loads as a ResNet")
 local test = fm.load("test"):subset(1, 500)
 local r = m:evaluate(test)
 T.ok(r.accuracy > 0.3, ("the loaded model scores %.3f on 500 test images"):format(r.accuracy))
+
+-- compare.lua loads the saved ResNet beside the three (trained there, --quick, as none are saved)
+proc = io.popen(("%s notebooks/compare.lua %s --models %s --quick 2>/dev/null"):format(host,
+  shell_quote(root .. "/compare"), shell_quote(root)))
+local cmp = proc:read("a")
+ok = proc:close()
+T.ok(ok, "compare.lua with a saved ResNet runs to the end")
+T.ok(cmp:find("ResNet%-20 loaded from [^\n]*resnet%.fmn"), "compare: the ResNet is loaded")
+local acc = tonumber(cmp:match("\nResNet%-20%s+(%d%.%d+)%s"))
+T.near(acc or -1, accuracy or -2, 1e-4, "compare: the ResNet scores what its notebook printed")
+T.ok(cmp:find("rank%s+pair%s+LogReg%s+MLP%s+CNN%s+ResNet%-20%s+all"), "compare: the ResNet in the pairs table")
 T.done()
