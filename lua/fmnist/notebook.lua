@@ -412,10 +412,31 @@ end
 local function training_settings(model, fit_opts)
   local d = model.defaults
   local rows = {}
-  for _, key in ipairs { "epochs", "batch", "lr", "optimizer", "schedule", "weight_decay" } do
+  local function show(v)
+    if type(v) ~= "table" then return tostring(v) end
+    local parts = {} -- augment = {crop =, flip =, erase =}
+    for _, k in ipairs { "crop", "flip", "erase" } do
+      if v[k] == true then
+        parts[#parts + 1] = k
+      elseif v[k] ~= nil and v[k] ~= 0 and v[k] ~= false then
+        parts[#parts + 1] = k .. " " .. tostring(v[k])
+      end
+    end
+    return #parts > 0 and table.concat(parts, ", ") or "none"
+  end
+  for _, key in ipairs { "epochs", "batch", "lr", "optimizer", "nesterov", "schedule", "warmup",
+                         "weight_decay", "label_smoothing", "augment" } do
     local given = fit_opts[key]
-    local value = given ~= nil and given or d[key]
-    rows[#rows + 1] = { key, tostring(value), given ~= nil and "given" or "the model's default" }
+    local value = given
+    if value == nil then value = d[key] end
+    local epochs = fit_opts.epochs or d.epochs
+    if key == "warmup" and given == nil and epochs < d.epochs then -- as fit scales it
+      value = value * epochs / d.epochs
+    end
+    if key == "augment" and value == false then value = "none" end
+    if value ~= nil then
+      rows[#rows + 1] = { key, show(value), given ~= nil and "given" or "the model's default" }
+    end
   end
   rows[#rows + 1] = { "seed", tostring(fit_opts.seed), "given" }
   return rows
@@ -454,8 +475,9 @@ function M.train(model, fit, val, o, fit_opts)
     { caption = "training settings" })
   print()
   local epochs = opts.epochs or model.defaults.epochs
-  print(("Training on %d images for %s, validating on %d after each epoch (progress on stderr)")
-    :format(#fit, M.plural(epochs, "epoch"), val and #val or 0))
+  print(("Training on %d images for %s, %s (progress on stderr)"):format(#fit,
+    M.plural(epochs, "epoch"), opts.validation and ("validating on %d after each epoch")
+      :format(#opts.validation) or "without validation"))
   io.stdout:flush()
   local records, user_on_epoch = {}, opts.on_epoch
   opts.on_epoch = function(e, rec)
