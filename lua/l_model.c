@@ -67,6 +67,12 @@ static defaults kind_defaults(const char *kind) {
     d.weight_decay = 5e-4, d.warmup = 2;
     d.augment = (fm_augment){.crop = 2, .flip = 1, .erase = 0.5f};
   }
+  if (strcmp(kind, "MobileNet") == 0) {
+    /* the ResNet's recipe, 40 epochs */
+    d.epochs = 40, d.batch = 128, d.lr = 0.1, d.optimizer = FM_OPTIM_SGD, d.nesterov = 1;
+    d.weight_decay = 5e-4, d.warmup = 2;
+    d.augment = (fm_augment){.crop = 2, .flip = 1, .erase = 0.5f};
+  }
   return d;
 }
 

@@ -55,6 +55,9 @@ T.eq({rd.epochs, rd.batch, rd.lr, rd.optimizer, rd.nesterov, rd.schedule, rd.war
      {50, 128, 0.1, "sgd", true, "cosine", 2, 5e-4}, "the ResNet recipe: SGD, Nesterov, warm-up, cosine")
 T.eq(rd.augment, {crop = 2, flip = true, erase = 0.5}, "the ResNet recipe augments")
 T.eq(fm.ResNet{l2 = 0}.defaults.weight_decay, 0, "ResNet{l2} replaces the recipe's weight decay")
+local md = fm.MobileNet{seed = 1}.defaults
+T.eq({md.epochs, md.batch, md.lr, md.optimizer, md.nesterov, md.warmup, md.weight_decay, md.augment},
+     {40, 128, 0.1, "sgd", true, 2, 5e-4, {crop = 2, flip = true, erase = 0.5}}, "the MobileNet recipe")
 T.eq(fm.Model{kind = "ResNet", layers = {"flatten", {"dense", 10}}}.defaults.optimizer, "sgd",
      "the defaults follow the kind")
 local custom = fm.CNN{layers = {{"conv2d", 8, 5, padding = "same"}, "relu", {"maxpool", 2}, "flatten", {"dense", 10}}}
