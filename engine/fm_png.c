@@ -160,80 +160,6 @@ static void row16_to_float(float *row, int64_t width) {
   }
 }
 
-/* Reads the header into info and, when out is not NULL, the pixels. One function for both so that
- * the header checks are the same. */
-static int read_png(const char *path, fm_png_info *info, const fm_png_info *expect, float *out) {
-  FILE *f = open_png(path);
-  if (!f) return FM_ERR;
-  png_ctx ctx = {{0}};
-  png_structp png =
-      png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, on_png_error, on_png_warning);
-  png_infop pinfo = png ? png_create_info_struct(png) : NULL;
-  if (!pinfo) {
-    png_destroy_read_struct(&png, NULL, NULL);
-    fclose(f);
-    return fm_fail("%s: out of memory for libpng", path);
-  }
-  if (setjmp(png_jmpbuf(png))) {
-    png_destroy_read_struct(&png, &pinfo, NULL);
-    fclose(f);
-    if (strcmp(ctx.message, "Read Error") == 0)
-      return fm_fail("%s: truncated PNG file (libpng: Read Error)", path);
-    return fm_fail("%s: corrupt PNG file (libpng: %s)", path, ctx.message);
-  }
-  png_init_io(png, f);
-  png_set_sig_bytes(png, 8);
-  png_set_user_limits(png, FM_PNG_MAX_SIDE, FM_PNG_MAX_SIDE);
-  png_read_info(png, pinfo);
-
-  int color_type = png_get_color_type(png, pinfo);
-  info->height = png_get_image_height(png, pinfo);
-  info->width = png_get_image_width(png, pinfo);
-  info->bit_depth = png_get_bit_depth(png, pinfo);
-  info->channels = color_type == PNG_COLOR_TYPE_PALETTE ? 3 : png_get_channels(png, pinfo);
-  if (color_type == PNG_COLOR_TYPE_PALETTE && png_get_valid(png, pinfo, PNG_INFO_tRNS))
-    info->channels = 4;
-
-  if (out) {
-    if (info->height != expect->height || info->width != expect->width) {
-      png_destroy_read_struct(&png, &pinfo, NULL);
-      fclose(f);
-      return fm_fail("%s: changed while being read (now %lldx%lld, was %lldx%lld)", path,
-                     (long long)info->height, (long long)info->width, (long long)expect->height,
-                     (long long)expect->width);
-    }
-    /* Whatever is stored becomes one 16-bit gray channel: palettes and low bit depths are
-     * expanded, 8 bits widened (v * 257, so 8-bit values come back exactly as v / 255), colour
-     * turned to luminance and alpha dropped. */
-    png_set_expand(png);
-    png_set_expand_16(png);
-    if (color_type & PNG_COLOR_MASK_COLOR)
-      png_set_rgb_to_gray_fixed(png, PNG_ERROR_ACTION_NONE, -1, -1);
-    png_set_strip_alpha(png);
-    int passes = png_set_interlace_handling(png);
-    png_read_update_info(png, pinfo);
-    if (png_get_channels(png, pinfo) != 1 || png_get_bit_depth(png, pinfo) != 16 ||
-        png_get_rowbytes(png, pinfo) != (size_t)(2 * info->width))
-      png_error(png, "unexpected layout after conversion to 16-bit gray");
-    /* Each row is read into the start of its own slot of out (2 of the 4 bytes per pixel) and
-     * widened to floats afterwards, which needs no buffer besides out. */
-    for (int pass = 0; pass < passes; pass++)
-      for (int64_t y = 0; y < info->height; y++)
-        png_read_row(png, (png_bytep)(out + y * info->width), NULL);
-    png_read_end(png, NULL);
-    for (int64_t y = 0; y < info->height; y++) row16_to_float(out + y * info->width, info->width);
-  }
-  png_destroy_read_struct(&png, &pinfo, NULL);
-  fclose(f);
-  return FM_OK;
-}
-
-int fm_png_probe(const char *path, fm_png_info *info) { return read_png(path, info, NULL, NULL); }
-
-int fm_png_read(const char *path, const fm_png_info *info, float *out) {
-  fm_png_info now;
-  return read_png(path, &now, info, out);
-}
 
 /* ---- grids ---- */
 
@@ -355,10 +281,11 @@ static int color_channels(png_structp png, png_infop pinfo) {
   return channels;
 }
 
-/* fm_png_probe_color and fm_png_read_color in one, as read_png is for grey: the header checks are
- * the same for both. */
-static int read_png_color(const char *path, fm_png_info *info, const fm_png_info *expect,
-                          float *out) {
+/* Reads the header into info and, when out is not NULL, the pixels: as one grey channel, or with
+ * colour and alpha kept (`color`). One function for the probes and the reads, grey and colour, so
+ * that the header checks are the same. */
+static int read_png(const char *path, fm_png_info *info, const fm_png_info *expect, float *out,
+                    int color) {
   FILE *f = open_png(path);
   if (!f) return FM_ERR;
   png_ctx ctx = {{0}};
@@ -381,14 +308,22 @@ static int read_png_color(const char *path, fm_png_info *info, const fm_png_info
   png_set_sig_bytes(png, 8);
   png_set_user_limits(png, FM_PNG_MAX_SIDE, FM_PNG_MAX_SIDE);
   png_read_info(png, pinfo);
+
+  int color_type = png_get_color_type(png, pinfo);
   info->height = png_get_image_height(png, pinfo);
   info->width = png_get_image_width(png, pinfo);
   info->bit_depth = png_get_bit_depth(png, pinfo);
-  info->channels = color_channels(png, pinfo);
+  if (color) {
+    info->channels = color_channels(png, pinfo);
+  } else {
+    info->channels = color_type == PNG_COLOR_TYPE_PALETTE ? 3 : png_get_channels(png, pinfo);
+    if (color_type == PNG_COLOR_TYPE_PALETTE && png_get_valid(png, pinfo, PNG_INFO_tRNS))
+      info->channels = 4;
+  }
 
   if (out) {
     if (info->height != expect->height || info->width != expect->width ||
-        info->channels != expect->channels) {
+        (color && info->channels != expect->channels)) {
       png_destroy_read_struct(&png, &pinfo, NULL);
       fclose(f);
       return fm_fail("%s: changed while being read (now %lldx%lldx%d, was %lldx%lldx%d)", path,
@@ -396,17 +331,24 @@ static int read_png_color(const char *path, fm_png_info *info, const fm_png_info
                      (long long)expect->height, (long long)expect->width, expect->channels);
     }
     /* Everything becomes 16-bit samples (8-bit v as v * 257, so v / 255 comes back), palettes
-     * RGB, tRNS an alpha channel; the channels stay as they are. */
+     * RGB, tRNS an alpha channel. Grey: colour turned to luminance and alpha dropped, one
+     * channel; colour: the channels stay as they are. */
     png_set_expand(png);
     png_set_expand_16(png);
+    if (!color) {
+      if (color_type & PNG_COLOR_MASK_COLOR)
+        png_set_rgb_to_gray_fixed(png, PNG_ERROR_ACTION_NONE, -1, -1);
+      png_set_strip_alpha(png);
+    }
     int passes = png_set_interlace_handling(png);
     png_read_update_info(png, pinfo);
-    int64_t samples = info->width * info->channels;
-    if (png_get_channels(png, pinfo) != info->channels || png_get_bit_depth(png, pinfo) != 16 ||
+    int channels = color ? info->channels : 1;
+    int64_t samples = info->width * channels;
+    if (png_get_channels(png, pinfo) != channels || png_get_bit_depth(png, pinfo) != 16 ||
         png_get_rowbytes(png, pinfo) != (size_t)(2 * samples))
       png_error(png, "unexpected layout after expansion to 16 bits");
-    /* As in read_png: each row's 16-bit samples go to the start of its own float slots, and are
-     * widened in place afterwards. */
+    /* Each row's 16-bit samples go to the start of its own float slots (2 of the 4 bytes per
+     * sample) and are widened in place afterwards, which needs no buffer besides out. */
     for (int pass = 0; pass < passes; pass++)
       for (int64_t y = 0; y < info->height; y++)
         png_read_row(png, (png_bytep)(out + y * samples), NULL);
@@ -418,11 +360,20 @@ static int read_png_color(const char *path, fm_png_info *info, const fm_png_info
   return FM_OK;
 }
 
+int fm_png_probe(const char *path, fm_png_info *info) {
+  return read_png(path, info, NULL, NULL, 0);
+}
+
+int fm_png_read(const char *path, const fm_png_info *info, float *out) {
+  fm_png_info now;
+  return read_png(path, &now, info, out, 0);
+}
+
 int fm_png_probe_color(const char *path, fm_png_info *info) {
-  return read_png_color(path, info, NULL, NULL);
+  return read_png(path, info, NULL, NULL, 1);
 }
 
 int fm_png_read_color(const char *path, const fm_png_info *info, float *out) {
   fm_png_info now;
-  return read_png_color(path, &now, info, out);
+  return read_png(path, &now, info, out, 1);
 }
