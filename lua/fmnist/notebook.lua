@@ -589,7 +589,8 @@ local function caption(classes, label, pred, confidence)
     100 * confidence)
 end
 
--- A deterministic shuffle of a list (Fisher-Yates on Lua's generator seeded here).
+-- A deterministic shuffle of a list (Fisher-Yates on a splitmix64 generator of its own, so that
+-- Lua's math.random is left as the user seeded it).
 -- The list is read raw: a __len or __index of a table passed in would decide how long the copy is
 -- (2^62 entries) and what it holds.
 local function shuffled(list, seed)
@@ -599,9 +600,14 @@ local function shuffled(list, seed)
   end
   local out = {}
   for i = 1, rawlen(list) do out[i] = rawget(list, i) end
-  math.randomseed(seed)
+  local state = seed -- integers wrap around: arithmetic mod 2^64
   for i = #out, 2, -1 do
-    local j = math.random(i)
+    state = state + 0x9E3779B97F4A7C15
+    local z = state
+    z = (z ~ (z >> 30)) * 0xBF58476D1CE4E5B9
+    z = (z ~ (z >> 27)) * 0x94D049BB133111EB
+    z = z ~ (z >> 31)
+    local j = (z >> 1) % i + 1
     out[i], out[j] = out[j], out[i]
   end
   return out

@@ -43,6 +43,19 @@ T.eq(nb.model_path("out", "cnn"), "out/cnn/cnn.fmn", "where a notebook's model l
 local c0 = nb.clock()
 T.ok(type(c0) == "number" and nb.clock() >= c0, "a wall clock")
 T.eq(nb.shuffled({ 1, 2, 3, 4, 5 }, 3), nb.shuffled({ 1, 2, 3, 4, 5 }, 3), "a seeded shuffle repeats")
+do
+  local s = nb.shuffled({ 1, 2, 3, 4, 5, 6, 7, 8 }, 3)
+  table.sort(s)
+  T.eq(s, { 1, 2, 3, 4, 5, 6, 7, 8 }, "a shuffle keeps every element once")
+  T.ok(table.concat(nb.shuffled({ 1, 2, 3, 4, 5, 6, 7, 8 }, 3), ",") ~= table.concat(nb.shuffled({ 1, 2, 3, 4, 5, 6, 7, 8 }, 4), ","),
+    "another seed, another order")
+  math.randomseed(42)
+  local want = { math.random(1000), math.random(1000) }
+  math.randomseed(42)
+  local first = math.random(1000)
+  nb.shuffled({ 1, 2, 3 }, 9)
+  T.eq({ first, math.random(1000) }, want, "a shuffle leaves Lua's math.random as it was")
+end
 local endless = setmetatable({ 1, 2 }, { __len = function() return 1 << 62 end,
   __index = function(_, i) return i end })
 T.eq(#nb.shuffled(endless, 1), 2, "shuffled reads a list raw: a __len of 2^62 is not asked")
