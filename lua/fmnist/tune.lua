@@ -1006,7 +1006,11 @@ end
 -- fm.tune.table(records [, {top = n}]) -> text: rank, trial, score, parameters, seconds, status.
 function M.table(records, opts)
   if type(records) ~= "table" then fail("table: records must be a list (fm.tune.load(dir))") end
-  local top = opts and opts.top or #records
+  opts = require("fmnist.check").options("tune: table", opts, { top = true })
+  local top = opts.top or #records
+  if math.type(top) ~= "integer" or top < 0 then
+    fail("table: top must be a whole number of at least 0, got %s", tostring(top))
+  end
   local names, seen, halving = {}, {}, false
   for _, rec in ipairs(records) do
     for k in next, rec.params or {} do

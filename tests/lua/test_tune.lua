@@ -167,6 +167,8 @@ T.err("'verbose' must be a boolean, got number", tune.spec, spec { verbose = 1 }
 T.err("'data' must be a function", tune.spec, spec { data = "train" })
 T.err("must be a plain table (it has a metatable)", tune.spec, setmetatable(spec(), { __index = {} }))
 T.err("the search description must be a table, got number", tune.spec, 3)
+T.err("tune: table: unknown option 'tpo' (known: top)", tune.table, {}, { tpo = 1 })
+T.err("tune: table: top must be a whole number of at least 0, got 1.5", tune.table, {}, { top = 1.5 })
 T.err("unknown override 'seed' (known: dir, verbose, workers)", tune.run, spec(), { seed = 2 })
 
 -- ---- the tiny search, three ways ----
