@@ -433,8 +433,11 @@ local function training_settings(model, fit_opts)
     if key == "warmup" and given == nil and epochs < d.epochs then -- as fit scales it
       value = value * epochs / d.epochs
     end
+    -- the newer settings are shown when given or on: a model without them reads as before
+    local off = given == nil and (value == 0 or value == false)
+      and (key == "warmup" or key == "label_smoothing" or key == "augment" or key == "nesterov")
     if key == "augment" and value == false then value = "none" end
-    if value ~= nil then
+    if value ~= nil and not off then
       rows[#rows + 1] = { key, show(value), given ~= nil and "given" or "the model's default" }
     end
   end
