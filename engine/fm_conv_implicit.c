@@ -106,11 +106,12 @@ typedef struct prefetcher {
 /* Fetch [p, p + bytes) over `calls` calls of prefetch_some. */
 static void prefetch_plan(prefetcher *pf, const void *p, size_t bytes, size_t calls) {
   pf->at = p;
-  pf->end = pf->at + (p ? bytes : 0);
+  pf->end = p ? pf->at + bytes : NULL;
   pf->step = calls ? (bytes + calls - 1) / calls : bytes;
 }
 
 static void prefetch_some(prefetcher *pf) {
+  if (!pf->at) return; /* nothing planned: no arithmetic on a null pointer */
   const char *stop = pf->at + pf->step < pf->end ? pf->at + pf->step : pf->end;
   for (; pf->at < stop; pf->at += 64) __builtin_prefetch(pf->at, 0, 2);
 }

@@ -45,7 +45,7 @@ void fm_dense_forward(int n, int in, int out, const float *x, const float *w, co
 
 void fm_dense_backward(int n, int in, int out, const float *x, const float *w, const float *dy,
                        float *dx, float *dw, float *db, float *scratch) {
-  FM_ASSERT(n >= 0 && in >= 1 && out >= 1 && (!dw || db));
+  FM_ASSERT(n >= 0 && in >= 1 && out >= 1); /* db may be NULL: a dense without bias */
   if (dw) {
     fm_gemm(1, 0, in, out, n, x, in, dy, out, 0.0f, dw, out, NULL, 0, scratch);
     if (db) column_sums(n, out, dy, db);

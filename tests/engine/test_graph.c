@@ -422,9 +422,36 @@ static void test_kernels(void) {
   CHECK(sum[0] == 1.5f && sum[1] == 8.5f, "add: element-wise sum");
 }
 
+/* A dense layer without bias before batch norm (the head of a batch-normalised CNN): its weight
+ * gradient is checked against finite differences, and it has no bias to update. */
+static void test_dense_no_bias(void) {
+  static const fm_layer_spec specs[] = {
+      {.kind = FM_LAYER_FLATTEN},
+      {.kind = FM_LAYER_DENSE, .units = 5, .no_bias = 1},
+      {.kind = FM_LAYER_BATCHNORM},
+      {.kind = FM_LAYER_DROPOUT, .rate = 0.0f},
+      {.kind = FM_LAYER_DENSE, .units = 3},
+  };
+  model m;
+  CHECK(model_open(&m, specs, 5, 4, 4, 1, 8, 1, 3) == FM_OK, "dense without bias: the net builds");
+  CHECK(m.net.layer[1].n_biases == 0 && m.net.layer[1].n_weights == 16 * 5,
+        "dense without bias: 80 weights and no bias");
+  fm_rng r;
+  fm_rng_seed(&r, 9);
+  const int n = 6;
+  float *x = random_images(&r, n, m.net.in_size);
+  uint8_t y[6] = {0, 1, 2, 2, 1, 0};
+  double rel = gradient_error(&m, x, y, n);
+  CHECK(rel < 2e-3, "dense without bias, then batch norm: gradients match finite differences "
+        "(relative error %.2g)", rel);
+  free(x);
+  model_close(&m);
+}
+
 int main(void) {
   test_kernels();
   test_shapes_and_layout();
+  test_dense_no_bias();
   test_gradients(1, 1);
   test_gradients(2, 1);
   test_gradients(2, 0);
