@@ -6,7 +6,7 @@
 --
 -- Cell 2: the reference CNN with batch norm and augmentation (about 4 minutes on two cores);
 -- cell 3: fm.ResNet{} with its defaults (about 25 minutes); cell 4: fm.MobileNet{} with its
--- defaults (about 20 minutes); cell 5: the ResNet's long recipe, twice the epochs (about 50
+-- defaults (about 20 minutes); cell 5: the ResNet's long recipe, twice the epochs (about 46
 -- minutes). All of them run by default; --cells 1,2 runs the CNN alone (cell 1 loads the data).
 -- The last cell prints the table of accuracy and training time, and each model is saved as
 -- outdir/NAME.fmn (outdir: out/recipes/). --quick: 2,000 training images, one epoch each.
