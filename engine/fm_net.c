@@ -115,8 +115,8 @@ static int resolve_inputs(fm_net *net, int i, const fm_layer_spec *spec) {
     for (int k = 0; k < L->n_in; k++) {
       int in = spec->inputs[k];
       if (in != FM_NET_INPUT && (in < 0 || in >= i))
-        return fm_fail("layer %d (%s): input %d is layer %d, which does not come before it",
-                       i + 1, t->name, k + 1, in + 1);
+        return fm_fail("layer %d (%s): input %d is layer %lld, which does not come before it",
+                       i + 1, t->name, k + 1, (long long)in + 1); /* in may be INT_MAX */
       L->in[k] = in;
     }
   }

@@ -3,6 +3,7 @@
  * pooling, ReLU6 and layers without bias: gradients against finite differences (parameters and
  * input), batch norm independent of the thread count, running statistics, slot reuse, build
  * errors, and model files of version 2 with their state. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,6 +293,9 @@ static void test_build_errors(void) {
                            {.kind = FM_LAYER_DENSE, .units = 3}};
   CHECK_FAILS(fm_net_build(&net, layers, 4, 4, 1, ahead, 3), "does not come before it",
               "an input must come before the layer");
+  ahead[1].inputs[1] = INT_MAX;
+  CHECK_FAILS(fm_net_build(&net, layers, 4, 4, 1, ahead, 3), "input 2 is layer 2147483648,",
+              "an input index of INT_MAX is refused and named without overflow");
   fm_layer_spec shapes[] = {{.kind = FM_LAYER_DENSE, .units = 4},
                             {.kind = FM_LAYER_DENSE, .units = 5},
                             {.kind = FM_LAYER_ADD, .n_inputs = 2, .inputs = {0, 1}},
