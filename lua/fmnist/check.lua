@@ -8,6 +8,8 @@
 --                                               not in known (or more), listing the known ones
 --   check.integer(fname, opts, key, default, lo, hi)   opts[key] or default, an integer in [lo, hi]
 --   check.number(fname, opts, key, default, lo, hi)    the same for any number (NaN refused)
+--   check.strings(fname, list, what)            a plain copy of a list of strings (read raw), or
+--                                               an error naming what it should have been
 local M = {}
 
 function M.fail(fname, fmt, ...)
@@ -45,6 +47,19 @@ function M.number(fname, opts, key, default, lo, hi)
     M.fail(fname, "option '%s' must be a number from %g to %g, got %s", key, lo, hi, tostring(v))
   end
   return v
+end
+
+function M.strings(fname, list, what)
+  if type(list) ~= "table" then M.fail(fname, "%s must be a list of strings, got %s", what, type(list)) end
+  local out = {}
+  for i = 1, rawlen(list) do
+    local v = rawget(list, i)
+    if type(v) ~= "string" then
+      M.fail(fname, "%s: item %d must be a string, got %s", what, i, type(v))
+    end
+    out[i] = v
+  end
+  return out
 end
 
 return M

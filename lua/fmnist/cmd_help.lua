@@ -8,6 +8,7 @@
 local help = require "fmnist.help"
 
 return function(args)
+  args = require("fmnist.check").strings("fmnist-lua help", args, "the arguments")
   if #args == 0 then
     help.show()
     return 0

@@ -254,6 +254,7 @@ local function print_text(r, o, truecolor)
 end
 
 return function(args)
+  args = require("fmnist.check").strings("fmnist-lua predict", args, "the arguments")
   local o, err = parse(args)
   if not o then return usage_error(err) end
   if o.help then

@@ -67,6 +67,7 @@ end
 -- command: the command line to record, when the notebooks run for another script
 -- (notebooks/report.lua); else fmnist-lua report with args.
 return function(args, command)
+  args = require("fmnist.check").strings("fmnist-lua report", args, "the arguments")
   local dir, groups, help = parse(args)
   if help then
     print(USAGE)

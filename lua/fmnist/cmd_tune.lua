@@ -169,6 +169,7 @@ end
 
 -- Errors are printed as one line, without the traceback a script's error gets.
 return function(args)
+  args = require("fmnist.check").strings("fmnist-lua tune", args, "the arguments")
   local ok, status = pcall(run, args)
   if ok then return status end
   local msg = tostring(status)

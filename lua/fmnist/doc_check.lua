@@ -42,3 +42,13 @@ doc {
 print(fm.check.number("mine", {rate = 0.5}, "rate", 0, 0, 1))   --> 0.5
 ]],
 }
+
+doc {
+  name = "fm.check.strings",
+  sig = "fm.check.strings(fname, list, what) -> table",
+  text = [[A plain copy of a list of strings, read raw (the list's __len and __index are never called); an error naming `what` unless list is a table whose items 1..n are all strings. The commands (fm.cmd_help, fm.cmd_tune, ...) check their arguments with it.]],
+  example = [[
+print(#fm.check.strings("mine", {"a", "b"}, "names"))   --> 2
+print(pcall(fm.check.strings, "mine", {"a", 2}, "names"))   --> false mine: names: item 2 must be a string, got number
+]],
+}

@@ -92,6 +92,17 @@ local function finite(v)
   return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
 end
 
+-- The finite values of a tensor or list, their least and greatest (nil, nil when there is none).
+local function finite_range(t, lo, hi)
+  for _, v in ipairs(is_tensor(t) and t:totable() or t) do
+    if finite(v) then
+      lo = lo and math.min(lo, v) or v
+      hi = hi and math.max(hi, v) or v
+    end
+  end
+  return lo, hi
+end
+
 -- A user's list as a plain table of its raw items 1..n, and n (rawlen: no __len, no __index).
 local function raw_list(v)
   local out, n = {}, rawlen(v)
@@ -495,6 +506,10 @@ function M.bar(values, opts)
       fail(fname, "series %d has %d values, series 1 has %d", i, s.values:numel(), n)
     end
   end
+  -- A NaN is a missing bar; gnuplot refuses a figure with none at all.
+  local lo = nil
+  for _, s in ipairs(list) do lo = lo or finite_range(s.values) end
+  if not lo then fail(fname, "no bar to draw: every value is NaN or infinite") end
   local names = opt_strings(fname, opts, "labels", n)
   if not names then
     names = {}
@@ -594,17 +609,6 @@ function M.hist(values, opts)
 end
 
 -- ---- axes ----
-
--- The finite values of a tensor or list, their least and greatest (nil, nil when there is none).
-local function finite_range(t, lo, hi)
-  for _, v in ipairs(is_tensor(t) and t:totable() or t) do
-    if finite(v) then
-      lo = lo and math.min(lo, v) or v
-      hi = hi and math.max(hi, v) or v
-    end
-  end
-  return lo, hi
-end
 
 -- A range around lo..hi for an axis: `pad` of the span on each side (in log10 for a log axis),
 -- and a range around a single value (gnuplot would warn about an empty range and pick one).
@@ -711,6 +715,15 @@ function M.lines(series, opts)
     plots[i] = string.format("%s using 1:2 with %s lc %d%s %s", block, SERIES_STYLES[style], i,
       axes, s.name and ("title " .. Q(s.name) .. " noenhanced") or "notitle")
   end
+  -- gnuplot cannot scale an axis none of whose values is finite.
+  local on_y1 = false
+  for _, s in ipairs(list) do on_y1 = on_y1 or not (s.name and on_y2[s.name]) end
+  if on_y1 and not ylo then
+    fail(fname, "no point to draw: every value on the y axis is NaN or infinite")
+  end
+  if any_y2 and not y2lo then
+    fail(fname, "no point to draw: every value on the y2 axis is NaN or infinite")
+  end
   cmds[#cmds + 1] = "set grid lc rgb " .. Q("#dddddd")
   cmds[#cmds + 1] = "set key outside right top"
   cmds[#cmds + 1] = "set xtics nomirror"
@@ -765,6 +778,16 @@ function M.scatter(x, y, opts)
   end
   local xlo, xhi = finite_range(x)
   local ylo, yhi = finite_range(y)
+  local drawable = false
+  do
+    local xs, ys = x:totable(), y:totable()
+    for i = 1, #xs do
+      if finite(xs[i]) and finite(ys[i]) then drawable = true break end
+    end
+  end
+  if not drawable then
+    fail(fname, "no point to draw: none of the %d points has a finite x and y", x:numel())
+  end
   if opts.logx and xlo and xlo <= 0 then
     fail(fname, "option 'logx': every x must be above 0, got %s", num(xlo))
   end

@@ -329,5 +329,17 @@ do
   T.ok(has(err, "interrupted!"), "Ctrl-C in the REPL: message")
 end
 
+-- The commands' modules are public (fm.cmd_tune, ...): called from Lua with something other than
+-- a list of strings, each names the problem instead of failing inside.
+do
+  for _, name in ipairs({ "help", "predict", "report", "tune" }) do
+    local run = require("fmnist.cmd_" .. name)
+    T.err("fmnist-lua " .. name .. ": the arguments must be a list of strings, got nil", run)
+    T.err("fmnist-lua " .. name .. ": the arguments: item 2 must be a string, got number", run,
+      { "--help", 7 })
+    T.eq(fm["cmd_" .. name], run, "fm.cmd_" .. name .. " is the command's function")
+  end
+end
+
 for _, name in ipairs(temps) do os.remove(name) end
 T.done()

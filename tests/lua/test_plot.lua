@@ -951,4 +951,20 @@ print(pcall(fm.plot.image, fm.zeros(2, 2), {size = {5000, 10}}))]], "NO_COLOR=1"
     "on a text terminal too, every option is checked, and nothing is drawn")
 end
 
+-- Nothing drawable: named by the plot, before gnuplot is asked (it would fail to scale an axis).
+do
+  local nan, out = 0 / 0, dir .. "/nothing.png"
+  T.err("plot.scatter: no point to draw: none of the 3 points has a finite x and y", fm.plot.scatter,
+    { nan, 1, nan }, { nan, nan, 2 }, { file = out })
+  T.err("plot.bar: no bar to draw: every value is NaN or infinite", fm.plot.bar, { nan, nan },
+    { file = out })
+  T.err("plot.lines: no point to draw: every value on the y axis is NaN or infinite", fm.plot.lines,
+    { { values = { nan, nan } } }, { file = out })
+  T.err("plot.lines: no point to draw: every value on the y2 axis is NaN or infinite", fm.plot.lines,
+    { { name = "a", values = { 1, 2 } }, { name = "b", values = { nan, nan } } },
+    { y2 = { "b" }, file = out })
+  T.eq(T.read(out), nil, "nothing drawable: no file written")
+  T.eq(fm.plot.bar({ nan, 2 }, { file = out }), out, "a bar chart with a missing (NaN) bar is drawn")
+end
+
 T.done()
